@@ -1,0 +1,77 @@
+//! Sign and verify C2PA manifests that label content as AI-generated.
+//!
+//! Everything works over bytes in memory: the caller decodes nothing here and this crate opens
+//! no files. Signing is fully offline (Ed25519 via ed25519-dalek, no time-stamp authority, no
+//! OCSP), and verification never fetches remote manifests.
+//!
+//! Main types: [`SigningCredential`] (a key and its chain), [`ManifestSpec`] (what a manifest
+//! says: model, soft bindings, extra c2patool-style definition), [`sign`] and [`verify`],
+//! which returns a [`Verification`] or `None` when there is no manifest.
+#![deny(missing_docs)]
+
+mod keys;
+mod sign;
+mod verify;
+
+pub use keys::{CertInfo, CertOptions, GeneratedKeys, SigningCredential, generate, generate_at};
+pub use sign::{Embedding, ManifestSpec, Model, Signed, SoftBinding, sign};
+pub use verify::{
+    AiStatus, IngredientSummary, SignerSummary, StatusEntry, TrustSettings, ValidationState,
+    Verification, verify,
+};
+
+/// The IRI of the IPTC digital source type for media created by a trained model.
+pub const TRAINED_ALGORITHMIC_MEDIA: &str =
+    "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
+
+/// Errors from signing and verifying.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A caller-supplied value is unusable (bad manifest definition, empty name).
+    #[error("{0}")]
+    Parameter(String),
+    /// The signing key or certificate chain cannot be loaded or used.
+    #[error("{0}")]
+    Key(String),
+    /// The asset format cannot carry a manifest here.
+    #[error("unsupported format {0:?} for an embedded manifest (use a sidecar)")]
+    Unsupported(String),
+    /// Certificate or signature machinery failed.
+    #[error("{0}")]
+    Crypto(String),
+    /// The c2pa library refused the asset or the manifest.
+    #[error("c2pa: {0}")]
+    C2pa(#[source] c2pa::Error),
+}
+
+/// Maps a file extension or MIME type to the MIME type c2pa expects, if c2pa can embed a
+/// manifest in it here.
+pub fn embeddable_mime(format: &str) -> Option<&'static str> {
+    let f = format.to_ascii_lowercase();
+    let f = f.rsplit('/').next().unwrap_or(&f).to_string();
+    Some(match f.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "tif" | "tiff" => "image/tiff",
+        "gif" => "image/gif",
+        "avif" => "image/avif",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "svg" | "svg+xml" => "image/svg+xml",
+        "mp4" => "video/mp4",
+        "mov" | "quicktime" => "video/quicktime",
+        "wav" | "x-wav" => "audio/wav",
+        "mp3" | "mpeg" => "audio/mpeg",
+        "pdf" => "application/pdf",
+        _ => return None,
+    })
+}
+
+pub(crate) fn context(settings: serde_json::Value) -> Result<std::sync::Arc<c2pa::Context>, Error> {
+    Ok(c2pa::Context::new()
+        .with_settings(settings)
+        .map_err(Error::C2pa)?
+        .into_shared())
+}

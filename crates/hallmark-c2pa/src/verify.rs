@@ -1,0 +1,410 @@
+use std::io::Cursor;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{Error, SoftBinding};
+
+/// The three C2PA validation states, from best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ValidationState {
+    /// Signature, bindings and the signer's chain to a trust anchor all check out.
+    Trusted,
+    /// Signature and bindings check out, but the signer is not (known to be) trusted.
+    Valid,
+    /// Something failed: see the failure codes.
+    Invalid,
+}
+
+/// Where trust anchors come from.
+#[derive(Clone, Debug, Default)]
+pub struct TrustSettings {
+    /// PEM certificates whose chains are trusted (for example a keygen `c2pa-ca.pem`).
+    pub anchors_pem: Option<String>,
+}
+
+/// One C2PA status entry, verbatim from the validator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StatusEntry {
+    /// The status code, e.g. `assertion.dataHash.mismatch`.
+    pub code: String,
+    /// The JUMBF URI the code is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The validator's explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+/// What the manifest says about AI involvement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AiStatus {
+    /// Created by a generative model (trainedAlgorithmicMedia, algorithmicMedia).
+    Generated,
+    /// Edited with or composited from generative output.
+    Edited,
+    /// The manifest declares no AI involvement.
+    NotDeclared,
+}
+
+/// The signer as the certificate states it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SignerSummary {
+    /// Organisation of the signing certificate.
+    pub issuer: Option<String>,
+    /// Common name of the signing certificate.
+    pub common_name: Option<String>,
+    /// Certificate serial number.
+    pub cert_serial_number: Option<String>,
+    /// Signature algorithm.
+    pub alg: Option<String>,
+    /// Signing time claimed by the signer (not attested without a time-stamp authority).
+    pub time: Option<String>,
+}
+
+/// An ingredient of the active manifest.
+#[derive(Clone, Debug, Serialize)]
+pub struct IngredientSummary {
+    /// Title of the ingredient.
+    pub title: Option<String>,
+    /// `parentOf`, `componentOf` or `inputTo`.
+    pub relationship: Option<String>,
+    /// Label of the ingredient's own manifest, when it had one.
+    pub active_manifest: Option<String>,
+}
+
+/// The verdict on one asset's manifest.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    /// Overall state.
+    pub validation_state: ValidationState,
+    /// Success codes, verbatim.
+    pub success: Vec<StatusEntry>,
+    /// Informational codes, verbatim.
+    pub informational: Vec<StatusEntry>,
+    /// Failure codes, verbatim.
+    pub failure: Vec<StatusEntry>,
+    /// Label of the active manifest.
+    pub active_manifest: Option<String>,
+    /// Whether the manifest came from inside the asset (else a sidecar).
+    pub embedded: bool,
+    /// The signer.
+    pub signer: SignerSummary,
+    /// `name version` of each claim generator.
+    pub claim_generator: Vec<String>,
+    /// The digital source type of the first action that states one.
+    pub digital_source_type: Option<String>,
+    /// What that means.
+    pub ai: AiStatus,
+    /// The software agent (model) named by the creating or editing action.
+    pub software_agent: Option<String>,
+    /// Soft bindings recorded in the active manifest.
+    pub soft_bindings: Vec<SoftBinding>,
+    /// Whether a `c2pa.watermarked` action is present.
+    pub watermarked_action: bool,
+    /// Ingredients of the active manifest.
+    pub ingredients: Vec<IngredientSummary>,
+    /// c2pa's full report (c2patool's JSON), for `--json` consumers.
+    pub report: Value,
+}
+
+impl Verification {
+    /// True when any failure code says the signing certificate expired.
+    pub fn expired(&self) -> bool {
+        self.failure
+            .iter()
+            .any(|s| s.code == "signingCredential.expired")
+    }
+}
+
+fn reader_context(trust: &TrustSettings) -> Result<std::sync::Arc<c2pa::Context>, Error> {
+    let mut settings = json!({
+        "verify": {
+            "remote_manifest_fetch": false,
+            "ocsp_fetch": false,
+            "verify_after_reading": true,
+            "verify_trust": true,
+        },
+        "core": {"max_decompressed_manifest_size_in_mb": 16},
+    });
+    if let Some(pem) = &trust.anchors_pem {
+        settings["trust"] = json!({"user_anchors": pem});
+    }
+    crate::context(settings)
+}
+
+/// Whether c2pa finds a manifest store in the asset (valid or not).
+pub(crate) fn has_manifest(mime: &str, asset: &[u8]) -> bool {
+    let Ok(ctx) = crate::context(json!({
+        "verify": {"verify_after_reading": false, "remote_manifest_fetch": false, "ocsp_fetch": false}
+    })) else {
+        return false;
+    };
+    !matches!(
+        c2pa::Reader::from_shared_context(&ctx).with_stream(mime, Cursor::new(asset)),
+        Err(c2pa::Error::JumbfNotFound)
+            | Err(c2pa::Error::UnsupportedType)
+            | Err(c2pa::Error::ProvenanceMissing)
+    )
+}
+
+pub(crate) fn active_label(mime: &str, asset: &[u8], store: &[u8]) -> Result<String, Error> {
+    let ctx = crate::context(json!({
+        "verify": {"verify_after_reading": false, "remote_manifest_fetch": false}
+    }))?;
+    let reader = c2pa::Reader::from_shared_context(&ctx)
+        .with_manifest_data_and_stream(store, mime, Cursor::new(asset))
+        .map_err(Error::C2pa)?;
+    reader
+        .active_label()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Crypto("the signed manifest has no active label".into()))
+}
+
+/// Verifies the manifest of `asset`: embedded, or `sidecar` (the bytes of a `.c2pa` file)
+/// when the asset carries none. Returns `Ok(None)` when there is no manifest at all.
+///
+/// A sidecar is refused (reported Invalid) for an asset that still carries a manifest box
+/// of its own, valid or not: c2pa 0.90 does not check the excluded range of a detached
+/// manifest (c2pa-rs #2643), so such a pairing could hide tampering.
+///
+/// # Errors
+/// [`Error::Unsupported`] for a format c2pa cannot read; [`Error::C2pa`] when the asset
+/// itself cannot be parsed (truncated beyond repair, not the format it claims).
+pub fn verify(
+    format: &str,
+    asset: &[u8],
+    sidecar: Option<&[u8]>,
+    trust: &TrustSettings,
+) -> Result<Option<Verification>, Error> {
+    let mime =
+        crate::embeddable_mime(format).ok_or_else(|| Error::Unsupported(format.to_string()))?;
+    let ctx = reader_context(trust)?;
+    let embedded = c2pa::Reader::from_shared_context(&ctx).with_stream(mime, Cursor::new(asset));
+    let (reader, is_embedded) = match (embedded, sidecar) {
+        (Ok(r), _) => (r, true),
+        (Err(c2pa::Error::JumbfNotFound | c2pa::Error::ProvenanceMissing), Some(store)) => {
+            match c2pa::Reader::from_shared_context(&ctx).with_manifest_data_and_stream(
+                store,
+                mime,
+                Cursor::new(asset),
+            ) {
+                Ok(r) => (r, false),
+                Err(e) => return Ok(Some(unreadable(&e, false))),
+            }
+        }
+        (Err(c2pa::Error::JumbfNotFound | c2pa::Error::ProvenanceMissing), None) => {
+            return Ok(None);
+        }
+        (Err(e @ (c2pa::Error::IoError(_) | c2pa::Error::UnsupportedType)), _) => {
+            return Err(Error::C2pa(e));
+        }
+        (Err(e), Some(_)) => {
+            let mut v = unreadable(&e, true);
+            v.failure.push(StatusEntry {
+                code: "hallmark.sidecar.refused".into(),
+                url: None,
+                explanation: Some(
+                    "the asset carries a broken manifest box of its own, so the sidecar is not trusted"
+                        .into(),
+                ),
+            });
+            return Ok(Some(v));
+        }
+        (Err(e), None) => return Ok(Some(unreadable(&e, true))),
+    };
+    Ok(Some(summarise(&reader, is_embedded)))
+}
+
+fn unreadable(e: &c2pa::Error, embedded: bool) -> Verification {
+    Verification {
+        validation_state: ValidationState::Invalid,
+        success: vec![],
+        informational: vec![],
+        failure: vec![StatusEntry {
+            code: "manifest.unreadable".into(),
+            url: None,
+            explanation: Some(format!("the manifest store cannot be read: {e}")),
+        }],
+        active_manifest: None,
+        embedded,
+        signer: SignerSummary::default(),
+        claim_generator: vec![],
+        digital_source_type: None,
+        ai: AiStatus::NotDeclared,
+        software_agent: None,
+        soft_bindings: vec![],
+        watermarked_action: false,
+        ingredients: vec![],
+        report: Value::Null,
+    }
+}
+
+fn entries(v: Option<&Value>) -> Vec<StatusEntry> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn classify(dst: &str) -> AiStatus {
+    let t = dst.rsplit('/').next().unwrap_or(dst);
+    match t {
+        "trainedAlgorithmicMedia" | "algorithmicMedia" => AiStatus::Generated,
+        "compositeWithTrainedAlgorithmicMedia" | "compositeSynthetic" | "algorithmicallyEnhanced" => {
+            AiStatus::Edited
+        }
+        _ => AiStatus::NotDeclared,
+    }
+}
+
+fn summarise(reader: &c2pa::Reader, embedded: bool) -> Verification {
+    let report: Value = serde_json::from_str(&reader.json()).unwrap_or(Value::Null);
+    let state = match reader.validation_state() {
+        c2pa::ValidationState::Trusted => ValidationState::Trusted,
+        c2pa::ValidationState::Valid => ValidationState::Valid,
+        _ => ValidationState::Invalid,
+    };
+    let vr = report.pointer("/validation_results/activeManifest");
+    let mut failure = entries(vr.and_then(|v| v.get("failure")));
+    let success = entries(vr.and_then(|v| v.get("success")));
+    let informational = entries(vr.and_then(|v| v.get("informational")));
+    // Failures in ingredients are reported by c2pa as deltas: surface them too.
+    if let Some(deltas) = report
+        .pointer("/validation_results/ingredientDeltas")
+        .and_then(Value::as_array)
+    {
+        for d in deltas {
+            failure.extend(entries(d.pointer("/validationDeltas/failure")));
+        }
+    }
+    let active = reader.active_label().map(str::to_string);
+    let manifest = active
+        .as_deref()
+        .and_then(|l| report.get("manifests").and_then(|m| m.get(l)));
+    let mut v = Verification {
+        validation_state: state,
+        success,
+        informational,
+        failure,
+        active_manifest: active.clone(),
+        embedded,
+        signer: SignerSummary::default(),
+        claim_generator: vec![],
+        digital_source_type: None,
+        ai: AiStatus::NotDeclared,
+        software_agent: None,
+        soft_bindings: vec![],
+        watermarked_action: false,
+        ingredients: vec![],
+        report: Value::Null,
+    };
+    if let Some(m) = manifest {
+        let s = |p: &str| m.pointer(p).and_then(Value::as_str).map(str::to_string);
+        v.signer = SignerSummary {
+            issuer: s("/signature_info/issuer"),
+            common_name: s("/signature_info/common_name"),
+            cert_serial_number: s("/signature_info/cert_serial_number"),
+            alg: s("/signature_info/alg"),
+            time: s("/signature_info/time"),
+        };
+        if let Some(list) = m.get("claim_generator_info").and_then(Value::as_array) {
+            v.claim_generator = list
+                .iter()
+                .map(|g| {
+                    let n = g.get("name").and_then(Value::as_str).unwrap_or("?");
+                    match g.get("version").and_then(Value::as_str) {
+                        Some(ver) => format!("{n} {ver}"),
+                        None => n.to_string(),
+                    }
+                })
+                .collect();
+        } else if let Some(g) = m.get("claim_generator").and_then(Value::as_str) {
+            v.claim_generator = vec![g.to_string()];
+        }
+        for a in m
+            .get("assertions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let label = a.get("label").and_then(Value::as_str).unwrap_or_default();
+            if label.starts_with("c2pa.actions") {
+                for act in a
+                    .pointer("/data/actions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let name = act.get("action").and_then(Value::as_str).unwrap_or_default();
+                    if name == "c2pa.watermarked" {
+                        v.watermarked_action = true;
+                    }
+                    if let Some(dst) = act.get("digitalSourceType").and_then(Value::as_str) {
+                        let class = classify(dst);
+                        if v.digital_source_type.is_none() || class == AiStatus::Generated {
+                            if v.ai != AiStatus::Generated {
+                                v.digital_source_type = Some(dst.to_string());
+                                v.ai = class;
+                            }
+                            if let Some(agent) = act.get("softwareAgent") {
+                                v.software_agent = Some(match agent {
+                                    Value::String(s) => s.clone(),
+                                    _ => {
+                                        let n = agent
+                                            .get("name")
+                                            .and_then(Value::as_str)
+                                            .unwrap_or("?");
+                                        match agent.get("version").and_then(Value::as_str) {
+                                            Some(ver) => format!("{n} {ver}"),
+                                            None => n.to_string(),
+                                        }
+                                    }
+                                });
+                            }
+                        }
+                    }
+                }
+            } else if label.starts_with("c2pa.soft-binding") {
+                let alg = a
+                    .pointer("/data/alg")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                for b in a
+                    .pointer("/data/blocks")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    use base64::Engine as _;
+                    if let Some(val) = b.get("value").and_then(Value::as_str)
+                        && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(val)
+                    {
+                        v.soft_bindings.push(SoftBinding {
+                            alg: alg.to_string(),
+                            value: bytes,
+                        });
+                    }
+                }
+            }
+        }
+        v.ingredients = m
+            .get("ingredients")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|i| IngredientSummary {
+                title: i.get("title").and_then(Value::as_str).map(str::to_string),
+                relationship: i
+                    .get("relationship")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                active_manifest: i
+                    .get("active_manifest")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            })
+            .collect();
+    }
+    v.report = report;
+    v
+}

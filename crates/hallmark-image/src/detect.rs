@@ -1,0 +1,513 @@
+use std::time::Instant;
+
+use hallmark_core::{KeyId, Payload, WatermarkKey, ecc};
+use image::DynamicImage;
+use rustfft::{FftPlanner, num_complex::Complex32};
+
+use crate::{
+    geometry::{Lattice, analyse, fft2d, find_lattices},
+    pattern::{BINS_PER_CHIP, CHIP_PX, G, GP, M, MP, PILOT_HARMONICS, Tile},
+    plane::{Plane, working_scale},
+};
+
+/// The geometric transform the detector estimated between the marked original and the
+/// image it was given.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Transform {
+    /// Side of one tile of the mark in pixels of the analysed image.
+    pub tile_period_px: f64,
+    /// Tile size relative to what an untouched image of these dimensions would carry:
+    /// 1.0 after a plain resize, about 1.41 after a centre crop keeping half the area.
+    pub scale: f64,
+    /// Rotation of the tile grid in degrees, counter-clockwise, in (-180, 180].
+    pub rotation_deg: f64,
+    /// Whether the image is mirrored.
+    pub flipped: bool,
+    /// Where a tile starts, in pixels of the analysed image (x, y), modulo the tile.
+    pub offset_px: [f64; 2],
+}
+
+/// The outcome of looking for the mark in one image. "Not marked" is a value, not an error.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Detection {
+    /// True when a payload passed the keyed check.
+    pub detected: bool,
+    /// The payload, when detected.
+    pub payload: Option<Payload>,
+    /// Probability that an unmarked image yields a detection this strong: the number of
+    /// decoding attempts times 2^-32 when detected (a bound by construction), 1.0 otherwise.
+    pub p_value: f64,
+    /// Coded bits that disagreed with the decoded codeword (errors corrected), when detected.
+    pub bit_errors: Option<usize>,
+    /// Strength of the pilot correlation at the best alignment, in standard deviations.
+    pub sync_score: f64,
+    /// Decoding attempts made (candidate alignments tried).
+    pub attempts: usize,
+    /// The estimated geometry, when a tile grid was found.
+    pub transform: Option<Transform>,
+    /// The public ID of the key searched for.
+    #[serde(serialize_with = "ser_display")]
+    pub key_id: KeyId,
+    /// Wall-clock time spent, milliseconds.
+    pub millis: f64,
+}
+
+fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Looks for the mark of one key.
+pub struct Detector {
+    key: WatermarkKey,
+    tile: Tile,
+    pilot_spectrum: Vec<Complex32>,
+    pilot_gp_spectrum: Vec<Complex32>,
+    /// Maximum decoding attempts per image; the p-value bound grows with it.
+    max_attempts: usize,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+const HALF_HAT: [f32; 8] = [0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125];
+
+impl Detector {
+    /// A detector for `key`.
+    pub fn new(key: &WatermarkKey) -> Self {
+        let tile = Tile::new(key);
+        let mut t: Vec<Complex32> = (0..G * G)
+            .map(|i| {
+                let (by, bx) = (i / G, i % G);
+                let v = tile.pilot(
+                    (bx as f64 + 0.5) / BINS_PER_CHIP as f64,
+                    (by as f64 + 0.5) / BINS_PER_CHIP as f64,
+                );
+                Complex32::new(v, 0.0)
+            })
+            .collect();
+        let mut planner = FftPlanner::new();
+        fft2d(&mut planner, &mut t, G, G, false);
+        for c in &mut t {
+            *c = c.conj();
+        }
+        let mut tp: Vec<Complex32> = (0..GP * GP)
+            .map(|i| {
+                let (by, bx) = (i / GP, i % GP);
+                let v = tile.pilot(
+                    (bx as f64 + 0.5) / BINS_PER_CHIP as f64,
+                    (by as f64 + 0.5) / BINS_PER_CHIP as f64,
+                );
+                Complex32::new(v, 0.0)
+            })
+            .collect();
+        fft2d(&mut planner, &mut tp, GP, GP, false);
+        for c in &mut tp {
+            *c = c.conj();
+        }
+        Detector {
+            key: key.clone(),
+            tile,
+            pilot_spectrum: t,
+            pilot_gp_spectrum: tp,
+            max_attempts: 96,
+        }
+    }
+
+    /// Looks for the mark. Never panics, whatever the pixels.
+    pub fn detect(&self, img: &DynamicImage) -> Detection {
+        let start = Instant::now();
+        let mut out = Detection {
+            detected: false,
+            payload: None,
+            p_value: 1.0,
+            bit_errors: None,
+            sync_score: 0.0,
+            attempts: 0,
+            transform: None,
+            key_id: self.key.id(),
+            millis: 0.0,
+        };
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        if w.min(h) < 64 {
+            out.millis = start.elapsed().as_secs_f64() * 1e3;
+            return out;
+        }
+        let f = working_scale(w, h);
+        let (ww, wh) = (
+            ((w as f64 * f).round() as usize).max(1),
+            ((h as f64 * f).round() as usize).max(1),
+        );
+        let y = Plane::luma(img).resize(ww, wh);
+        let r = highpass_clipped(&y);
+        let mut planner = FftPlanner::new();
+        let (ratio, white) = analyse(&mut planner, &r, 8.0 * f);
+        let p_max = (ww.min(wh) as f64 / 3.0).min(160.0);
+        let lattices = find_lattices(&ratio, 10.0, p_max, 2);
+        let full = (0, 0, ww, wh);
+        let rep = (M / MP) as f64;
+
+        // Per lattice: fold modulo the data tile, rank the 8 orientations by pilot
+        // correlation; for the best few, re-express the basis in that orientation, correct
+        // its small errors from the pilot's drift across the image, fold again and try the
+        // (M/MP)^2 data-tile offsets the pilot cannot tell apart.
+        for lat in &lattices {
+            let data = scaled(lat, rep);
+            let hp = tile_highpass(&fold(&white, &data, G, full), G, data.period());
+            let mut per_o = vec![];
+            for o in 0..8 {
+                let t = dihedral(&hp, o);
+                if let Some((z, _, _)) = pilot_peak(&mut planner, &t, G, &self.pilot_spectrum) {
+                    per_o.push((z, o));
+                }
+            }
+            per_o.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for &(_, o) in per_o.iter().take(3) {
+                let pl = oriented(lat, o);
+                let dl = scaled(&pl, rep);
+                // Data are read from the normalised residual, the plane the informed embedder
+                // optimised for; the whitened plane served the synchronisation.
+                let t = tile_highpass(&fold(&r, &dl, G, full), G, dl.period());
+                let Some((z, dy, dx)) = pilot_peak(&mut planner, &t, G, &self.pilot_spectrum)
+                else {
+                    continue;
+                };
+                out.sync_score = out.sync_score.max(z);
+                let t = remove_pilot(&mut planner, &t);
+                let (dy, dx) = (dy.round() as usize % GP, dx.round() as usize % GP);
+                for i in 0..G / GP {
+                    for j in 0..G / GP {
+                        if out.attempts >= self.max_attempts {
+                            break;
+                        }
+                        out.attempts += 1;
+                        let (oy, ox) = (dy + i * GP, dx + j * GP);
+                        let soft = self.soft_bits(&t, oy, ox);
+                        if let Some(d) = ecc::decode(&self.key, &soft) {
+                            out.detected = true;
+                            out.payload = Some(d.payload);
+                            out.bit_errors = Some(d.bit_errors);
+                            out.sync_score = z;
+                            out.transform = Some(transform(&dl, oy, ox, f));
+                            break;
+                        }
+                    }
+                    if out.detected {
+                        break;
+                    }
+                }
+                if out.detected {
+                    break;
+                }
+                if out.transform.is_none() {
+                    out.transform = Some(transform(&dl, dy, dx, f));
+                }
+            }
+            if out.detected {
+                break;
+            }
+        }
+        if out.detected {
+            out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
+        }
+        out.millis = start.elapsed().as_secs_f64() * 1e3;
+        out
+    }
+
+    fn soft_bits(&self, t: &[f32], dy: usize, dx: usize) -> Vec<f32> {
+        let mut soft = self.soft_bits_raw(t, dy, dx);
+        let norm = (soft.iter().map(|v| v * v).sum::<f32>() / soft.len() as f32).sqrt();
+        if norm > 0.0 && norm.is_finite() {
+            soft.iter_mut().for_each(|v| *v /= norm);
+        }
+        soft
+    }
+
+    fn soft_bits_raw(&self, t: &[f32], dy: usize, dx: usize) -> Vec<f32> {
+        soft_bits_raw(&self.tile, t, dy, dx)
+    }
+}
+
+fn soft_bits_raw(tile: &Tile, t: &[f32], dy: usize, dx: usize) -> Vec<f32> {
+    {
+        let mut soft = vec![0f32; ecc::CODED_BITS];
+        for i in 0..M {
+            for j in 0..M {
+                let mut acc = 0f32;
+                for (ty, wy) in HALF_HAT.iter().enumerate() {
+                    let by = (i * BINS_PER_CHIP + ty + G - 2 + dy) % G;
+                    let row = &t[by * G..(by + 1) * G];
+                    for (tx, wx) in HALF_HAT.iter().enumerate() {
+                        let bx = (j * BINS_PER_CHIP + tx + G - 2 + dx) % G;
+                        acc += wy * wx * row[bx];
+                    }
+                }
+                soft[usize::from(tile.bit[i * M + j])] += tile.sign[i * M + j] * acc;
+            }
+        }
+        soft
+    }
+}
+
+/// The detector's per-bit statistics, computed linearly at the embedding geometry, for the
+/// host picture `yw` and for a mark `mark` (both at working resolution): what the informed
+/// embedder needs to know how the picture pushes each bit.
+pub(crate) fn bit_statistics(
+    tile: &Tile,
+    yw: &Plane,
+    mark: &Plane,
+    chip: (f64, f64),
+) -> (Vec<f32>, Vec<f32>) {
+    let (rh, norm) = normalised_residual(yw);
+    let m = mark.box_mean(2);
+    let rm = Plane {
+        w: mark.w,
+        h: mark.h,
+        data: mark
+            .data
+            .iter()
+            .zip(&m.data)
+            .zip(&norm)
+            .map(|((v, mm), n)| (v - mm) / n)
+            .collect(),
+    };
+    let l = Lattice {
+        a: [chip.0 * M as f64, 0.0],
+        b: [0.0, chip.1 * M as f64],
+        score: 0.0,
+    };
+    let mut planner = FftPlanner::new();
+    let full = (0, 0, yw.w, yw.h);
+    let mut stats = |p: &Plane| {
+        let t = tile_highpass(&fold(p, &l, G, full), G, l.period());
+        let t = remove_pilot(&mut planner, &t);
+        soft_bits_raw(tile, &t, 0, 0)
+    };
+    (stats(&rh), stats(&rm))
+}
+
+/// High-pass (minus a 5x5 mean), then divide by the local mean absolute residual and clip.
+/// The embedder put more mark where the picture is busy, and the host's own residual is
+/// larger there too; normalising by local activity weighs every region by its
+/// signal-to-noise ratio, and clipping keeps edges from dominating.
+pub(crate) fn highpass_clipped(y: &Plane) -> Plane {
+    normalised_residual(y).0
+}
+
+/// The clipped, normalised residual and the per-pixel normaliser used.
+fn normalised_residual(y: &Plane) -> (Plane, Vec<f32>) {
+    let m = y.box_mean(2);
+    let mut r = Plane::new(y.w, y.h);
+    let mut abs = Plane::new(y.w, y.h);
+    for (((o, a), b), ab) in r.data.iter_mut().zip(&y.data).zip(&m.data).zip(abs.data.iter_mut()) {
+        *o = a - b;
+        *ab = o.abs();
+    }
+    let local = abs.box_mean(NORM_RADIUS);
+    let global = abs.data.iter().map(|v| f64::from(*v)).sum::<f64>() / abs.data.len().max(1) as f64;
+    let floor = (0.25 * global).max(0.25) as f32;
+    let norm: Vec<f32> = local.data.iter().map(|l| l + floor).collect();
+    for (v, n) in r.data.iter_mut().zip(&norm) {
+        *v = (*v / n).clamp(-3.0, 3.0);
+    }
+    (r, norm)
+}
+
+const NORM_RADIUS: usize = 6;
+
+/// Folds the pixels of `region` (x0, y0, x1, y1) modulo the lattice into an n x n tile
+/// (mean per bin; bin column follows `a`, row follows `b`).
+fn fold(r: &Plane, l: &Lattice, n: usize, region: (usize, usize, usize, usize)) -> Vec<f32> {
+    let det = l.a[0] * l.b[1] - l.b[0] * l.a[1];
+    let mut sum = vec![0f32; n * n];
+    let mut cnt = vec![0u32; n * n];
+    if det.abs() < 1e-6 {
+        return sum;
+    }
+    // Inverse of A = [a b] (columns): tile coords t = A^-1 (x, y).
+    let (i00, i01, i10, i11) = (l.b[1] / det, -l.b[0] / det, -l.a[1] / det, l.a[0] / det);
+    let g = n as f64;
+    let (x0, y0, x1, y1) = region;
+    for y in y0..y1.min(r.h) {
+        let yf = y as f64 + 0.5;
+        let xf = x0 as f64 + 0.5;
+        let (mut u, mut v) = (i00 * xf + i01 * yf, i10 * xf + i11 * yf);
+        let row = &r.data[y * r.w + x0..y * r.w + x1.min(r.w)];
+        for &val in row {
+            let bu = ((u - u.floor()) * g) as usize % n;
+            let bv = ((v - v.floor()) * g) as usize % n;
+            let idx = bv * n + bu;
+            sum[idx] += val;
+            cnt[idx] += 1;
+            u += i00;
+            v += i10;
+        }
+    }
+    for (s, c) in sum.iter_mut().zip(&cnt) {
+        if *c > 0 {
+            *s /= *c as f32;
+        }
+    }
+    sum
+}
+
+/// The same 5x5 high-pass as the image side, expressed in tile bins (circular), so the
+/// template and extraction match what the folded signal went through. `tile_px` is the side
+/// of the n-bin tile in pixels.
+fn tile_highpass(t: &[f32], n: usize, tile_px: f64) -> Vec<f32> {
+    let bins_per_px = n as f64 / tile_px;
+    let r = ((2.0 * bins_per_px).round() as usize).min(n / 4);
+    if r == 0 {
+        return t.to_vec();
+    }
+    let k = (2 * r + 1) as f32;
+    let mut tmp = vec![0f32; n * n];
+    for y in 0..n {
+        for x in 0..n {
+            let mut s = 0.0;
+            for d in 0..=2 * r {
+                s += t[y * n + (x + n + d - r) % n];
+            }
+            tmp[y * n + x] = s / k;
+        }
+    }
+    let mut out = vec![0f32; n * n];
+    for y in 0..n {
+        for x in 0..n {
+            let mut s = 0.0;
+            for d in 0..=2 * r {
+                s += tmp[((y + n + d - r) % n) * n + x];
+            }
+            out[y * n + x] = t[y * n + x] - s / k;
+        }
+    }
+    out
+}
+
+/// Removes the pilot from a folded data tile by zeroing its spectral lines (and their
+/// neighbours), so the pilot's fixed pattern does not leak into the data chips. Costs the
+/// data a few hundred of its 16384 frequencies.
+fn remove_pilot(planner: &mut FftPlanner<f32>, t: &[f32]) -> Vec<f32> {
+    let mut buf: Vec<Complex32> = t.iter().map(|&v| Complex32::new(v, 0.0)).collect();
+    fft2d(planner, &mut buf, G, G, false);
+    let step = (G / GP) as i64;
+    let g = G as i64;
+    for &(k1, k2) in &PILOT_HARMONICS {
+        for sign in [1i64, -1] {
+            let (cx, cy) = (sign * i64::from(k1) * step, sign * i64::from(k2) * step);
+            for dy in -1..=1 {
+                for dx in -1..=1 {
+                    let x = (cx + dx).rem_euclid(g) as usize;
+                    let y = (cy + dy).rem_euclid(g) as usize;
+                    buf[y * G + x] = Complex32::new(0.0, 0.0);
+                }
+            }
+        }
+    }
+    fft2d(planner, &mut buf, G, G, true);
+    let n = (G * G) as f32;
+    buf.iter().map(|c| c.re / n).collect()
+}
+
+/// One of the 8 symmetries of the square grid: bit 2 transposes, bit 0 flips rows, bit 1
+/// flips columns.
+fn dihedral(t: &[f32], o: usize) -> Vec<f32> {
+    let mut out = vec![0f32; G * G];
+    for y in 0..G {
+        for x in 0..G {
+            let (mut sy, mut sx) = if o & 4 != 0 { (x, y) } else { (y, x) };
+            if o & 1 != 0 {
+                sy = G - 1 - sy;
+            }
+            if o & 2 != 0 {
+                sx = G - 1 - sx;
+            }
+            out[y * G + x] = t[sy * G + sx];
+        }
+    }
+    out
+}
+
+/// Circular cross-correlation of an n x n tile with a template (given as the conjugate of
+/// its spectrum), folded onto one pilot period (the pilot repeats inside larger tiles).
+/// Returns the z-score of the best shift and the shift (row, column) in bins, sub-bin.
+fn pilot_peak(
+    planner: &mut FftPlanner<f32>,
+    t: &[f32],
+    n: usize,
+    template_conj: &[Complex32],
+) -> Option<(f64, f64, f64)> {
+    let mut buf: Vec<Complex32> = t.iter().map(|&v| Complex32::new(v, 0.0)).collect();
+    fft2d(planner, &mut buf, n, n, false);
+    for (b, p) in buf.iter_mut().zip(template_conj) {
+        *b *= p;
+    }
+    fft2d(planner, &mut buf, n, n, true);
+    let mut surf = vec![0f64; GP * GP];
+    for (i, c) in buf.iter().enumerate() {
+        surf[((i / n) % GP) * GP + (i % n) % GP] += f64::from(c.re);
+    }
+    let cnt = surf.len() as f64;
+    let mean = surf.iter().sum::<f64>() / cnt;
+    let sd = (surf.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cnt).sqrt();
+    if !(sd > 0.0) || !sd.is_finite() {
+        return None;
+    }
+    let (i, &v) = surf.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+    let (py, px) = (i / GP, i % GP);
+    let at = |y: usize, x: usize| surf[(y % GP) * GP + x % GP];
+    let sub = |m: f64, c: f64, p: f64| {
+        let den = m - 2.0 * c + p;
+        if den.abs() < 1e-12 { 0.0 } else { (0.5 * (m - p) / den).clamp(-0.5, 0.5) }
+    };
+    let dy = py as f64 + sub(at(py + GP - 1, px), v, at(py + 1, px));
+    let dx = px as f64 + sub(at(py, px + GP - 1), v, at(py, px + 1));
+    Some(((v - mean) / sd, dy, dx))
+}
+
+/// The basis that makes the fold come out in orientation `o` (see [`dihedral`]).
+fn oriented(l: &Lattice, o: usize) -> Lattice {
+    let su = if o & 2 != 0 { -1.0 } else { 1.0 };
+    let sv = if o & 1 != 0 { -1.0 } else { 1.0 };
+    let (a, b) = if o & 4 != 0 {
+        ([sv * l.b[0], sv * l.b[1]], [su * l.a[0], su * l.a[1]])
+    } else {
+        ([su * l.a[0], su * l.a[1]], [sv * l.b[0], sv * l.b[1]])
+    };
+    Lattice { a, b, score: l.score }
+}
+
+fn scaled(l: &Lattice, k: f64) -> Lattice {
+    Lattice {
+        a: [l.a[0] * k, l.a[1] * k],
+        b: [l.b[0] * k, l.b[1] * k],
+        score: l.score,
+    }
+}
+
+fn transform(l: &Lattice, dy: usize, dx: usize, f: f64) -> Transform {
+    let period = l.period();
+    let det = l.a[0] * l.b[1] - l.b[0] * l.a[1];
+    // The data tile is laid out with `a` along +x and `b` along +y: a negative determinant
+    // means a mirror image. The angle of `a` is the rotation.
+    let flipped = det < 0.0;
+    let mut rot = l.a[1].atan2(l.a[0]).to_degrees();
+    if rot <= -180.0 {
+        rot += 360.0;
+    }
+    let (fy, fx) = (dy as f64 / G as f64, dx as f64 / G as f64);
+    let ox = (l.a[0] * fx + l.b[0] * fy) / f;
+    let oy = (l.a[1] * fx + l.b[1] * fy) / f;
+    Transform {
+        tile_period_px: period / f,
+        scale: period / (CHIP_PX * M as f64),
+        rotation_deg: rot,
+        flipped,
+        offset_px: [ox, oy],
+    }
+}
+

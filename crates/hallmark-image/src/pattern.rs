@@ -1,0 +1,102 @@
+//! The keyed tile: which chips are pilot, which carry which coded bit, and their signs.
+
+use hallmark_core::{KeyStream, Payload, WatermarkKey, ecc};
+
+/// Chips per side of the data tile.
+pub(crate) const M: usize = 32;
+/// Chips per side of the pilot tile, which repeats (M/MP)^2 times inside a data tile.
+pub(crate) const MP: usize = 8;
+/// The pilot's harmonics (of its tile), one per conjugate pair: two orbits of the square's
+/// symmetry group, so the set of spectral lines looks the same under any flip or quarter
+/// turn (the detector resolves those from the keyed phases), and together they generate the
+/// whole lattice (so no smaller lattice explains them).
+pub(crate) const PILOT_HARMONICS: [(i32, i32); 8] =
+    [(1, 2), (2, 1), (-1, 2), (-2, 1), (2, 3), (3, 2), (-2, 3), (-3, 2)];
+/// Share of the mark's energy given to the pilot (sync) pattern.
+pub(crate) const PILOT_SHARE: f32 = 0.35;
+/// Chip size, in pixels of the working copy.
+pub(crate) const CHIP_PX: f64 = 4.0;
+/// Bins per chip side in the detector's folded tile.
+pub(crate) const BINS_PER_CHIP: usize = 4;
+/// Side of the folded data tile, in bins.
+pub(crate) const G: usize = M * BINS_PER_CHIP;
+/// Side of the pilot tile, in bins.
+pub(crate) const GP: usize = MP * BINS_PER_CHIP;
+
+/// The keyed layout: a small pilot tile that repeats densely (its many repeats make sharp
+/// spectral lines for synchronisation), and a larger data tile where each chip carries one
+/// coded bit (spread over about 3.3 chips per bit).
+pub(crate) struct Tile {
+    /// Keyed phases of the pilot's gratings.
+    pub phases: [f64; 8],
+    /// Data chip signs, M x M.
+    pub sign: Vec<f32>,
+    /// Coded-bit index of each data chip.
+    pub bit: Vec<u16>,
+}
+
+impl Tile {
+    pub fn new(key: &WatermarkKey) -> Tile {
+        let mut ks = KeyStream::new(key, "image/tile/v2");
+        let mut order: Vec<usize> = (0..M * M).collect();
+        ks.shuffle(&mut order);
+        let mut bit = vec![0u16; M * M];
+        for (n, &chip) in order.iter().enumerate() {
+            bit[chip] = (n % ecc::CODED_BITS) as u16;
+        }
+        let sign = (0..M * M).map(|_| ks.sign()).collect();
+        let phases = std::array::from_fn(|_| {
+            f64::from(ks.next_u32()) / f64::from(u32::MAX) * std::f64::consts::TAU
+        });
+        Tile { phases, sign, bit }
+    }
+
+    /// Data chip amplitudes (+-1) for a payload.
+    pub fn chips(&self, key: &WatermarkKey, payload: Payload) -> Vec<f32> {
+        let coded = ecc::encode(key, payload);
+        self.sign
+            .iter()
+            .zip(&self.bit)
+            .map(|(&s, &k)| if coded[usize::from(k)] { s } else { -s })
+            .collect()
+    }
+}
+
+/// The combined mark at chip coordinates (cx, cy), unit variance before masking.
+#[inline]
+pub(crate) fn mark(tile: &Tile, data: &[f32], cx: f64, cy: f64) -> f32 {
+    let ap = PILOT_SHARE.sqrt();
+    let ad = (1.0 - PILOT_SHARE).sqrt();
+    ap * tile.pilot(cx, cy) + ad * field(data, M, cx, cy)
+}
+
+impl Tile {
+    /// The pilot at chip coordinates: a sum of gratings, unit variance.
+    #[inline]
+    pub fn pilot(&self, cx: f64, cy: f64) -> f32 {
+        let s = std::f64::consts::TAU / MP as f64;
+        let mut v = 0.0;
+        for (&(k1, k2), &ph) in PILOT_HARMONICS.iter().zip(&self.phases) {
+            v += (s * (f64::from(k1) * cx + f64::from(k2) * cy) + ph).cos();
+        }
+        (v * (2.0 / PILOT_HARMONICS.len() as f64).sqrt()) as f32
+    }
+}
+
+/// Value of the periodic, bilinearly interpolated chip field at chip coordinates (cx, cy):
+/// chip (i, j) peaks at (j + 0.5, i + 0.5).
+#[inline]
+pub(crate) fn field(chips: &[f32], m: usize, cx: f64, cy: f64) -> f32 {
+    let u = cx - 0.5;
+    let v = cy - 0.5;
+    let (fu, fv) = (u.floor(), v.floor());
+    let (tx, ty) = ((u - fu) as f32, (v - fv) as f32);
+    let mi = m as i64;
+    let j0 = (fu as i64).rem_euclid(mi) as usize;
+    let i0 = (fv as i64).rem_euclid(mi) as usize;
+    let j1 = (j0 + 1) % m;
+    let i1 = (i0 + 1) % m;
+    let a = chips[i0 * m + j0] * (1.0 - tx) + chips[i0 * m + j1] * tx;
+    let b = chips[i1 * m + j0] * (1.0 - tx) + chips[i1 * m + j1] * tx;
+    a * (1.0 - ty) + b * ty
+}

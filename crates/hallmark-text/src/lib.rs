@@ -1,0 +1,2 @@
+//! hallmark's statistical text watermark (in progress).
+#![deny(missing_docs)]

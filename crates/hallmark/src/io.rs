@@ -1,0 +1,394 @@
+//! Image decoding and encoding over bytes in memory, with limits, metadata carried through,
+//! and JPEG quality estimated from the input's quantization tables.
+//!
+//! The facade never opens files: callers (the CLI, a pipeline) read and write bytes, and
+//! write atomically on their side.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat};
+
+use crate::Error;
+
+/// Decoding limits. A decompression bomb or an absurd header is refused before any large
+/// allocation happens.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Maximum width in pixels (default 16384).
+    pub max_width: u32,
+    /// Maximum height in pixels (default 16384).
+    pub max_height: u32,
+    /// Maximum bytes the decoder may allocate (default 1 GiB).
+    pub max_alloc: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_width: 16384,
+            max_height: 16384,
+            max_alloc: 1 << 30,
+        }
+    }
+}
+
+/// Raster formats hallmark reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// JPEG (JFIF/EXIF).
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP (written lossless).
+    WebP,
+    /// TIFF.
+    Tiff,
+    /// GIF (read and signed; not re-encoded with a watermark, palette quantisation would
+    /// erase it).
+    Gif,
+}
+
+impl Format {
+    /// The MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::WebP => "image/webp",
+            Format::Tiff => "image/tiff",
+            Format::Gif => "image/gif",
+        }
+    }
+
+    /// The usual file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
+            Format::WebP => "webp",
+            Format::Tiff => "tif",
+            Format::Gif => "gif",
+        }
+    }
+
+    /// Recognises a format from the first bytes of a file (never from its name).
+    pub fn sniff(bytes: &[u8]) -> Option<Format> {
+        match image::guess_format(bytes).ok()? {
+            ImageFormat::Jpeg => Some(Format::Jpeg),
+            ImageFormat::Png => Some(Format::Png),
+            ImageFormat::WebP => Some(Format::WebP),
+            ImageFormat::Tiff => Some(Format::Tiff),
+            ImageFormat::Gif => Some(Format::Gif),
+            _ => None,
+        }
+    }
+
+    fn image_format(self) -> ImageFormat {
+        match self {
+            Format::Jpeg => ImageFormat::Jpeg,
+            Format::Png => ImageFormat::Png,
+            Format::WebP => ImageFormat::WebP,
+            Format::Tiff => ImageFormat::Tiff,
+            Format::Gif => ImageFormat::Gif,
+        }
+    }
+}
+
+/// JPEG chroma subsampling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Subsampling {
+    /// Full-resolution chroma.
+    #[serde(rename = "4:4:4")]
+    S444,
+    /// Half horizontal chroma.
+    #[serde(rename = "4:2:2")]
+    S422,
+    /// Half horizontal and vertical chroma.
+    #[serde(rename = "4:2:0")]
+    S420,
+}
+
+/// A decoded image with what is needed to write it back faithfully.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    /// The pixels, in stored orientation (the EXIF orientation is kept, not applied, so the
+    /// written file displays the same way).
+    pub image: DynamicImage,
+    /// The container format.
+    pub format: Format,
+    /// The embedded ICC profile, if any.
+    pub icc: Option<Vec<u8>>,
+    /// The raw EXIF block, if any.
+    pub exif: Option<Vec<u8>>,
+    /// For JPEG: the quality estimated from the luminance quantization table.
+    pub jpeg_quality: Option<u8>,
+    /// For JPEG: the chroma subsampling of the input.
+    pub jpeg_subsampling: Option<Subsampling>,
+}
+
+/// Decodes an image from bytes.
+///
+/// # Errors
+/// [`Error::Decode`] for empty, truncated, corrupt or unsupported data and for images over
+/// the [`Limits`]; the message is one line and says which.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
+    if bytes.is_empty() {
+        return Err(Error::Decode("the file is empty".into()));
+    }
+    let format = Format::sniff(bytes).ok_or_else(|| {
+        Error::Decode(
+            "not a supported image (hallmark reads JPEG, PNG, WebP, TIFF and GIF)".into(),
+        )
+    })?;
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_width);
+    l.max_image_height = Some(limits.max_height);
+    l.max_alloc = Some(limits.max_alloc);
+    reader.limits(l);
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(Error::Decode("the image has no pixels".into()));
+    }
+    if w > limits.max_width || h > limits.max_height {
+        return Err(Error::Decode(format!(
+            "image is {w}x{h}, over the limit of {}x{} (raise it with --max-pixels-side)",
+            limits.max_width, limits.max_height
+        )));
+    }
+    let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    let (jpeg_quality, jpeg_subsampling) = if format == Format::Jpeg {
+        jpeg_tables(bytes)
+    } else {
+        (None, None)
+    };
+    Ok(Decoded {
+        image,
+        format,
+        icc,
+        exif,
+        jpeg_quality,
+        jpeg_subsampling,
+    })
+}
+
+fn decode_error(e: image::ImageError) -> Error {
+    use image::ImageError as E;
+    Error::Decode(match e {
+        E::Limits(l) => format!("refused: the image exceeds the decoding limits ({l})"),
+        E::Unsupported(u) => format!("unsupported image: {u}"),
+        E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the image is truncated".to_string()
+        }
+        other => format!("corrupt or truncated image: {other}"),
+    })
+}
+
+/// Options for [`encode`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EncodeOptions {
+    /// JPEG quality to write; default: the input's estimated quality, else 92.
+    pub jpeg_quality: Option<u8>,
+}
+
+/// Encodes pixels in `meta.format`, carrying ICC and EXIF across where the format allows.
+///
+/// # Errors
+/// [`Error::Encode`] when the encoder fails or the format cannot hold these pixels.
+pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Result<Vec<u8>, Error> {
+    use image::ImageEncoder;
+    let enc_err = |e: &dyn std::fmt::Display| Error::Encode(e.to_string());
+    let mut out = Vec::new();
+    match meta.format {
+        Format::Jpeg => {
+            let q = opts.jpeg_quality.or(meta.jpeg_quality).unwrap_or(92).clamp(1, 100);
+            let mut enc = jpeg_encoder::Encoder::new(&mut out, q);
+            enc.set_sampling_factor(match meta.jpeg_subsampling {
+                Some(Subsampling::S444) => jpeg_encoder::SamplingFactor::F_1_1,
+                Some(Subsampling::S422) => jpeg_encoder::SamplingFactor::F_2_1,
+                _ => jpeg_encoder::SamplingFactor::F_2_2,
+            });
+            enc.set_optimized_huffman_tables(true);
+            if let Some(icc) = &meta.icc {
+                enc.add_icc_profile(icc).map_err(|e| enc_err(&e))?;
+            }
+            if let Some(exif) = &meta.exif {
+                let raw = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
+                enc.add_exif_metadata(raw).map_err(|e| enc_err(&e))?;
+            }
+            let (w, h) = (image.width(), image.height());
+            let (w16, h16) = (
+                u16::try_from(w).map_err(|_| Error::Encode("JPEG is limited to 65535 pixels a side".into()))?,
+                u16::try_from(h).map_err(|_| Error::Encode("JPEG is limited to 65535 pixels a side".into()))?,
+            );
+            match image {
+                DynamicImage::ImageLuma8(g) => enc
+                    .encode(g.as_raw(), w16, h16, jpeg_encoder::ColorType::Luma)
+                    .map_err(|e| enc_err(&e))?,
+                other => {
+                    let rgb = other.to_rgb8();
+                    enc.encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
+                        .map_err(|e| enc_err(&e))?
+                }
+            }
+        }
+        Format::Png => {
+            let mut enc = image::codecs::png::PngEncoder::new_with_quality(
+                &mut out,
+                image::codecs::png::CompressionType::Default,
+                image::codecs::png::FilterType::Adaptive,
+            );
+            if let Some(icc) = &meta.icc {
+                let _ = enc.set_icc_profile(icc.clone());
+            }
+            if let Some(exif) = &meta.exif {
+                let _ = enc.set_exif_metadata(exif.clone());
+            }
+            enc.write_image(
+                image.as_bytes(),
+                image.width(),
+                image.height(),
+                image.color().into(),
+            )
+            .map_err(|e| enc_err(&e))?;
+        }
+        Format::WebP => {
+            let rgba;
+            let img = match image {
+                DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => image,
+                other => {
+                    rgba = DynamicImage::ImageRgba8(other.to_rgba8());
+                    &rgba
+                }
+            };
+            let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            if let Some(icc) = &meta.icc {
+                let _ = enc.set_icc_profile(icc.clone());
+            }
+            if let Some(exif) = &meta.exif {
+                let _ = enc.set_exif_metadata(exif.clone());
+            }
+            enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
+                .map_err(|e| enc_err(&e))?;
+        }
+        Format::Tiff => {
+            let mut cur = Cursor::new(&mut out);
+            let mut enc = image::codecs::tiff::TiffEncoder::new(&mut cur);
+            if let Some(icc) = &meta.icc {
+                let _ = enc.set_icc_profile(icc.clone());
+            }
+            enc.write_image(
+                image.as_bytes(),
+                image.width(),
+                image.height(),
+                image.color().into(),
+            )
+            .map_err(|e| enc_err(&e))?;
+        }
+        Format::Gif => {
+            return Err(Error::Unsupported(
+                "GIF output would quantise the watermark away; convert to PNG first".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the JPEG's luminance quantization table and sampling factors. The quality is the
+/// libjpeg quality whose scaled standard table is closest to the file's.
+fn jpeg_tables(bytes: &[u8]) -> (Option<u8>, Option<Subsampling>) {
+    let mut luma: Option<[u16; 64]> = None;
+    let mut sub = None;
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            break;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xD8 || (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
+            i += 2;
+            continue;
+        }
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        if len < 2 || i + 2 + len > bytes.len() {
+            break;
+        }
+        let seg = &bytes[i + 4..i + 2 + len];
+        match marker {
+            0xDB => {
+                let mut p = 0;
+                while p < seg.len() {
+                    let pq = seg[p] >> 4;
+                    let tq = seg[p] & 15;
+                    let size = if pq == 0 { 64 } else { 128 };
+                    if p + 1 + size > seg.len() {
+                        break;
+                    }
+                    if tq == 0 {
+                        let mut t = [0u16; 64];
+                        for (k, v) in t.iter_mut().enumerate() {
+                            *v = if pq == 0 {
+                                u16::from(seg[p + 1 + k])
+                            } else {
+                                u16::from_be_bytes([seg[p + 1 + 2 * k], seg[p + 2 + 2 * k]])
+                            };
+                        }
+                        luma = Some(t);
+                    }
+                    p += 1 + size;
+                }
+            }
+            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                if seg.len() >= 6 + 3 && seg[5] >= 3 {
+                    let hv = seg[7];
+                    sub = Some(match (hv >> 4, hv & 15) {
+                        (2, 2) => Subsampling::S420,
+                        (2, 1) => Subsampling::S422,
+                        _ => Subsampling::S444,
+                    });
+                } else if seg.len() >= 6 {
+                    sub = Some(Subsampling::S444);
+                }
+            }
+            0xDA => break,
+            _ => {}
+        }
+        i += 2 + len;
+    }
+    (luma.map(|t| estimate_quality(&t)), sub)
+}
+
+/// The standard JPEG luminance table (Annex K), in zig-zag order as stored in DQT.
+const STD_LUMA_ZIGZAG: [u16; 64] = [
+    16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35,
+    37, 29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109,
+    81, 87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
+];
+
+pub(crate) fn estimate_quality(table: &[u16; 64]) -> u8 {
+    let mut best = (f64::INFINITY, 92u8);
+    for q in 1..=100u32 {
+        let scale = if q < 50 { 5000 / q } else { 200 - 2 * q };
+        let err: f64 = STD_LUMA_ZIGZAG
+            .iter()
+            .zip(table)
+            .map(|(&b, &t)| {
+                let s = ((u32::from(b) * scale + 50) / 100).clamp(1, 255);
+                let d = f64::from(s) - f64::from(t);
+                d * d
+            })
+            .sum();
+        if err < best.0 {
+            best = (err, q as u8);
+        }
+    }
+    best.1
+}

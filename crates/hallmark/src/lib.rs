@@ -1,0 +1,44 @@
+//! hallmark: label AI-generated content honestly and durably, and check labels.
+//!
+//! This is the one dependency a generation pipeline needs. It composes the three marks:
+//! the invisible image watermark ([`hallmark_image`]), the signed C2PA manifest
+//! ([`hallmark_c2pa`]) and the statistical text watermark ([`hallmark_text`]), over bytes
+//! in memory. It never opens files or reads environment variables; the `hallmark` CLI does.
+//!
+//! ```
+//! use hallmark::io::{Limits, decode};
+//! // Bad input is an error value, never a panic.
+//! assert!(decode(b"not an image", &Limits::default()).is_err());
+//! ```
+#![deny(missing_docs)]
+
+pub mod io;
+
+pub use hallmark_c2pa as c2pa;
+pub use hallmark_core::{KeyId, Payload, WatermarkKey};
+pub use hallmark_image as image_mark;
+pub use hallmark_text as text;
+
+/// Errors from the facade, grouped by who is at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input image cannot be decoded (empty, truncated, corrupt, too large, unknown).
+    #[error("cannot decode image: {0}")]
+    Decode(String),
+    /// The output cannot be encoded.
+    #[error("cannot encode image: {0}")]
+    Encode(String),
+    /// The operation does not apply to this input.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Watermark embedding failed.
+    #[error(transparent)]
+    Watermark(#[from] hallmark_image::Error),
+    /// C2PA signing or verification failed.
+    #[error(transparent)]
+    C2pa(#[from] hallmark_c2pa::Error),
+    /// A key or parameter is malformed.
+    #[error(transparent)]
+    Parameter(#[from] hallmark_core::Error),
+}

@@ -1,1 +1,664 @@
-fn main() {}
+//! The `hallmark` command line: thin glue over the `hallmark` library. Files, terminals,
+//! folders, exit codes and messages live here; everything else is the library's.
+
+mod files;
+mod keys;
+mod label;
+
+use std::{
+    io::IsTerminal,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use hallmark::{Payload, Verdict, c2pa::TrustSettings};
+
+const EXIT_HELP: &str = "\
+Exit codes:
+  0  success: a label was found and is valid (or the command did its job)
+  1  nothing found: no manifest and no watermark
+  2  usage, input or I/O error
+  3  found but invalid or tampered";
+
+/// Label AI-generated content honestly and durably, and check labels.
+#[derive(Parser, Debug)]
+#[command(name = "hallmark", version, about, after_help = EXIT_HELP)]
+struct Cli {
+    /// Machine-readable output on stdout: one JSON object per input.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Less output (only errors).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// More output (repeat for debug logs on stderr).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Colour: auto (honours NO_COLOR and terminals), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Generate keys: a C2PA signing key and certificate chain, and a watermark key.
+    Keygen(keys::KeygenArgs),
+    /// Watermark and sign images in one pass (the main job).
+    Stamp(StampArgs),
+    /// Check files: C2PA manifest, watermark, and whether they agree.
+    Verify(VerifyArgs),
+    /// Stamp every image in a folder, in parallel, resumable.
+    Label(label::LabelArgs),
+    /// Sign an image with a C2PA manifest alone (no watermark).
+    Sign(SignArgs),
+    /// The invisible image watermark on its own.
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// The text watermark (applied while an LLM generates).
+    #[command(subcommand)]
+    Text(TextCmd),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ModelArgs {
+    /// The generating model, recorded in the manifest.
+    #[arg(long)]
+    model: Option<String>,
+    /// The model's version.
+    #[arg(long, requires = "model")]
+    model_version: Option<String>,
+}
+
+impl ModelArgs {
+    fn model(&self) -> Option<hallmark::c2pa::Model> {
+        self.model.as_ref().map(|n| hallmark::c2pa::Model {
+            name: n.clone(),
+            version: self.model_version.clone(),
+        })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct StampArgs {
+    /// Images to stamp.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output file (one input only).
+    #[arg(short, long, conflicts_with = "out_dir")]
+    output: Option<PathBuf>,
+    /// Output folder (any number of inputs; names kept).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Keys folder written by `hallmark keygen`.
+    #[arg(long)]
+    keys: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Watermark payload, 16 hex digits (default: a fresh random ID per image).
+    #[arg(long)]
+    payload: Option<String>,
+    /// JPEG quality of the output (default: the input's, estimated).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    quality: Option<u8>,
+    /// Allow the output to replace the input.
+    #[arg(long)]
+    in_place: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct VerifyArgs {
+    /// Files (or folders) to check.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// PEM trust anchors for C2PA signers (also: $HALLMARK_TRUST_ANCHORS, or
+    /// ~/.config/hallmark/trust-anchors.pem).
+    #[arg(long, value_name = "PEM")]
+    trust: Option<PathBuf>,
+    /// Watermark key file(s) or keys folder(s) to look for watermarks with.
+    #[arg(long = "key", value_name = "KEY")]
+    keys: Vec<PathBuf>,
+    /// A keys folder: its watermark key and its CA as trust anchor.
+    #[arg(long = "keys", value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
+    /// Parallel jobs for folders.
+    #[arg(short = 'j', long, default_value_t = 0)]
+    jobs: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct SignArgs {
+    /// The image to sign.
+    input: PathBuf,
+    /// Output file with the manifest embedded.
+    #[arg(short, long, required_unless_present = "sidecar")]
+    output: Option<PathBuf>,
+    /// Write the manifest to a sidecar `.c2pa` file beside the output (or the input).
+    #[arg(long)]
+    sidecar: bool,
+    /// Keys folder written by `hallmark keygen`.
+    #[arg(long)]
+    keys: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A manifest definition in c2patool's JSON format to merge in.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Allow the output to replace the input.
+    #[arg(long)]
+    in_place: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    /// Embed a watermark.
+    Embed {
+        /// Watermark key file or keys folder.
+        #[arg(long)]
+        key: PathBuf,
+        /// 16 hex digits, or `auto` for a random ID.
+        #[arg(long, default_value = "auto")]
+        payload: String,
+        /// Input image.
+        input: PathBuf,
+        /// Output image (same format as the input).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// JPEG quality of the output (default: the input's, estimated).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: Option<u8>,
+        /// Allow the output to replace the input.
+        #[arg(long)]
+        in_place: bool,
+    },
+    /// Detect a watermark.
+    Detect {
+        /// Watermark key file or keys folder.
+        #[arg(long)]
+        key: PathBuf,
+        /// Images.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per line, in order.
+        #[arg(long)]
+        jsonl: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TextCmd {
+    /// Generate text with a watermark (not built yet).
+    Generate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+    /// Detect a text watermark (not built yet).
+    Detect {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(&cli);
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::from(0);
+            }
+            eprintln!("hallmark: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    let ansi = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HALLMARK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},c2pa=error"))),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .without_time()
+        .try_init();
+}
+
+pub(crate) fn use_color(cli_color: ColorChoice) -> bool {
+    match cli_color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+    }
+}
+
+fn run(cli: &Cli) -> Result<i32> {
+    match &cli.cmd {
+        Cmd::Keygen(a) => keys::keygen(a, cli.json),
+        Cmd::Stamp(a) => stamp(cli, a),
+        Cmd::Verify(a) => verify(cli, a),
+        Cmd::Label(a) => label::label(cli.json, cli.quiet, a),
+        Cmd::Sign(a) => sign(cli, a),
+        Cmd::Image(c) => image(cli, c),
+        Cmd::Text(_) => bail!(
+            "`hallmark text` is not built yet: the text watermark (issue 5) has not landed in this version"
+        ),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "hallmark", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn parse_payload(s: &str) -> Result<Option<Payload>> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    Ok(Some(s.parse::<Payload>()?))
+}
+
+pub(crate) fn stamper(keys: &Path, model: Option<hallmark::c2pa::Model>, quality: Option<u8>) -> Result<hallmark::Stamper> {
+    let wm = keys::load_watermark_key(keys)?;
+    let signer = keys::load_signer(keys)?;
+    let mut s = hallmark::Stamper::new(&wm, signer);
+    s.model = model;
+    s.jpeg_quality = quality;
+    Ok(s)
+}
+
+fn refuse_text(path: &Path, bytes: &[u8]) -> Result<()> {
+    let looks_text = !bytes.is_empty()
+        && hallmark::io::Format::sniff(bytes).is_none()
+        && std::str::from_utf8(&bytes[..bytes.len().min(4096)]).is_ok();
+    if looks_text {
+        bail!(
+            "{} looks like text: a text watermark can only be applied while the text is generated (see `hallmark text generate`), not stamped after the fact",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
+    if a.output.is_some() && a.inputs.len() != 1 {
+        bail!("-o/--output takes one input; use --out-dir for several");
+    }
+    if a.output.is_none() && a.out_dir.is_none() {
+        bail!("say where to write: -o OUT or --out-dir DIR");
+    }
+    let payload = a.payload.as_deref().map(parse_payload).transpose()?.flatten();
+    let s = stamper(&a.keys, a.model.model(), a.quality)?;
+    if let Some(d) = &a.out_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let mut worst = 0;
+    for input in &a.inputs {
+        let out = match (&a.output, &a.out_dir) {
+            (Some(o), _) => o.clone(),
+            (None, Some(d)) => d.join(input.file_name().context("input has no file name")?),
+            _ => unreachable!("checked above"),
+        };
+        let res = (|| -> Result<hallmark::Stamped> {
+            files::check_not_input(&out, &a.inputs, a.in_place)?;
+            let bytes = files::read_input(input)?;
+            refuse_text(input, &bytes)?;
+            let st = hallmark::stamp(&bytes, &s, payload)
+                .with_context(|| format!("cannot stamp {}", input.display()))?;
+            files::write_atomic(&out, &st.bytes, None)?;
+            Ok(st)
+        })();
+        match res {
+            Ok(st) => {
+                if cli.json {
+                    let mut v = serde_json::to_value(&st)?;
+                    v["input"] = serde_json::json!(input.display().to_string());
+                    v["output"] = serde_json::json!(out.display().to_string());
+                    println!("{v}");
+                } else if !cli.quiet {
+                    println!(
+                        "stamped {} -> {}  (watermark ID {}, PSNR {:.1} dB, manifest {})",
+                        input.display(),
+                        out.display(),
+                        st.payload,
+                        st.psnr,
+                        st.manifest_id
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("hallmark: error: {e:#}");
+                worst = 2;
+            }
+        }
+    }
+    Ok(worst)
+}
+
+fn trust_settings(flag: Option<&Path>, keys_dir: Option<&Path>) -> Result<TrustSettings> {
+    let mut pem = String::new();
+    let mut add = |p: &Path| -> Result<()> {
+        let t = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read trust anchors {}", p.display()))?;
+        if !t.contains("-----BEGIN CERTIFICATE-----") {
+            bail!("{} holds no PEM certificate", p.display());
+        }
+        pem.push_str(&t);
+        pem.push('\n');
+        Ok(())
+    };
+    if let Some(f) = flag {
+        add(f)?;
+    } else if let Some(env) = std::env::var_os("HALLMARK_TRUST_ANCHORS") {
+        add(Path::new(&env))?;
+    } else if let Some(home) = std::env::var_os("HOME") {
+        let cfg = Path::new(&home).join(".config/hallmark/trust-anchors.pem");
+        if cfg.exists() {
+            add(&cfg)?;
+        }
+    }
+    if let Some(d) = keys_dir {
+        let ca = d.join(keys::CA);
+        if ca.exists() {
+            add(&ca)?;
+        }
+    }
+    Ok(TrustSettings {
+        anchors_pem: (!pem.is_empty()).then_some(pem),
+    })
+}
+
+pub(crate) fn sidecar_for(path: &Path) -> Option<PathBuf> {
+    let a = path.with_extension("c2pa");
+    if a != path && a.is_file() {
+        return Some(a);
+    }
+    let mut b = path.as_os_str().to_owned();
+    b.push(".c2pa");
+    let b = PathBuf::from(b);
+    b.is_file().then_some(b)
+}
+
+fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
+    let trust = trust_settings(a.trust.as_deref(), a.keys_dir.as_deref())?;
+    let mut wkeys = vec![];
+    for k in &a.keys {
+        wkeys.push(keys::load_watermark_key(k)?);
+    }
+    if let Some(d) = &a.keys_dir {
+        wkeys.push(keys::load_watermark_key(d)?);
+    }
+    let verifier = hallmark::Verifier::new(&wkeys, trust);
+    let mut files = vec![];
+    for f in &a.files {
+        if f.is_dir() {
+            files.extend(label::walk_images(f)?.into_iter().map(|(p, _)| p));
+        } else {
+            files.push(f.clone());
+        }
+    }
+    let color = use_color(cli.color);
+    let jobs = if a.jobs == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { a.jobs };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+    let results: Vec<Result<hallmark::Report>> = pool.install(|| {
+        use rayon::prelude::*;
+        files
+            .par_iter()
+            .map(|f| {
+                let bytes = files::read_input(f)?;
+                let side = sidecar_for(f).map(|p| files::read_input(&p)).transpose()?;
+                hallmark::verify(&bytes, side.as_deref(), &verifier)
+                    .with_context(|| format!("cannot verify {}", f.display()))
+            })
+            .collect()
+    });
+    let mut codes = vec![];
+    for (f, r) in files.iter().zip(results) {
+        match r {
+            Ok(rep) => {
+                codes.push(rep.verdict.exit_code());
+                if cli.json {
+                    let mut v = serde_json::to_value(&rep)?;
+                    v["file"] = serde_json::json!(f.display().to_string());
+                    println!("{v}");
+                } else if !cli.quiet {
+                    print_report(f, &rep, color, cli.verbose > 0);
+                }
+            }
+            Err(e) => {
+                codes.push(2);
+                if cli.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"schema": hallmark::REPORT_SCHEMA, "file": f.display().to_string(), "error": format!("{e:#}")})
+                    );
+                }
+                eprintln!("hallmark: error: {e:#}");
+            }
+        }
+    }
+    Ok(combine(&codes))
+}
+
+/// One exit code for many files: an error wins, then tampering, then "nothing found" only if
+/// nothing was found anywhere.
+fn combine(codes: &[i32]) -> i32 {
+    if codes.contains(&2) {
+        2
+    } else if codes.contains(&3) {
+        3
+    } else if !codes.is_empty() && codes.iter().all(|&c| c == 1) {
+        1
+    } else if codes.contains(&1) && codes.contains(&0) {
+        1
+    } else {
+        0
+    }
+}
+
+fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) {
+    let paint = |s: &str, code: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let c = match r.verdict {
+        Verdict::AiGenerated | Verdict::AiEdited => "1;33",
+        Verdict::SignedNoAiClaim => "1;32",
+        Verdict::Tampered => "1;31",
+        Verdict::NoEvidence => "1",
+    };
+    println!("{}: {}", f.display(), paint(&r.summary, c));
+    for reason in &r.reasons {
+        println!("  - {reason}");
+    }
+    if let Some(c2) = &r.c2pa {
+        if verbose || c2.validation_state == hallmark::c2pa::ValidationState::Invalid {
+            for s in &c2.failure {
+                println!("  failure: {} {}", s.code, s.explanation.as_deref().unwrap_or(""));
+            }
+        }
+        if verbose {
+            for s in &c2.success {
+                println!("  success: {}", s.code);
+            }
+            for s in &c2.informational {
+                println!("  info: {}", s.code);
+            }
+            for i in &c2.ingredients {
+                println!(
+                    "  ingredient: {} ({})",
+                    i.title.as_deref().unwrap_or("?"),
+                    i.relationship.as_deref().unwrap_or("?")
+                );
+            }
+        }
+    }
+}
+
+fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
+    let bytes = files::read_input(&a.input)?;
+    let fmt = hallmark::io::Format::sniff(&bytes).context(
+        "not a supported image (hallmark signs JPEG, PNG, WebP, TIFF and GIF)",
+    )?;
+    let signer = keys::load_signer(&a.keys)?;
+    let extra = a
+        .manifest
+        .as_ref()
+        .map(|p| -> Result<serde_json::Value> {
+            let t = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            serde_json::from_str(&t).with_context(|| format!("{} is not valid JSON", p.display()))
+        })
+        .transpose()?;
+    let spec = hallmark::c2pa::ManifestSpec {
+        title: a.input.file_name().map(|n| n.to_string_lossy().into_owned()),
+        model: a.model.model(),
+        extra_definition: extra,
+        ..Default::default()
+    };
+    let embedding = if a.sidecar { hallmark::c2pa::Embedding::Sidecar } else { hallmark::c2pa::Embedding::Embedded };
+    let signed = hallmark::c2pa::sign(&signer, &spec, fmt.mime(), &bytes, embedding)
+        .with_context(|| format!("cannot sign {}", a.input.display()))?;
+    let (asset_out, side_out) = match (&a.output, a.sidecar) {
+        (Some(o), true) => (Some(o.clone()), Some(o.with_extension("c2pa"))),
+        (Some(o), false) => (Some(o.clone()), None),
+        (None, _) => (None, Some(a.input.with_extension("c2pa"))),
+    };
+    if let Some(o) = &asset_out {
+        files::check_not_input(o, std::slice::from_ref(&a.input), a.in_place)?;
+        files::write_atomic(o, &signed.asset, None)?;
+    }
+    if let Some(s) = &side_out {
+        files::write_atomic(s, &signed.manifest_store, None)?;
+    }
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"input": a.input.display().to_string(), "output": asset_out.map(|p| p.display().to_string()), "sidecar": side_out.map(|p| p.display().to_string()), "manifest_id": signed.manifest_id})
+        );
+    } else if !cli.quiet {
+        println!(
+            "signed {} (manifest {}){}{}",
+            a.input.display(),
+            signed.manifest_id,
+            asset_out.map(|p| format!(" -> {}", p.display())).unwrap_or_default(),
+            side_out.map(|p| format!(", sidecar {}", p.display())).unwrap_or_default()
+        );
+    }
+    Ok(0)
+}
+
+fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
+    match c {
+        ImageCmd::Embed { key, payload, input, output, quality, in_place } => {
+            files::check_not_input(output, std::slice::from_ref(input), *in_place)?;
+            let key = keys::load_watermark_key(key)?;
+            let payload = parse_payload(payload)?.unwrap_or_else(Payload::random);
+            let bytes = files::read_input(input)?;
+            let mut dec = hallmark::io::decode(&bytes, &hallmark::io::Limits::default())?;
+            if dec.format == hallmark::io::Format::Gif {
+                bail!("GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first");
+            }
+            let mark = hallmark::image_mark::ImageMark::new(&key, Default::default());
+            let mut img = std::mem::replace(&mut dec.image, image_placeholder());
+            let rep = mark.embed_dynamic(&mut img, payload)?;
+            let out = hallmark::io::encode(&img, &dec, hallmark::io::EncodeOptions { jpeg_quality: *quality })?;
+            files::write_atomic(output, &out, None)?;
+            if cli.json {
+                let mut v = serde_json::to_value(&rep)?;
+                v["output"] = serde_json::json!(output.display().to_string());
+                println!("{v}");
+            } else if !cli.quiet {
+                println!(
+                    "embedded watermark ID {} (key {}) into {}: PSNR {:.2} dB",
+                    rep.payload, rep.key_id, output.display(), rep.psnr
+                );
+            }
+            Ok(0)
+        }
+        ImageCmd::Detect { key, files: paths, jsonl } => {
+            let key = keys::load_watermark_key(key)?;
+            let det = hallmark::image_mark::Detector::new(&key);
+            let mut codes = vec![];
+            for p in paths {
+                let r = files::read_input(p).and_then(|b| {
+                    hallmark::io::decode(&b, &hallmark::io::Limits::default())
+                        .with_context(|| format!("cannot read {}", p.display()))
+                });
+                match r {
+                    Ok(d) => {
+                        let res = det.detect(&d.image);
+                        codes.push(if res.detected { 0 } else { 1 });
+                        if cli.json || *jsonl {
+                            let mut v = serde_json::to_value(&res)?;
+                            v["file"] = serde_json::json!(p.display().to_string());
+                            println!("{v}");
+                        } else if !cli.quiet {
+                            match res.payload {
+                                Some(pl) => println!(
+                                    "{}: watermark found, ID {} (p-value {:.1e}, {} bit errors corrected, {:.0} ms)",
+                                    p.display(), pl, res.p_value, res.bit_errors.unwrap_or(0), res.millis
+                                ),
+                                None => println!("{}: no watermark found ({:.0} ms)", p.display(), res.millis),
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        codes.push(2);
+                        if cli.json || *jsonl {
+                            println!("{}", serde_json::json!({"file": p.display().to_string(), "error": format!("{e:#}")}));
+                        }
+                        eprintln!("hallmark: error: {e:#}");
+                    }
+                }
+            }
+            Ok(if codes.contains(&2) { 2 } else if codes.iter().all(|&c| c == 0) { 0 } else { 1 })
+        }
+    }
+}
+
+fn image_placeholder() -> image::DynamicImage {
+    image::DynamicImage::new_luma8(1, 1)
+}

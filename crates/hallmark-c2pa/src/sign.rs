@@ -34,6 +34,9 @@ pub struct ManifestSpec {
     pub soft_bindings: Vec<SoftBinding>,
     /// Record a `c2pa.watermarked` action (the asset carries an invisible watermark).
     pub watermarked: bool,
+    /// The original asset (same format) when `sign` is given re-encoded pixels: if it carries
+    /// a manifest, that manifest is kept as the parent ingredient.
+    pub parent_asset: Option<Vec<u8>>,
     /// A manifest definition in c2patool's JSON format, merged in: its assertions are added,
     /// its actions appended to ours, its other top-level fields kept unless hallmark sets them.
     pub extra_definition: Option<Value>,
@@ -180,7 +183,12 @@ pub fn sign(
 ) -> Result<Signed, Error> {
     let mime =
         crate::embeddable_mime(format).ok_or_else(|| Error::Unsupported(format.to_string()))?;
-    let has_parent = crate::verify::has_manifest(mime, asset);
+    let parent: Option<&[u8]> = match &spec.parent_asset {
+        Some(p) if crate::verify::has_manifest(mime, p) => Some(p),
+        Some(_) => None,
+        None => crate::verify::has_manifest(mime, asset).then_some(asset),
+    };
+    let has_parent = parent.is_some();
     let def = definition(spec, has_parent)?;
     let ctx = crate::context(json!({
         "verify": {
@@ -193,8 +201,19 @@ pub fn sign(
     let mut builder = c2pa::Builder::from_shared_context(&ctx)
         .with_definition(def.to_string())
         .map_err(Error::C2pa)?;
-    if has_parent {
-        builder.set_intent(c2pa::BuilderIntent::Edit);
+    if let Some(p) = parent {
+        if std::ptr::eq(p, asset) {
+            builder.set_intent(c2pa::BuilderIntent::Edit);
+        } else {
+            let title = spec.title.clone().unwrap_or_else(|| "original".into());
+            builder
+                .add_ingredient_from_stream(
+                    json!({"title": title, "relationship": "parentOf"}).to_string(),
+                    mime,
+                    &mut Cursor::new(p),
+                )
+                .map_err(Error::C2pa)?;
+        }
     }
     if embedding == Embedding::Sidecar {
         builder.set_no_embed(true);

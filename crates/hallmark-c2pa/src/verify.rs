@@ -127,6 +127,7 @@ fn reader_context(trust: &TrustSettings) -> Result<std::sync::Arc<c2pa::Context>
             "verify_trust": true,
         },
         "core": {"max_decompressed_manifest_size_in_mb": 16},
+        "builder": {"thumbnail": {"enabled": false}},
     });
     if let Some(pem) = &trust.anchors_pem {
         settings["trust"] = json!({"user_anchors": pem});
@@ -137,7 +138,8 @@ fn reader_context(trust: &TrustSettings) -> Result<std::sync::Arc<c2pa::Context>
 /// Whether c2pa finds a manifest store in the asset (valid or not).
 pub(crate) fn has_manifest(mime: &str, asset: &[u8]) -> bool {
     let Ok(ctx) = crate::context(json!({
-        "verify": {"verify_after_reading": false, "remote_manifest_fetch": false, "ocsp_fetch": false}
+        "verify": {"verify_after_reading": false, "remote_manifest_fetch": false, "ocsp_fetch": false},
+        "builder": {"thumbnail": {"enabled": false}},
     })) else {
         return false;
     };
@@ -151,7 +153,8 @@ pub(crate) fn has_manifest(mime: &str, asset: &[u8]) -> bool {
 
 pub(crate) fn active_label(mime: &str, asset: &[u8], store: &[u8]) -> Result<String, Error> {
     let ctx = crate::context(json!({
-        "verify": {"verify_after_reading": false, "remote_manifest_fetch": false}
+        "verify": {"verify_after_reading": false, "remote_manifest_fetch": false},
+        "builder": {"thumbnail": {"enabled": false}},
     }))?;
     let reader = c2pa::Reader::from_shared_context(&ctx)
         .with_manifest_data_and_stream(store, mime, Cursor::new(asset))

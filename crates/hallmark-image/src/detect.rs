@@ -61,7 +61,6 @@ pub struct Detector {
     key: WatermarkKey,
     tile: Tile,
     pilot_spectrum: Vec<Complex32>,
-    pilot_gp_spectrum: Vec<Complex32>,
     /// Maximum decoding attempts per image; the p-value bound grows with it.
     max_attempts: usize,
 }
@@ -95,25 +94,10 @@ impl Detector {
         for c in &mut t {
             *c = c.conj();
         }
-        let mut tp: Vec<Complex32> = (0..GP * GP)
-            .map(|i| {
-                let (by, bx) = (i / GP, i % GP);
-                let v = tile.pilot(
-                    (bx as f64 + 0.5) / BINS_PER_CHIP as f64,
-                    (by as f64 + 0.5) / BINS_PER_CHIP as f64,
-                );
-                Complex32::new(v, 0.0)
-            })
-            .collect();
-        fft2d(&mut planner, &mut tp, GP, GP, false);
-        for c in &mut tp {
-            *c = c.conj();
-        }
         Detector {
             key: key.clone(),
             tile,
             pilot_spectrum: t,
-            pilot_gp_spectrum: tp,
             max_attempts: 96,
         }
     }

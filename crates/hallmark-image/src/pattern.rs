@@ -62,14 +62,6 @@ impl Tile {
     }
 }
 
-/// The combined mark at chip coordinates (cx, cy), unit variance before masking.
-#[inline]
-pub(crate) fn mark(tile: &Tile, data: &[f32], cx: f64, cy: f64) -> f32 {
-    let ap = PILOT_SHARE.sqrt();
-    let ad = (1.0 - PILOT_SHARE).sqrt();
-    ap * tile.pilot(cx, cy) + ad * field(data, M, cx, cy)
-}
-
 impl Tile {
     /// The pilot at chip coordinates: a sum of gratings, unit variance.
     #[inline]
@@ -83,20 +75,3 @@ impl Tile {
     }
 }
 
-/// Value of the periodic, bilinearly interpolated chip field at chip coordinates (cx, cy):
-/// chip (i, j) peaks at (j + 0.5, i + 0.5).
-#[inline]
-pub(crate) fn field(chips: &[f32], m: usize, cx: f64, cy: f64) -> f32 {
-    let u = cx - 0.5;
-    let v = cy - 0.5;
-    let (fu, fv) = (u.floor(), v.floor());
-    let (tx, ty) = ((u - fu) as f32, (v - fv) as f32);
-    let mi = m as i64;
-    let j0 = (fu as i64).rem_euclid(mi) as usize;
-    let i0 = (fv as i64).rem_euclid(mi) as usize;
-    let j1 = (j0 + 1) % m;
-    let i1 = (i0 + 1) % m;
-    let a = chips[i0 * m + j0] * (1.0 - tx) + chips[i0 * m + j1] * tx;
-    let b = chips[i1 * m + j0] * (1.0 - tx) + chips[i1 * m + j1] * tx;
-    a * (1.0 - ty) + b * ty
-}

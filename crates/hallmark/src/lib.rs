@@ -13,6 +13,11 @@
 #![deny(missing_docs)]
 
 pub mod io;
+mod stamp;
+mod verify;
+
+pub use stamp::{Stamped, Stamper, stamp};
+pub use verify::{Consistency, REPORT_SCHEMA, Report, Verdict, Verifier, verify};
 
 pub use hallmark_c2pa as c2pa;
 pub use hallmark_core::{KeyId, Payload, WatermarkKey};

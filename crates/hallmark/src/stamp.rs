@@ -1,0 +1,134 @@
+//! One-pass stamping: decode once, embed the watermark, encode once, sign a manifest that
+//! records the generation and binds the watermark (soft binding).
+
+use hallmark_c2pa::{Embedding, ManifestSpec, Model, SigningCredential, SoftBinding};
+use hallmark_core::{KeyId, Payload, WatermarkKey};
+use hallmark_image::{EmbedParams, ImageMark, SOFT_BINDING_ALG};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    Error,
+    io::{self, EncodeOptions, Format, Limits},
+};
+
+/// Everything needed to stamp images. Build once, stamp many (it is `Sync`).
+pub struct Stamper {
+    mark: ImageMark,
+    key_id: KeyId,
+    signer: SigningCredential,
+    /// The generating model recorded in the manifest.
+    pub model: Option<Model>,
+    /// Decoding limits.
+    pub limits: Limits,
+    /// JPEG quality override (default: the input's estimated quality).
+    pub jpeg_quality: Option<u8>,
+}
+
+impl std::fmt::Debug for Stamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stamper")
+            .field("key_id", &self.key_id)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stamper {
+    /// A stamper with default embedding parameters.
+    pub fn new(watermark: &WatermarkKey, signer: SigningCredential) -> Self {
+        Stamper {
+            mark: ImageMark::new(watermark, EmbedParams::default()),
+            key_id: watermark.id(),
+            signer,
+            model: None,
+            limits: Limits::default(),
+            jpeg_quality: None,
+        }
+    }
+
+    /// The signing credential (the ledger signs with it too).
+    pub fn signer(&self) -> &SigningCredential {
+        &self.signer
+    }
+}
+
+/// The result of [`stamp`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Stamped {
+    /// The stamped file's bytes.
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+    /// Its format (the input's).
+    pub format: Format,
+    /// The watermark payload (the image's ID).
+    pub payload: Payload,
+    /// The public ID of the watermark key.
+    #[serde(serialize_with = "ser_display")]
+    pub key_id: KeyId,
+    /// PSNR of the watermark, dB.
+    pub psnr: f64,
+    /// Label of the new C2PA manifest.
+    pub manifest_id: String,
+    /// SHA-256 of the input, hex.
+    pub input_sha256: String,
+    /// SHA-256 of the output, hex.
+    pub output_sha256: String,
+}
+
+fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// Stamps one image: watermark carrying `payload` (random when `None`) plus a signed C2PA
+/// manifest that declares the AI generation and binds the watermark.
+///
+/// # Errors
+/// [`Error::Decode`] for unreadable input, [`Error::Unsupported`] for GIF (palette
+/// quantisation would erase the mark), [`Error::Watermark`] for images under 128 pixels a
+/// side, [`Error::C2pa`] when signing fails.
+pub fn stamp(input: &[u8], s: &Stamper, payload: Option<Payload>) -> Result<Stamped, Error> {
+    let mut decoded = io::decode(input, &s.limits)?;
+    if decoded.format == Format::Gif {
+        return Err(Error::Unsupported(
+            "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG, or use `hallmark sign` for a manifest alone".into(),
+        ));
+    }
+    let payload = payload.unwrap_or_else(Payload::random);
+    let mut image = std::mem::replace(&mut decoded.image, image::DynamicImage::new_luma8(1, 1));
+    let report = s.mark.embed_dynamic(&mut image, payload)?;
+    let encoded = io::encode(
+        &image,
+        &decoded,
+        EncodeOptions {
+            jpeg_quality: s.jpeg_quality,
+        },
+    )?;
+    let spec = ManifestSpec {
+        title: None,
+        model: s.model.clone(),
+        soft_bindings: vec![SoftBinding {
+            alg: SOFT_BINDING_ALG.to_string(),
+            value: payload.0.to_be_bytes().to_vec(),
+        }],
+        watermarked: true,
+        parent_asset: Some(input.to_vec()),
+        extra_definition: None,
+    };
+    let signed = hallmark_c2pa::sign(
+        &s.signer,
+        &spec,
+        decoded.format.mime(),
+        &encoded,
+        Embedding::Embedded,
+    )?;
+    Ok(Stamped {
+        output_sha256: hex::encode(Sha256::digest(&signed.asset)),
+        input_sha256: hex::encode(Sha256::digest(input)),
+        bytes: signed.asset,
+        format: decoded.format,
+        payload,
+        key_id: report.key_id,
+        psnr: report.psnr,
+        manifest_id: signed.manifest_id,
+    })
+}

@@ -1,0 +1,293 @@
+//! One verdict per file: C2PA validation, watermark detection, and whether the two agree.
+
+use hallmark_c2pa::{AiStatus, TrustSettings, ValidationState, Verification};
+use hallmark_core::{Payload, WatermarkKey};
+use hallmark_image::{Detection, Detector, SOFT_BINDING_ALG};
+
+use crate::{
+    Error,
+    io::{self, Format, Limits},
+};
+
+/// The report schema name written in every JSON report.
+pub const REPORT_SCHEMA: &str = "hallmark.report/1";
+
+/// What to check a file against.
+pub struct Verifier {
+    detectors: Vec<Detector>,
+    /// Trust anchors for C2PA signers.
+    pub trust: TrustSettings,
+    /// Decoding limits.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("watermark_keys", &self.detectors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier that looks for the watermarks of `keys` (may be empty: manifest only).
+    pub fn new(keys: &[WatermarkKey], trust: TrustSettings) -> Self {
+        Verifier {
+            detectors: keys.iter().map(Detector::new).collect(),
+            trust,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The overall verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A valid manifest and/or a watermark say the content is AI-generated.
+    AiGenerated,
+    /// A valid manifest says the content was edited with AI.
+    AiEdited,
+    /// A valid manifest that declares no AI involvement.
+    SignedNoAiClaim,
+    /// A manifest is present but fails validation, or manifest and watermark disagree.
+    Tampered,
+    /// Neither a manifest nor a watermark was found.
+    NoEvidence,
+}
+
+impl Verdict {
+    /// The CLI exit code for this verdict: 0 found and valid, 1 nothing found, 3 invalid.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::AiGenerated | Verdict::AiEdited | Verdict::SignedNoAiClaim => 0,
+            Verdict::NoEvidence => 1,
+            Verdict::Tampered => 3,
+        }
+    }
+}
+
+/// Whether the watermark agrees with the manifest's soft binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// The detected payload equals the manifest's soft-binding value.
+    Match,
+    /// They differ: one of the two was copied from another image.
+    Mismatch,
+    /// The manifest binds a watermark that was not found with the given keys.
+    WatermarkMissing,
+    /// Nothing to compare.
+    NotApplicable,
+}
+
+/// The report for one file (`hallmark.report/1`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    /// Always [`REPORT_SCHEMA`].
+    pub schema: &'static str,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// One line for a person.
+    pub summary: String,
+    /// The reasons behind the verdict, in plain words.
+    pub reasons: Vec<String>,
+    /// The image format, when recognised.
+    pub format: Option<Format>,
+    /// The C2PA verification, when a manifest was found.
+    pub c2pa: Option<Verification>,
+    /// The watermark detection for the key that found it (or the first key), when searched.
+    pub watermark: Option<Detection>,
+    /// Manifest versus watermark.
+    pub consistency: Consistency,
+}
+
+/// Verifies one file's bytes (and a sidecar manifest's bytes, if one sits beside it).
+///
+/// # Errors
+/// [`Error::Decode`] when the file is not an image hallmark reads and has no manifest either.
+pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Report, Error> {
+    let format = Format::sniff(bytes);
+    let Some(fmt) = format else {
+        return Err(Error::Decode(if bytes.is_empty() {
+            "the file is empty".into()
+        } else {
+            "not a supported image (hallmark reads JPEG, PNG, WebP, TIFF and GIF)".into()
+        }));
+    };
+    let c2pa = match hallmark_c2pa::verify(fmt.mime(), bytes, sidecar, &v.trust) {
+        Ok(c) => c,
+        Err(hallmark_c2pa::Error::C2pa(e)) => {
+            // The container itself does not parse for c2pa: decoding will say why.
+            io::decode(bytes, &v.limits)?;
+            return Err(Error::Decode(format!("c2pa cannot read the file: {e}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut watermark = None;
+    if !v.detectors.is_empty() {
+        let decoded = io::decode(bytes, &v.limits)?;
+        for d in &v.detectors {
+            let det = d.detect(&decoded.image);
+            let found = det.detected;
+            if watermark.is_none() || found {
+                watermark = Some(det);
+            }
+            if found {
+                break;
+            }
+        }
+    } else if c2pa.is_none() {
+        // Still refuse files that are not decodable images, so bad input is an error.
+        io::decode(bytes, &v.limits)?;
+    }
+    Ok(judge(format, c2pa, watermark))
+}
+
+fn bound_payload(c: &Verification) -> Option<Payload> {
+    c.soft_bindings
+        .iter()
+        .find(|b| b.alg == SOFT_BINDING_ALG && b.value.len() == 8)
+        .map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b.value);
+            Payload(u64::from_be_bytes(a))
+        })
+}
+
+fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detection>) -> Report {
+    let mut reasons = vec![];
+    let found = wm.as_ref().filter(|d| d.detected);
+    let consistency = match (&c2pa, found) {
+        (Some(c), Some(d)) if c.validation_state != ValidationState::Invalid => {
+            match bound_payload(c) {
+                Some(p) if Some(p) == d.payload => Consistency::Match,
+                Some(_) => Consistency::Mismatch,
+                None => Consistency::NotApplicable,
+            }
+        }
+        (Some(c), None) if wm.is_some() && bound_payload(c).is_some() => {
+            Consistency::WatermarkMissing
+        }
+        _ => Consistency::NotApplicable,
+    };
+    if let Some(d) = found {
+        reasons.push(format!(
+            "watermark found: ID {} (key {}, p-value {:.1e}, {} bit errors corrected)",
+            d.payload.map(|p| p.to_string()).unwrap_or_default(),
+            d.key_id,
+            d.p_value,
+            d.bit_errors.unwrap_or(0)
+        ));
+    } else if wm.is_some() {
+        reasons.push("no watermark found with the given key(s)".into());
+    }
+    let (verdict, summary) = match &c2pa {
+        Some(c) if c.validation_state == ValidationState::Invalid => {
+            let codes: Vec<&str> = c.failure.iter().map(|s| s.code.as_str()).collect();
+            let why = if c.expired() {
+                "the signing certificate has expired (no time stamp proves it was valid when signing)".to_string()
+            } else if codes.iter().any(|c| c.contains("dataHash") || c.contains("boxesHash") || c.contains("hash.mismatch")) {
+                "image changed after signing".to_string()
+            } else if codes.iter().any(|c| c.starts_with("claimSignature")) {
+                "the manifest's signature does not verify".to_string()
+            } else if codes.iter().any(|c| c.contains("untrusted")) {
+                "the signer is not trusted".to_string()
+            } else {
+                "the manifest fails validation".to_string()
+            };
+            reasons.push(format!("C2PA manifest invalid: {}", codes.join(", ")));
+            if let Some(d) = found {
+                let _ = d;
+                reasons.push("the watermark alone still indicates AI generation".into());
+            }
+            (Verdict::Tampered, format!("tampered: {why}"))
+        }
+        Some(c) => {
+            let signer = c
+                .signer
+                .issuer
+                .clone()
+                .or_else(|| c.signer.common_name.clone())
+                .unwrap_or_else(|| "unknown".into());
+            let trust = if c.validation_state == ValidationState::Trusted {
+                format!("trusted signer {signer}")
+            } else {
+                format!("signer {signer} (valid signature, signer not trusted: no trust anchor given)")
+            };
+            reasons.push(format!(
+                "C2PA manifest {}: {}",
+                match c.validation_state {
+                    ValidationState::Trusted => "trusted",
+                    _ => "valid",
+                },
+                trust
+            ));
+            if let Some(a) = &c.software_agent {
+                reasons.push(format!("generated by {a}"));
+            }
+            if let Some(t) = &c.digital_source_type {
+                reasons.push(format!("digital source type {t}"));
+            }
+            let wm_part = match consistency {
+                Consistency::Match => "; watermark present and matches the manifest",
+                Consistency::WatermarkMissing => "; the watermark the manifest declares was not found",
+                _ => "",
+            };
+            if consistency == Consistency::Mismatch {
+                reasons.push(
+                    "the watermark's ID differs from the manifest's soft binding: one of them was copied from another image".into(),
+                );
+                (
+                    Verdict::Tampered,
+                    "tampered: watermark and manifest belong to different images".into(),
+                )
+            } else {
+                match c.ai {
+                    AiStatus::Generated => (
+                        Verdict::AiGenerated,
+                        format!("AI-generated: signed manifest, {trust}{wm_part}"),
+                    ),
+                    AiStatus::Edited => (
+                        Verdict::AiEdited,
+                        format!("AI-edited: signed manifest, {trust}{wm_part}"),
+                    ),
+                    AiStatus::NotDeclared if found.is_some() => (
+                        Verdict::AiGenerated,
+                        format!("AI-generated: watermark found; signed manifest from {trust} declares no AI use"),
+                    ),
+                    AiStatus::NotDeclared => (
+                        Verdict::SignedNoAiClaim,
+                        format!("signed manifest, {trust}; it declares no AI involvement"),
+                    ),
+                }
+            }
+        }
+        None => match found {
+            Some(_) => {
+                reasons.push("no C2PA manifest in the file".into());
+                (
+                    Verdict::AiGenerated,
+                    "AI-generated: watermark found, manifest missing (probably stripped)".into(),
+                )
+            }
+            None => {
+                reasons.push("no C2PA manifest in the file".into());
+                (
+                    Verdict::NoEvidence,
+                    "no evidence found (this is not proof of human origin)".into(),
+                )
+            }
+        },
+    };
+    Report {
+        schema: REPORT_SCHEMA,
+        verdict,
+        summary,
+        reasons,
+        format,
+        c2pa,
+        watermark: wm,
+        consistency,
+    }
+}

@@ -64,8 +64,16 @@ pub struct LabelArgs {
 /// Every regular file under `dir` (ignore files honoured), with its path relative to `dir`,
 /// sorted so runs and shards are deterministic.
 pub fn walk_images(dir: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    walk(dir, true)
+}
+
+fn walk(dir: &Path, respect_ignore: bool) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut out = vec![];
-    for entry in ignore::WalkBuilder::new(dir).hidden(true).build() {
+    let mut b = ignore::WalkBuilder::new(dir);
+    if !respect_ignore {
+        b.standard_filters(false);
+    }
+    for entry in b.build() {
         let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
         if entry.file_type().is_some_and(|t| t.is_file()) {
             let p = entry.into_path();
@@ -163,7 +171,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
             }
         }
         // Leftover temporary files from a killed run.
-        for (p, _) in walk_images(&a.out_dir).unwrap_or_default() {
+        for (p, _) in walk(&a.out_dir, false).unwrap_or_default() {
             if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".hallmark-") && n.ends_with(".tmp")) {
                 let _ = fs::remove_file(p);
             }

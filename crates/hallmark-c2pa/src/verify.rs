@@ -200,9 +200,7 @@ pub fn verify(
         (Err(c2pa::Error::JumbfNotFound | c2pa::Error::ProvenanceMissing), None) => {
             return Ok(None);
         }
-        (Err(e @ (c2pa::Error::IoError(_) | c2pa::Error::UnsupportedType)), _) => {
-            return Err(Error::C2pa(e));
-        }
+        (Err(e), _) if is_asset_error(&e) => return Err(Error::C2pa(e)),
         (Err(e), Some(_)) => {
             let mut v = unreadable(&e, true);
             v.failure.push(StatusEntry {
@@ -218,6 +216,24 @@ pub fn verify(
         (Err(e), None) => return Ok(Some(unreadable(&e, true))),
     };
     Ok(Some(summarise(&reader, is_embedded)))
+}
+
+/// Errors that say the asset itself is broken (not the manifest): these are the caller's
+/// input errors, not a tampered manifest.
+fn is_asset_error(e: &c2pa::Error) -> bool {
+    matches!(
+        e,
+        c2pa::Error::IoError(_)
+            | c2pa::Error::UnsupportedType
+            | c2pa::Error::InvalidAsset(_)
+            | c2pa::Error::PngError(_)
+            | c2pa::Error::JpegError(_)
+            | c2pa::Error::TiffError(_)
+            | c2pa::Error::GifError(_)
+            | c2pa::Error::RiffError(_)
+            | c2pa::Error::BmffError(_)
+            | c2pa::Error::InsufficientMemory
+    )
 }
 
 fn unreadable(e: &c2pa::Error, embedded: bool) -> Verification {

@@ -141,6 +141,11 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
             "not a supported image (hallmark reads JPEG, PNG, WebP, TIFF and GIF)".into(),
         )
     })?;
+    if format == Format::Jpeg && !jpeg_complete(bytes) {
+        return Err(Error::Decode(
+            "the JPEG is truncated (its image data has no end marker)".into(),
+        ));
+    }
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
     let mut l = image::Limits::default();
     l.max_image_width = Some(limits.max_width);
@@ -296,6 +301,15 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
         }
     }
     Ok(out)
+}
+
+/// Whether a JPEG's last scan is followed by an end-of-image marker. Decoders fill a cut-off
+/// scan with grey without complaint; a truncated file must be an error instead.
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Reads the JPEG's luminance quantization table and sampling factors. The quality is the

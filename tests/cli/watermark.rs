@@ -1,0 +1,95 @@
+//! The image watermark through the CLI: round trip, a fast subset of attacks, wrong key,
+//! unmarked images. The full attack table is the benchmark's job.
+
+use crate::util::*;
+
+fn detect(keys: &str, path: &std::path::Path) -> serde_json::Value {
+    let r = hm(&["image", "detect", "--key", keys, "--jsonl", path.to_str().unwrap()]).run();
+    r.json_lines().into_iter().next().expect("one line")
+}
+
+#[test]
+fn round_trip_and_fast_attacks() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let src = photo("p06_seeding_1920x1080.jpg");
+    let marked = t.path("marked.jpg");
+    let r = hm(&["image", "embed", "--key", &keys, "--payload", "0123456789abcdef", src.to_str().unwrap(), "-o", marked.to_str().unwrap(), "--json"]).run();
+    r.code(0);
+    let psnr = r.json_lines()[0]["psnr"].as_f64().unwrap();
+    assert!(psnr > 40.0, "PSNR {psnr}");
+    let d = detect(&keys, &marked);
+    assert_eq!(d["payload"], "0123456789abcdef", "{d}");
+    assert!(d["p_value"].as_f64().unwrap() < 1e-6);
+
+    let img = image::open(&marked).unwrap();
+    let (w, h) = (img.width(), img.height());
+    let attacks: Vec<(&str, image::DynamicImage)> = vec![
+        ("resize 0.5", img.resize_exact(w / 2, h / 2, image::imageops::FilterType::Triangle)),
+        ("crop 50%", img.crop_imm(w * 15 / 100, h * 15 / 100, w * 707 / 1000, h * 707 / 1000)),
+        ("flip", img.fliph()),
+    ];
+    for (name, a) in attacks {
+        let p = t.path("attacked.png");
+        a.save(&p).unwrap();
+        let d = detect(&keys, &p);
+        assert_eq!(d["payload"], "0123456789abcdef", "{name}: {d}");
+    }
+    // JPEG quality 50.
+    let mut q50 = vec![];
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut q50, 50).encode_image(&img.to_rgb8()).unwrap();
+    let p = t.path("q50.jpg");
+    std::fs::write(&p, q50).unwrap();
+    assert_eq!(detect(&keys, &p)["payload"], "0123456789abcdef");
+
+    // Wrong key never detects.
+    let other = t.keygen_in("other");
+    let r = hm(&["image", "detect", "--key", &other, marked.to_str().unwrap()]).run();
+    r.code(1);
+}
+
+#[test]
+fn unmarked_images_are_not_detected() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let mut paths = vec![];
+    for (i, name) in ["p01_astronaut_512x512.png", "p03_rocket_640x427.png", "p06_seeding_1920x1080.jpg"].iter().enumerate() {
+        let _ = i;
+        paths.push(photo(name));
+    }
+    paths.push(t.write_png("s.png", 400, 300, 21));
+    let mut args = vec!["image", "detect", "--key", keys.as_str(), "--jsonl"];
+    let ps: Vec<String> = paths.iter().map(|p| p.to_str().unwrap().to_string()).collect();
+    args.extend(ps.iter().map(String::as_str));
+    let r = hm(&args).run();
+    r.code(1);
+    for d in r.json_lines() {
+        assert_eq!(d["detected"], false, "{d}");
+        assert_eq!(d["payload"], serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn stamp_then_verify_matches_and_stripped_copy_still_says_ai() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let src = photo("p06_seeding_1920x1080.jpg");
+    let out = t.path("stamped.jpg");
+    hm(&["stamp", src.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &keys, "--model", "gen", "--payload", "00000000cafef00d"]).run().code(0);
+    let r = hm(&["verify", "--json", out.to_str().unwrap(), "--keys", &keys]).run();
+    r.code(0);
+    let v = &r.json_lines()[0];
+    assert_eq!(v["consistency"], "match", "{v}");
+    assert_eq!(v["c2pa"]["watermarked_action"], true);
+    // Strip the manifest: decode and re-encode the pixels.
+    let img = image::open(&out).unwrap();
+    let stripped = t.path("stripped.png");
+    img.save(&stripped).unwrap();
+    let r = hm(&["verify", "--json", stripped.to_str().unwrap(), "--keys", &keys]).run();
+    r.code(0);
+    let v = &r.json_lines()[0];
+    assert_eq!(v["verdict"], "ai_generated", "{v}");
+    assert!(v["summary"].as_str().unwrap().contains("manifest missing"));
+    // Without the key, the stripped copy carries no evidence we can read.
+    hm(&["verify", stripped.to_str().unwrap()]).run().code(1);
+}

@@ -14,7 +14,9 @@ pub const MAX_INPUT_BYTES: u64 = 512 * 1024 * 1024;
 /// Reads a whole file, refusing anything over [`MAX_INPUT_BYTES`].
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
     let f = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let meta = f.metadata().with_context(|| format!("cannot stat {}", path.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("cannot stat {}", path.display()))?;
     if meta.is_dir() {
         bail!("{} is a directory", path.display());
     }

@@ -83,20 +83,41 @@ pub fn keygen(args: &KeygenArgs, json_out: bool) -> Result<i32> {
         println!("{}", serde_json::to_string(&info)?);
     } else {
         println!("wrote keys to {}", args.out.display());
-        println!("  watermark key   {}  (secret, mode 0600; key ID {})", paths[0].display(), wm.id());
-        println!("  signing key     {}  (secret, mode 0600, Ed25519 PKCS#8)", paths[1].display());
-        println!("  signer chain    {}  ({})", paths[2].display(), certs.info.subject);
-        println!("  trust anchor    {}  (give verifiers this file)", paths[3].display());
+        println!(
+            "  watermark key   {}  (secret, mode 0600; key ID {})",
+            paths[0].display(),
+            wm.id()
+        );
+        println!(
+            "  signing key     {}  (secret, mode 0600, Ed25519 PKCS#8)",
+            paths[1].display()
+        );
+        println!(
+            "  signer chain    {}  ({})",
+            paths[2].display(),
+            certs.info.subject
+        );
+        println!(
+            "  trust anchor    {}  (give verifiers this file)",
+            paths[3].display()
+        );
         println!("  signer SHA-256  {}", certs.info.signer_sha256);
         println!("  CA SHA-256      {}", certs.info.ca_sha256);
-        println!("  valid           {} to {}", certs.info.not_before, certs.info.not_after);
+        println!(
+            "  valid           {} to {}",
+            certs.info.not_before, certs.info.not_after
+        );
     }
     Ok(0)
 }
 
 /// Reads a watermark key from a key file or a keys folder.
 pub fn load_watermark_key(path: &Path) -> Result<WatermarkKey> {
-    let file = if path.is_dir() { path.join(WATERMARK_KEY) } else { path.to_path_buf() };
+    let file = if path.is_dir() {
+        path.join(WATERMARK_KEY)
+    } else {
+        path.to_path_buf()
+    };
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read the watermark key {}", file.display()))?;
     WatermarkKey::from_file_str(&text)

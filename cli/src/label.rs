@@ -95,12 +95,14 @@ fn parse_shard(a: &LabelArgs) -> Result<Option<(u64, u64)>> {
             let min = env("SLURM_ARRAY_TASK_MIN").unwrap_or(0);
             (i - min.min(i), n)
         } else if let Some(i) = env("JOB_COMPLETION_INDEX") {
-            let n = a
-                .shard_count
-                .context("JOB_COMPLETION_INDEX is set: give the number of shards with --shard-count")?;
+            let n = a.shard_count.context(
+                "JOB_COMPLETION_INDEX is set: give the number of shards with --shard-count",
+            )?;
             (i, n)
         } else {
-            bail!("--shard-from-env: neither SLURM_ARRAY_TASK_ID/COUNT nor JOB_COMPLETION_INDEX is set");
+            bail!(
+                "--shard-from-env: neither SLURM_ARRAY_TASK_ID/COUNT nor JOB_COMPLETION_INDEX is set"
+            );
         }
     } else {
         return Ok(None);
@@ -130,16 +132,25 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         .into_iter()
         .filter(|(p, _)| {
             // Never descend into our own output when it sits inside the input.
-            out_canon.as_ref().is_none_or(|o| !fs::canonicalize(p).is_ok_and(|c| c.starts_with(o)))
+            out_canon
+                .as_ref()
+                .is_none_or(|o| !fs::canonicalize(p).is_ok_and(|c| c.starts_with(o)))
         })
         .filter(|(_, rel)| in_shard(rel, shard))
         .collect();
     if a.dry_run {
         for (p, rel) in &todo {
             if json_out {
-                println!("{}", json!({"file": p.display().to_string(), "output": a.out_dir.join(rel).display().to_string(), "action": "stamp"}));
+                println!(
+                    "{}",
+                    json!({"file": p.display().to_string(), "output": a.out_dir.join(rel).display().to_string(), "action": "stamp"})
+                );
             } else {
-                println!("would stamp {} -> {}", p.display(), a.out_dir.join(rel).display());
+                println!(
+                    "would stamp {} -> {}",
+                    p.display(),
+                    a.out_dir.join(rel).display()
+                );
             }
         }
         if !quiet {
@@ -147,7 +158,8 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    fs::create_dir_all(&a.out_dir).with_context(|| format!("cannot create {}", a.out_dir.display()))?;
+    fs::create_dir_all(&a.out_dir)
+        .with_context(|| format!("cannot create {}", a.out_dir.display()))?;
     let journal_path = a.out_dir.join(JOURNAL);
     let mut done: HashSet<String> = HashSet::new();
     let mut previous: Vec<serde_json::Value> = vec![];
@@ -162,22 +174,30 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         for line in std::io::BufReader::new(f).lines() {
             let line = line?;
             // A torn last line (killed mid-write) is ignored: that file is redone.
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
-            if let Some(rel) = v.get("rel").and_then(|r| r.as_str()) {
-                if v.get("status").and_then(|s| s.as_str()) != Some("failed") {
-                    done.insert(rel.to_string());
-                    previous.push(v);
-                }
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(rel) = v.get("rel").and_then(|r| r.as_str())
+                && v.get("status").and_then(|s| s.as_str()) != Some("failed")
+            {
+                done.insert(rel.to_string());
+                previous.push(v);
             }
         }
         // Leftover temporary files from a killed run.
         for (p, _) in walk(&a.out_dir, false).unwrap_or_default() {
-            if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".hallmark-") && n.ends_with(".tmp")) {
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".hallmark-") && n.ends_with(".tmp"))
+            {
                 let _ = fs::remove_file(p);
             }
         }
     }
-    let model = a.model.as_ref().map(|n| hallmark::c2pa::Model { name: n.clone(), version: a.model_version.clone() });
+    let model = a.model.as_ref().map(|n| hallmark::c2pa::Model {
+        name: n.clone(),
+        version: a.model_version.clone(),
+    });
     let stamper = crate::stamper(&a.keys, model, None)?;
     let mut journal = fs::OpenOptions::new()
         .create(true)
@@ -196,8 +216,10 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
     let bar = if !quiet && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(pending.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(b)
     } else {
@@ -207,7 +229,11 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
     let failed = Mutex::new(Vec::<(String, String)>::new());
     let skipped = AtomicUsize::new(0);
     let fatal = Mutex::new(None::<String>);
-    let jobs = if a.jobs == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { a.jobs };
+    let jobs = if a.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        a.jobs
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
     pool.install(|| {
         use rayon::prelude::*;
@@ -242,10 +268,10 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
             };
             if let Ok(mut j) = journal.lock() {
                 let line = format!("{entry}\n");
-                if j.write_all(line.as_bytes()).and_then(|()| j.flush()).is_err() {
-                    if let Ok(mut f) = fatal.lock() {
-                        f.get_or_insert("cannot append to the journal (disk full?)".into());
-                    }
+                if j.write_all(line.as_bytes()).and_then(|()| j.flush()).is_err()
+                    && let Ok(mut f) = fatal.lock()
+                {
+                    f.get_or_insert("cannot append to the journal (disk full?)".into());
                 }
             }
             if let Some(b) = &bar {
@@ -268,10 +294,10 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
     }
     if let Ok(text) = fs::read_to_string(&journal_path) {
         for line in text.lines() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                if let Some(r) = v.get("rel").and_then(|r| r.as_str()) {
-                    last.insert(r.to_string(), v.clone());
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                && let Some(r) = v.get("rel").and_then(|r| r.as_str())
+            {
+                last.insert(r.to_string(), v.clone());
             }
         }
     }
@@ -328,7 +354,8 @@ fn stamp_one(path: &Path, out: &Path, s: &hallmark::Stamper) -> Result<Outcome> 
     }
     let st = hallmark::stamp(&bytes, s, None)?;
     if let Some(parent) = out.parent() {
-        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     crate::files::write_atomic(out, &st.bytes, None)?;
     Ok(Outcome::Stamped(Box::new(st)))
@@ -348,5 +375,6 @@ fn is_output_fatal(e: &anyhow::Error) -> bool {
             )
         })
     }) && e.to_string().contains("temporary")
-        || e.chain().any(|c| c.to_string().contains("cannot create") || c.to_string().contains("disk full"))
+        || e.chain()
+            .any(|c| c.to_string().contains("cannot create") || c.to_string().contains("disk full"))
 }

@@ -261,8 +261,9 @@ fn init_logging(cli: &Cli) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HALLMARK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},c2pa=error"))),
+            tracing_subscriber::EnvFilter::try_from_env("HALLMARK_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(format!("{level},c2pa=error"))
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
@@ -274,7 +275,9 @@ pub(crate) fn use_color(cli_color: ColorChoice) -> bool {
     match cli_color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+        }
     }
 }
 
@@ -291,7 +294,12 @@ fn run(cli: &Cli) -> Result<i32> {
         ),
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(*shell, &mut Cli::command(), "hallmark", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "hallmark",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
     }
@@ -304,7 +312,11 @@ fn parse_payload(s: &str) -> Result<Option<Payload>> {
     Ok(Some(s.parse::<Payload>()?))
 }
 
-pub(crate) fn stamper(keys: &Path, model: Option<hallmark::c2pa::Model>, quality: Option<u8>) -> Result<hallmark::Stamper> {
+pub(crate) fn stamper(
+    keys: &Path,
+    model: Option<hallmark::c2pa::Model>,
+    quality: Option<u8>,
+) -> Result<hallmark::Stamper> {
     let wm = keys::load_watermark_key(keys)?;
     let signer = keys::load_signer(keys)?;
     let mut s = hallmark::Stamper::new(&wm, signer);
@@ -333,7 +345,12 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     if a.output.is_none() && a.out_dir.is_none() {
         bail!("say where to write: -o OUT or --out-dir DIR");
     }
-    let payload = a.payload.as_deref().map(parse_payload).transpose()?.flatten();
+    let payload = a
+        .payload
+        .as_deref()
+        .map(parse_payload)
+        .transpose()?
+        .flatten();
     let s = stamper(&a.keys, a.model.model(), a.quality)?;
     if let Some(d) = &a.out_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
@@ -444,7 +461,11 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
         }
     }
     let color = use_color(cli.color);
-    let jobs = if a.jobs == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { a.jobs };
+    let jobs = if a.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        a.jobs
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
     let results: Vec<Result<hallmark::Report>> = pool.install(|| {
         use rayon::prelude::*;
@@ -486,16 +507,14 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
     Ok(combine(&codes))
 }
 
-/// One exit code for many files: an error wins, then tampering, then "nothing found" only if
-/// nothing was found anywhere.
+/// One exit code for many files: an error wins, then tampering, then "nothing found" for any
+/// file without a label; 0 only when every file carries a valid label.
 fn combine(codes: &[i32]) -> i32 {
     if codes.contains(&2) {
         2
     } else if codes.contains(&3) {
         3
-    } else if !codes.is_empty() && codes.iter().all(|&c| c == 1) {
-        1
-    } else if codes.contains(&1) && codes.contains(&0) {
+    } else if codes.contains(&1) {
         1
     } else {
         0
@@ -503,7 +522,13 @@ fn combine(codes: &[i32]) -> i32 {
 }
 
 fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) {
-    let paint = |s: &str, code: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let paint = |s: &str, code: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
     let c = match r.verdict {
         Verdict::AiGenerated | Verdict::AiEdited => "1;33",
         Verdict::SignedNoAiClaim => "1;32",
@@ -517,7 +542,11 @@ fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) {
     if let Some(c2) = &r.c2pa {
         if verbose || c2.validation_state == hallmark::c2pa::ValidationState::Invalid {
             for s in &c2.failure {
-                println!("  failure: {} {}", s.code, s.explanation.as_deref().unwrap_or(""));
+                println!(
+                    "  failure: {} {}",
+                    s.code,
+                    s.explanation.as_deref().unwrap_or("")
+                );
             }
         }
         if verbose {
@@ -540,25 +569,32 @@ fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) {
 
 fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
     let bytes = files::read_input(&a.input)?;
-    let fmt = hallmark::io::Format::sniff(&bytes).context(
-        "not a supported image (hallmark signs JPEG, PNG, WebP, TIFF and GIF)",
-    )?;
+    let fmt = hallmark::io::Format::sniff(&bytes)
+        .context("not a supported image (hallmark signs JPEG, PNG, WebP, TIFF and GIF)")?;
     let signer = keys::load_signer(&a.keys)?;
     let extra = a
         .manifest
         .as_ref()
         .map(|p| -> Result<serde_json::Value> {
-            let t = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let t = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             serde_json::from_str(&t).with_context(|| format!("{} is not valid JSON", p.display()))
         })
         .transpose()?;
     let spec = hallmark::c2pa::ManifestSpec {
-        title: a.input.file_name().map(|n| n.to_string_lossy().into_owned()),
+        title: a
+            .input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
         model: a.model.model(),
         extra_definition: extra,
         ..Default::default()
     };
-    let embedding = if a.sidecar { hallmark::c2pa::Embedding::Sidecar } else { hallmark::c2pa::Embedding::Embedded };
+    let embedding = if a.sidecar {
+        hallmark::c2pa::Embedding::Sidecar
+    } else {
+        hallmark::c2pa::Embedding::Embedded
+    };
     let signed = hallmark::c2pa::sign(&signer, &spec, fmt.mime(), &bytes, embedding)
         .with_context(|| format!("cannot sign {}", a.input.display()))?;
     let (asset_out, side_out) = match (&a.output, a.sidecar) {
@@ -583,8 +619,12 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
             "signed {} (manifest {}){}{}",
             a.input.display(),
             signed.manifest_id,
-            asset_out.map(|p| format!(" -> {}", p.display())).unwrap_or_default(),
-            side_out.map(|p| format!(", sidecar {}", p.display())).unwrap_or_default()
+            asset_out
+                .map(|p| format!(" -> {}", p.display()))
+                .unwrap_or_default(),
+            side_out
+                .map(|p| format!(", sidecar {}", p.display()))
+                .unwrap_or_default()
         );
     }
     Ok(0)
@@ -592,19 +632,34 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
 
 fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
     match c {
-        ImageCmd::Embed { key, payload, input, output, quality, in_place } => {
+        ImageCmd::Embed {
+            key,
+            payload,
+            input,
+            output,
+            quality,
+            in_place,
+        } => {
             files::check_not_input(output, std::slice::from_ref(input), *in_place)?;
             let key = keys::load_watermark_key(key)?;
             let payload = parse_payload(payload)?.unwrap_or_else(Payload::random);
             let bytes = files::read_input(input)?;
             let mut dec = hallmark::io::decode(&bytes, &hallmark::io::Limits::default())?;
             if dec.format == hallmark::io::Format::Gif {
-                bail!("GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first");
+                bail!(
+                    "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first"
+                );
             }
             let mark = hallmark::image_mark::ImageMark::new(&key, Default::default());
             let mut img = std::mem::replace(&mut dec.image, image_placeholder());
             let rep = mark.embed_dynamic(&mut img, payload)?;
-            let out = hallmark::io::encode(&img, &dec, hallmark::io::EncodeOptions { jpeg_quality: *quality })?;
+            let out = hallmark::io::encode(
+                &img,
+                &dec,
+                hallmark::io::EncodeOptions {
+                    jpeg_quality: *quality,
+                },
+            )?;
             files::write_atomic(output, &out, None)?;
             if cli.json {
                 let mut v = serde_json::to_value(&rep)?;
@@ -613,12 +668,19 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             } else if !cli.quiet {
                 println!(
                     "embedded watermark ID {} (key {}) into {}: PSNR {:.2} dB",
-                    rep.payload, rep.key_id, output.display(), rep.psnr
+                    rep.payload,
+                    rep.key_id,
+                    output.display(),
+                    rep.psnr
                 );
             }
             Ok(0)
         }
-        ImageCmd::Detect { key, files: paths, jsonl } => {
+        ImageCmd::Detect {
+            key,
+            files: paths,
+            jsonl,
+        } => {
             let key = keys::load_watermark_key(key)?;
             let det = hallmark::image_mark::Detector::new(&key);
             let mut codes = vec![];
@@ -639,22 +701,39 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                             match res.payload {
                                 Some(pl) => println!(
                                     "{}: watermark found, ID {} (p-value {:.1e}, {} bit errors corrected, {:.0} ms)",
-                                    p.display(), pl, res.p_value, res.bit_errors.unwrap_or(0), res.millis
+                                    p.display(),
+                                    pl,
+                                    res.p_value,
+                                    res.bit_errors.unwrap_or(0),
+                                    res.millis
                                 ),
-                                None => println!("{}: no watermark found ({:.0} ms)", p.display(), res.millis),
+                                None => println!(
+                                    "{}: no watermark found ({:.0} ms)",
+                                    p.display(),
+                                    res.millis
+                                ),
                             }
                         }
                     }
                     Err(e) => {
                         codes.push(2);
                         if cli.json || *jsonl {
-                            println!("{}", serde_json::json!({"file": p.display().to_string(), "error": format!("{e:#}")}));
+                            println!(
+                                "{}",
+                                serde_json::json!({"file": p.display().to_string(), "error": format!("{e:#}")})
+                            );
                         }
                         eprintln!("hallmark: error: {e:#}");
                     }
                 }
             }
-            Ok(if codes.contains(&2) { 2 } else if codes.iter().all(|&c| c == 0) { 0 } else { 1 })
+            Ok(if codes.contains(&2) {
+                2
+            } else if codes.iter().all(|&c| c == 0) {
+                0
+            } else {
+                1
+            })
         }
     }
 }

@@ -13,7 +13,11 @@ fn verify_json(args: &[&str]) -> (Run, serde_json::Value) {
 fn failure_codes(v: &serde_json::Value) -> Vec<String> {
     v["c2pa"]["failure"]
         .as_array()
-        .map(|a| a.iter().map(|s| s["code"].as_str().unwrap_or("").to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|s| s["code"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -26,9 +30,20 @@ fn signed_files_read_trusted_with_anchor_and_valid_without() {
         ("jpg", t.write_jpeg("a.jpg", 320, 240, 2)),
     ] {
         let out = t.path(&format!("signed.{name}"));
-        hm(&["sign", path.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &keys, "--model", "m1", "--model-version", "2"])
-            .run()
-            .code(0);
+        hm(&[
+            "sign",
+            path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--keys",
+            &keys,
+            "--model",
+            "m1",
+            "--model-version",
+            "2",
+        ])
+        .run()
+        .code(0);
         let o = out.to_str().unwrap();
         let (r, v) = verify_json(&[o, "--trust", &format!("{keys}/c2pa-ca.pem")]);
         r.code(0);
@@ -42,9 +57,14 @@ fn signed_files_read_trusted_with_anchor_and_valid_without() {
         assert_eq!(v["c2pa"]["software_agent"], "m1 2");
         let (r, v) = verify_json(&[o]);
         r.code(0);
-        assert_eq!(v["c2pa"]["validation_state"], "Valid", "no anchor must never read as trusted");
+        assert_eq!(
+            v["c2pa"]["validation_state"], "Valid",
+            "no anchor must never read as trusted"
+        );
         // The environment variable is a source of anchors too.
-        let r = hm(&["verify", "--json", o]).env("HALLMARK_TRUST_ANCHORS", &format!("{keys}/c2pa-ca.pem")).run();
+        let r = hm(&["verify", "--json", o])
+            .env("HALLMARK_TRUST_ANCHORS", &format!("{keys}/c2pa-ca.pem"))
+            .run();
         assert_eq!(r.json_lines()[0]["c2pa"]["validation_state"], "Trusted");
     }
 }
@@ -56,7 +76,12 @@ fn unsigned_file_has_no_manifest_exit_1() {
     let (r, v) = verify_json(&[p.to_str().unwrap()]);
     r.code(1);
     assert_eq!(v["verdict"], "no_evidence");
-    assert!(v["summary"].as_str().unwrap().contains("not proof of human origin"));
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not proof of human origin")
+    );
 }
 
 #[test]
@@ -66,8 +91,21 @@ fn wrong_trust_anchor_is_not_trusted() {
     let other = t.keygen_in("other");
     let p = t.write_jpeg("a.jpg", 256, 256, 3);
     let out = t.path("s.jpg");
-    hm(&["sign", p.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &keys]).run().code(0);
-    let (_, v) = verify_json(&[out.to_str().unwrap(), "--trust", &format!("{other}/c2pa-ca.pem")]);
+    hm(&[
+        "sign",
+        p.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
+    let (_, v) = verify_json(&[
+        out.to_str().unwrap(),
+        "--trust",
+        &format!("{other}/c2pa-ca.pem"),
+    ]);
     assert_ne!(v["c2pa"]["validation_state"], "Trusted", "{v}");
 }
 
@@ -77,7 +115,16 @@ fn pixels_changed_after_signing_is_tampered() {
     let keys = t.keygen();
     let p = t.write_jpeg("a.jpg", 320, 240, 6);
     let out = t.path("s.jpg");
-    hm(&["sign", p.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &keys]).run().code(0);
+    hm(&[
+        "sign",
+        p.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
     let mut bytes = std::fs::read(&out).unwrap();
     let n = bytes.len();
     bytes[n - 200] ^= 0x5a; // inside the entropy-coded scan, after the manifest
@@ -85,7 +132,12 @@ fn pixels_changed_after_signing_is_tampered() {
     let (r, v) = verify_json(&[out.to_str().unwrap(), "--keys", &keys]);
     r.code(3);
     assert_eq!(v["verdict"], "tampered");
-    assert!(failure_codes(&v).iter().any(|c| c == "assertion.dataHash.mismatch"), "{v}");
+    assert!(
+        failure_codes(&v)
+            .iter()
+            .any(|c| c == "assertion.dataHash.mismatch"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -94,7 +146,16 @@ fn manifest_bytes_changed_is_invalid() {
     let keys = t.keygen();
     let p = t.write_png("a.png", 256, 256, 7);
     let out = t.path("s.png");
-    hm(&["sign", p.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &keys]).run().code(0);
+    hm(&[
+        "sign",
+        p.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
     let mut bytes = std::fs::read(&out).unwrap();
     // The claim signature lives in the manifest store: flip a byte inside it.
     let at = find(&bytes, b"c2cs").expect("claim signature box");
@@ -113,7 +174,16 @@ fn manifest_pasted_onto_another_image_is_tampered() {
     let a = t.write_jpeg("a.jpg", 320, 240, 8);
     let b = t.write_jpeg("b.jpg", 320, 240, 9);
     let sa = t.path("sa.jpg");
-    hm(&["sign", a.to_str().unwrap(), "-o", sa.to_str().unwrap(), "--keys", &keys]).run().code(0);
+    hm(&[
+        "sign",
+        a.to_str().unwrap(),
+        "-o",
+        sa.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
     // Lift the APP11 (JUMBF) segments from the signed file and paste them into b.
     let signed = std::fs::read(&sa).unwrap();
     let app11 = jpeg_segments(&signed, 0xEB);
@@ -129,7 +199,12 @@ fn manifest_pasted_onto_another_image_is_tampered() {
     let (r, v) = verify_json(&[out.to_str().unwrap(), "--keys", &keys]);
     r.code(3);
     assert_eq!(v["verdict"], "tampered", "{v}");
-    assert!(failure_codes(&v).iter().any(|c| c.to_lowercase().contains("hash")), "{v}");
+    assert!(
+        failure_codes(&v)
+            .iter()
+            .any(|c| c.to_lowercase().contains("hash")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -150,7 +225,12 @@ fn garbage_jumbf_box_is_invalid_not_a_crash() {
     std::fs::write(&out, bytes).unwrap();
     let r = hm(&["verify", "--json", out.to_str().unwrap()]).run();
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
-    assert!(matches!(r.status, Some(1) | Some(3)), "junk must read as no manifest or invalid: {:?} {}", r.status, r.stdout);
+    assert!(
+        matches!(r.status, Some(1) | Some(3)),
+        "junk must read as no manifest or invalid: {:?} {}",
+        r.status,
+        r.stdout
+    );
 }
 
 #[test]
@@ -159,11 +239,26 @@ fn truncated_signed_file_is_not_valid() {
     let keys = t.keygen();
     let p = t.write_jpeg("a.jpg", 320, 240, 11);
     let out = t.path("s.jpg");
-    hm(&["sign", p.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &keys]).run().code(0);
+    hm(&[
+        "sign",
+        p.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
     let bytes = std::fs::read(&out).unwrap();
     std::fs::write(&out, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let r = hm(&["verify", out.to_str().unwrap(), "--keys", &keys]).run();
-    assert!(matches!(r.status, Some(2) | Some(3)), "{:?}\n{}\n{}", r.status, r.stdout, r.stderr);
+    assert!(
+        matches!(r.status, Some(2) | Some(3)),
+        "{:?}\n{}\n{}",
+        r.status,
+        r.stdout,
+        r.stderr
+    );
     assert!(!r.stderr.contains("panicked"));
 }
 
@@ -173,7 +268,9 @@ fn sidecar_manifest_verifies_and_leaves_the_asset_unchanged() {
     let keys = t.keygen();
     let p = t.write_png("a.png", 256, 200, 12);
     let before = std::fs::read(&p).unwrap();
-    hm(&["sign", p.to_str().unwrap(), "--sidecar", "--keys", &keys]).run().code(0);
+    hm(&["sign", p.to_str().unwrap(), "--sidecar", "--keys", &keys])
+        .run()
+        .code(0);
     assert_eq!(std::fs::read(&p).unwrap(), before);
     assert!(t.path("a.c2pa").exists());
     let (r, v) = verify_json(&[p.to_str().unwrap(), "--keys", &keys]);
@@ -189,12 +286,33 @@ fn resigning_keeps_the_old_manifest_as_parent() {
     let p = t.write_jpeg("a.jpg", 256, 256, 13);
     let once = t.path("once.jpg");
     let twice = t.path("twice.jpg");
-    hm(&["sign", p.to_str().unwrap(), "-o", once.to_str().unwrap(), "--keys", &keys]).run().code(0);
-    hm(&["sign", once.to_str().unwrap(), "-o", twice.to_str().unwrap(), "--keys", &keys]).run().code(0);
+    hm(&[
+        "sign",
+        p.to_str().unwrap(),
+        "-o",
+        once.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
+    hm(&[
+        "sign",
+        once.to_str().unwrap(),
+        "-o",
+        twice.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
     let (r, v) = verify_json(&[twice.to_str().unwrap(), "--keys", &keys]);
     r.code(0);
     let ingredients = v["c2pa"]["ingredients"].as_array().expect("ingredients");
-    assert!(ingredients.iter().any(|i| i["relationship"] == "parentOf"), "{v}");
+    assert!(
+        ingredients.iter().any(|i| i["relationship"] == "parentOf"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -209,16 +327,37 @@ fn manifest_definition_is_merged() {
     )
     .unwrap();
     let out = t.path("s.png");
-    hm(&["sign", p.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &keys, "--manifest", def.to_str().unwrap()])
-        .run()
-        .code(0);
+    hm(&[
+        "sign",
+        p.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--manifest",
+        def.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
     let (_, v) = verify_json(&[out.to_str().unwrap(), "--keys", &keys]);
     let report = v["c2pa"]["report"].to_string();
-    assert!(report.contains("org.example.note") && report.contains("hello"), "{report}");
+    assert!(
+        report.contains("org.example.note") && report.contains("hello"),
+        "{report}"
+    );
     std::fs::write(&def, "{not json").unwrap();
-    hm(&["sign", p.to_str().unwrap(), "-o", t.path("x.png").to_str().unwrap(), "--keys", &keys, "--manifest", def.to_str().unwrap()])
-        .run()
-        .code(2);
+    hm(&[
+        "sign",
+        p.to_str().unwrap(),
+        "-o",
+        t.path("x.png").to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--manifest",
+        def.to_str().unwrap(),
+    ])
+    .run()
+    .code(2);
 }
 
 pub fn find(h: &[u8], n: &[u8]) -> Option<usize> {

@@ -15,13 +15,32 @@ fn certs(pem_text: &str) -> Vec<Vec<u8>> {
 fn keygen_writes_private_files_0600_and_public_info() {
     let t = TestDir::new();
     let dir = t.path("k");
-    let out = hm(&["keygen", "--out", dir.to_str().unwrap(), "--json", "--org", "ACME", "--name", "ACME generator"]).run();
+    let out = hm(&[
+        "keygen",
+        "--out",
+        dir.to_str().unwrap(),
+        "--json",
+        "--org",
+        "ACME",
+        "--name",
+        "ACME generator",
+    ])
+    .run();
     out.code(0);
     let info = &out.json_lines()[0];
     let key_id = info["watermark_key_id"].as_str().expect("key id");
     assert_eq!(key_id.len(), 16);
-    for (f, mode) in [("watermark.key", 0o600), ("c2pa-signing.key", 0o600), ("c2pa-chain.pem", 0o644), ("c2pa-ca.pem", 0o644)] {
-        let m = std::fs::metadata(dir.join(f)).expect(f).permissions().mode() & 0o777;
+    for (f, mode) in [
+        ("watermark.key", 0o600),
+        ("c2pa-signing.key", 0o600),
+        ("c2pa-chain.pem", 0o644),
+        ("c2pa-ca.pem", 0o644),
+    ] {
+        let m = std::fs::metadata(dir.join(f))
+            .expect(f)
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(m, mode, "{f}");
     }
     // Nothing secret on stdout.
@@ -42,9 +61,17 @@ fn keygen_refuses_to_overwrite_without_force() {
     let out = hm(&["keygen", "--out", &dir]).run();
     out.code(2);
     assert!(out.stderr.contains("--force"), "{}", out.stderr);
-    assert_eq!(std::fs::read(format!("{dir}/watermark.key")).unwrap(), before);
-    hm(&["keygen", "--out", &dir, "--force", "-q"]).run().code(0);
-    assert_ne!(std::fs::read(format!("{dir}/watermark.key")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(format!("{dir}/watermark.key")).unwrap(),
+        before
+    );
+    hm(&["keygen", "--out", &dir, "--force", "-q"])
+        .run()
+        .code(0);
+    assert_ne!(
+        std::fs::read(format!("{dir}/watermark.key")).unwrap(),
+        before
+    );
 }
 
 #[test]
@@ -66,7 +93,10 @@ fn chain_carries_what_c2pa_requires_and_the_ca_signed_it() {
     assert!(eku.other.contains(&doc_signing) || eku.email_protection);
     assert!(eku.other.contains(&doc_signing));
     let bc = ee.basic_constraints().unwrap();
-    assert!(bc.is_none_or(|b| !b.value.ca), "end-entity must not be a CA");
+    assert!(
+        bc.is_none_or(|b| !b.value.ca),
+        "end-entity must not be a CA"
+    );
     let aki = ee
         .extensions()
         .iter()
@@ -79,14 +109,27 @@ fn chain_carries_what_c2pa_requires_and_the_ca_signed_it() {
     let years = (ee.validity().not_after.timestamp() - now.timestamp()) / (365 * 86400);
     assert!(years >= 9, "{years}");
     // The CA's Ed25519 key verifies the end-entity signature.
-    let ca_key: [u8; 32] = ca.public_key().subject_public_key.data.as_ref().try_into().unwrap();
+    let ca_key: [u8; 32] = ca
+        .public_key()
+        .subject_public_key
+        .data
+        .as_ref()
+        .try_into()
+        .unwrap();
     let vk = VerifyingKey::from_bytes(&ca_key).unwrap();
     let sig = Signature::from_slice(ee.signature_value.data.as_ref()).unwrap();
-    vk.verify(ee.tbs_certificate.as_ref(), &sig).expect("CA signed the end-entity");
+    vk.verify(ee.tbs_certificate.as_ref(), &sig)
+        .expect("CA signed the end-entity");
     // A corrupted signature does not verify (the check can fail).
     let mut bad = ee.signature_value.data.to_vec();
     bad[0] ^= 1;
-    assert!(vk.verify(ee.tbs_certificate.as_ref(), &Signature::from_slice(&bad).unwrap()).is_err());
+    assert!(
+        vk.verify(
+            ee.tbs_certificate.as_ref(),
+            &Signature::from_slice(&bad).unwrap()
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -95,6 +138,18 @@ fn keys_load_back_and_sign() {
     let dir = t.keygen();
     let img = t.write_png("a.png", 200, 160, 4);
     let out = t.path("a-signed.png");
-    hm(&["sign", img.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &dir, "-q"]).run().code(0);
-    hm(&["verify", out.to_str().unwrap(), "--keys", &dir]).run().code(0);
+    hm(&[
+        "sign",
+        img.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &dir,
+        "-q",
+    ])
+    .run()
+    .code(0);
+    hm(&["verify", out.to_str().unwrap(), "--keys", &dir])
+        .run()
+        .code(0);
 }

@@ -9,10 +9,16 @@ fn make_tree(t: &TestDir, n: usize) -> std::path::PathBuf {
     for i in 0..n {
         let sub = root.join(format!("d{}", i % 3));
         std::fs::create_dir_all(&sub).unwrap();
-        scene(160 + (i as u32 % 4) * 16, 144, i as u64).save(sub.join(format!("img{i:03}.png"))).unwrap();
+        scene(160 + (i as u32 % 4) * 16, 144, i as u64)
+            .save(sub.join(format!("img{i:03}.png")))
+            .unwrap();
     }
     std::fs::write(root.join("notes.txt"), "not an image").unwrap();
-    std::fs::write(root.join("d0/broken.png"), &std::fs::read(root.join("d0/img000.png")).unwrap()[..300]).unwrap();
+    std::fs::write(
+        root.join("d0/broken.png"),
+        &std::fs::read(root.join("d0/img000.png")).unwrap()[..300],
+    )
+    .unwrap();
     root
 }
 
@@ -30,26 +36,62 @@ fn label_mirrors_reports_and_skips_bad_files() {
     let keys = t.keygen();
     let root = make_tree(&t, 6);
     let out = t.path("out");
-    let r = hm(&["label", root.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--keys", &keys, "-j", "2"]).run();
+    let r = hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "-j",
+        "2",
+    ])
+    .run();
     // One corrupt image: reported, not fatal, and the exit code says something failed.
     r.code(2);
     assert!(r.stdout.contains("6 stamped"), "{}", r.stdout);
     let rep = report(&out);
     assert_eq!(rep.len(), 8);
     assert_eq!(rep.iter().filter(|v| v["status"] == "stamped").count(), 6);
-    assert!(rep.iter().any(|v| v["rel"] == "notes.txt" && v["status"] == "skipped"));
-    assert!(rep.iter().any(|v| v["rel"] == "d0/broken.png" && v["status"] == "failed"));
+    assert!(
+        rep.iter()
+            .any(|v| v["rel"] == "notes.txt" && v["status"] == "skipped")
+    );
+    assert!(
+        rep.iter()
+            .any(|v| v["rel"] == "d0/broken.png" && v["status"] == "failed")
+    );
     for v in rep.iter().filter(|v| v["status"] == "stamped") {
         let o = out.join(v["rel"].as_str().unwrap());
-        hm(&["verify", o.to_str().unwrap(), "--keys", &keys]).run().code(0);
+        hm(&["verify", o.to_str().unwrap(), "--keys", &keys])
+            .run()
+            .code(0);
     }
     // Originals untouched, no output for the text file.
     assert!(!out.join("notes.txt").exists());
     // A second run without --resume refuses to mix runs.
-    hm(&["label", root.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--keys", &keys]).run().code(2);
+    hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(2);
     // Dry run writes nothing.
     let dry = t.path("dry");
-    let r = hm(&["label", root.to_str().unwrap(), "--out-dir", dry.to_str().unwrap(), "--keys", &keys, "--dry-run"]).run();
+    let r = hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--out-dir",
+        dry.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--dry-run",
+    ])
+    .run();
     r.code(0);
     assert!(!dry.exists());
 }
@@ -62,7 +104,19 @@ fn shards_partition_the_folder() {
     let mut seen = std::collections::BTreeSet::new();
     let mut total = 0;
     for i in 0..3 {
-        let r = hm(&["label", root.to_str().unwrap(), "--out-dir", t.path("o").to_str().unwrap(), "--keys", &keys, "--dry-run", "--json", "--shard", &format!("{i}/3")]).run();
+        let r = hm(&[
+            "label",
+            root.to_str().unwrap(),
+            "--out-dir",
+            t.path("o").to_str().unwrap(),
+            "--keys",
+            &keys,
+            "--dry-run",
+            "--json",
+            "--shard",
+            &format!("{i}/3"),
+        ])
+        .run();
         r.code(0);
         for v in r.json_lines() {
             total += 1;
@@ -71,12 +125,33 @@ fn shards_partition_the_folder() {
     }
     assert_eq!(total, seen.len(), "a file landed in two shards");
     assert_eq!(seen.len(), 11);
-    let r = hm(&["label", root.to_str().unwrap(), "--out-dir", t.path("o").to_str().unwrap(), "--keys", &keys, "--dry-run", "--shard-from-env", "--json"])
-        .env("SLURM_ARRAY_TASK_ID", "1")
-        .env("SLURM_ARRAY_TASK_COUNT", "3")
-        .run();
+    let r = hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--out-dir",
+        t.path("o").to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--dry-run",
+        "--shard-from-env",
+        "--json",
+    ])
+    .env("SLURM_ARRAY_TASK_ID", "1")
+    .env("SLURM_ARRAY_TASK_COUNT", "3")
+    .run();
     r.code(0);
-    hm(&["label", root.to_str().unwrap(), "--out-dir", "x", "--keys", &keys, "--shard", "3/3"]).run().code(2);
+    hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--out-dir",
+        "x",
+        "--keys",
+        &keys,
+        "--shard",
+        "3/3",
+    ])
+    .run()
+    .code(2);
 }
 
 #[test]
@@ -87,7 +162,17 @@ fn killed_runs_resume_without_losing_or_duplicating() {
     let out = t.path("out");
     let mut rng = pseudo_random(16, 99).into_iter();
     for round in 0..4 {
-        let mut args = vec!["label".to_string(), root.to_str().unwrap().into(), "--out-dir".into(), out.to_str().unwrap().into(), "--keys".into(), keys.clone(), "-j".into(), "2".into(), "-q".into()];
+        let mut args = vec![
+            "label".to_string(),
+            root.to_str().unwrap().into(),
+            "--out-dir".into(),
+            out.to_str().unwrap().into(),
+            "--keys".into(),
+            keys.clone(),
+            "-j".into(),
+            "2".into(),
+            "-q".into(),
+        ];
         if round > 0 {
             args.push("--resume".into());
         }
@@ -97,19 +182,41 @@ fn killed_runs_resume_without_losing_or_duplicating() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
     }
-    let r = hm(&["label", root.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--keys", &keys, "--resume", "--json"]).run();
+    let r = hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--resume",
+        "--json",
+    ])
+    .run();
     r.code(2); // the broken file
     let rep = report(&out);
     let stamped: Vec<_> = rep.iter().filter(|v| v["status"] == "stamped").collect();
-    assert_eq!(stamped.len(), 24, "every image stamped exactly once in the report");
+    assert_eq!(
+        stamped.len(),
+        24,
+        "every image stamped exactly once in the report"
+    );
     // Every output is complete and valid; no temporary files left behind.
     for v in &stamped {
         let o = out.join(v["rel"].as_str().unwrap());
-        hm(&["verify", o.to_str().unwrap(), "--keys", &keys]).run().code(0);
+        hm(&["verify", o.to_str().unwrap(), "--keys", &keys])
+            .run()
+            .code(0);
     }
-    let leftovers: Vec<_> = walk(&out).into_iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).collect();
+    let leftovers: Vec<_> = walk(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let outputs = walk(&out).into_iter().filter(|p| p.extension().is_some_and(|e| e == "png")).count();
+    let outputs = walk(&out)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .count();
     assert_eq!(outputs, 24);
 }
 
@@ -125,17 +232,32 @@ fn unwritable_output_gives_a_clear_error() {
     let out = t.path("ro");
     std::fs::create_dir(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let r = hm(&["label", root.to_str().unwrap(), "--out-dir", out.to_str().unwrap(), "--keys", &keys]).run();
+    let r = hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run();
     r.code(2);
     assert!(r.stderr.contains("cannot"), "{}", r.stderr);
 }
 
 fn unsafe_is_root() -> bool {
-    std::fs::metadata("/root").map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    }).unwrap_or(false) && std::env::var("USER").map(|u| u == "root").unwrap_or(true)
-        && Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    std::fs::metadata("/root")
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 0
+        })
+        .unwrap_or(false)
+        && std::env::var("USER").map(|u| u == "root").unwrap_or(true)
+        && Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
 }
 
 fn walk(p: &Path) -> Vec<std::path::PathBuf> {

@@ -1,4 +1,5 @@
 //! End-to-end tests of the `hallmark` binary: run it in a temporary folder like a user would.
+#![allow(clippy::unwrap_used)]
 
 mod c2pa_cases;
 mod keygen;
@@ -12,8 +13,22 @@ use util::*;
 fn help_lists_commands_and_exit_codes() {
     let out = hm(&["--help"]).run();
     out.code(0);
-    for word in ["keygen", "stamp", "verify", "label", "sign", "image", "text", "completions", "Exit codes"] {
-        assert!(out.stdout.contains(word), "help lacks {word}:\n{}", out.stdout);
+    for word in [
+        "keygen",
+        "stamp",
+        "verify",
+        "label",
+        "sign",
+        "image",
+        "text",
+        "completions",
+        "Exit codes",
+    ] {
+        assert!(
+            out.stdout.contains(word),
+            "help lacks {word}:\n{}",
+            out.stdout
+        );
     }
 }
 
@@ -63,13 +78,27 @@ fn bad_images_fail_cleanly() {
         let out_path = t.path(&format!("out-{name}"));
         for args in [
             vec!["image", "detect", "--key", keys.as_str(), ps],
-            vec!["stamp", ps, "-o", out_path.to_str().unwrap(), "--keys", keys.as_str()],
+            vec![
+                "stamp",
+                ps,
+                "-o",
+                out_path.to_str().unwrap(),
+                "--keys",
+                keys.as_str(),
+            ],
         ] {
             let out = hm(&args).run();
             out.code(2);
-            assert!(out.stderr.contains("error:"), "{name} {args:?}: {}", out.stderr);
+            assert!(
+                out.stderr.contains("error:"),
+                "{name} {args:?}: {}",
+                out.stderr
+            );
             assert!(!out.stderr.contains("panicked"), "{name}: {}", out.stderr);
-            assert!(!out_path.exists(), "{name}: an output was written for bad input");
+            assert!(
+                !out_path.exists(),
+                "{name}: an output was written for bad input"
+            );
         }
         let out = hm(&["verify", ps]).run();
         // A truncated signed file would be 'tampered'; these were never signed.
@@ -84,7 +113,15 @@ fn stamping_a_text_file_points_to_text_generate() {
     let keys = t.keygen();
     let p = t.path("story.txt");
     std::fs::write(&p, "Once upon a time, a model wrote this.\n").unwrap();
-    let out = hm(&["stamp", p.to_str().unwrap(), "-o", t.path("o.txt").to_str().unwrap(), "--keys", &keys]).run();
+    let out = hm(&[
+        "stamp",
+        p.to_str().unwrap(),
+        "-o",
+        t.path("o.txt").to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run();
     out.code(2);
     assert!(out.stderr.contains("text generate"), "{}", out.stderr);
 }
@@ -97,8 +134,12 @@ fn outputs_never_replace_inputs_without_in_place() {
     let before = std::fs::read(&p).unwrap();
     let ps = p.to_str().unwrap();
     hm(&["stamp", ps, "-o", ps, "--keys", &keys]).run().code(2);
-    hm(&["image", "embed", "--key", &keys, ps, "-o", ps]).run().code(2);
+    hm(&["image", "embed", "--key", &keys, ps, "-o", ps])
+        .run()
+        .code(2);
     assert_eq!(std::fs::read(&p).unwrap(), before, "the input was modified");
-    hm(&["stamp", ps, "-o", ps, "--keys", &keys, "--in-place"]).run().code(0);
+    hm(&["stamp", ps, "-o", ps, "--keys", &keys, "--in-place"])
+        .run()
+        .code(0);
     assert_ne!(std::fs::read(&p).unwrap(), before);
 }

@@ -51,7 +51,10 @@ impl Cmd {
 
 pub fn hm(args: &[&str]) -> Cmd {
     let mut c = Command::new(BIN);
-    c.args(args).env_remove("HALLMARK_TRUST_ANCHORS").env("NO_COLOR", "1").env("HOME", "/nonexistent");
+    c.args(args)
+        .env_remove("HALLMARK_TRUST_ANCHORS")
+        .env("NO_COLOR", "1")
+        .env("HOME", "/nonexistent");
     Cmd(c)
 }
 
@@ -70,7 +73,9 @@ impl TestDir {
     }
     pub fn keygen_in(&self, name: &str) -> String {
         let dir = self.path(name);
-        hm(&["keygen", "--out", dir.to_str().unwrap(), "-q"]).run().code(0);
+        hm(&["keygen", "--out", dir.to_str().unwrap(), "-q"])
+            .run()
+            .code(0);
         dir.to_str().unwrap().to_string()
     }
     pub fn write_png(&self, name: &str, w: u32, h: u32, seed: u64) -> PathBuf {
@@ -136,7 +141,11 @@ pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend(h.to_be_bytes());
     ihdr.extend([8, 2, 0, 0, 0]);
     chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     chunk(&mut out, b"IEND", &[]);
     out
 }
@@ -146,7 +155,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -170,5 +183,7 @@ pub fn bmp(w: u32, h: u32) -> Vec<u8> {
 }
 
 pub fn photo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/photos").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/photos")
+        .join(name)
 }

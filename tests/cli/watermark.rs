@@ -4,7 +4,15 @@
 use crate::util::*;
 
 fn detect(keys: &str, path: &std::path::Path) -> serde_json::Value {
-    let r = hm(&["image", "detect", "--key", keys, "--jsonl", path.to_str().unwrap()]).run();
+    let r = hm(&[
+        "image",
+        "detect",
+        "--key",
+        keys,
+        "--jsonl",
+        path.to_str().unwrap(),
+    ])
+    .run();
     r.json_lines().into_iter().next().expect("one line")
 }
 
@@ -14,7 +22,19 @@ fn round_trip_and_fast_attacks() {
     let keys = t.keygen();
     let src = photo("p06_seeding_1920x1080.jpg");
     let marked = t.path("marked.jpg");
-    let r = hm(&["image", "embed", "--key", &keys, "--payload", "0123456789abcdef", src.to_str().unwrap(), "-o", marked.to_str().unwrap(), "--json"]).run();
+    let r = hm(&[
+        "image",
+        "embed",
+        "--key",
+        &keys,
+        "--payload",
+        "0123456789abcdef",
+        src.to_str().unwrap(),
+        "-o",
+        marked.to_str().unwrap(),
+        "--json",
+    ])
+    .run();
     r.code(0);
     let psnr = r.json_lines()[0]["psnr"].as_f64().unwrap();
     assert!(psnr > 40.0, "PSNR {psnr}");
@@ -25,8 +45,14 @@ fn round_trip_and_fast_attacks() {
     let img = image::open(&marked).unwrap();
     let (w, h) = (img.width(), img.height());
     let attacks: Vec<(&str, image::DynamicImage)> = vec![
-        ("resize 0.5", img.resize_exact(w / 2, h / 2, image::imageops::FilterType::Triangle)),
-        ("crop 50%", img.crop_imm(w * 15 / 100, h * 15 / 100, w * 707 / 1000, h * 707 / 1000)),
+        (
+            "resize 0.5",
+            img.resize_exact(w / 2, h / 2, image::imageops::FilterType::Triangle),
+        ),
+        (
+            "crop 50%",
+            img.crop_imm(w * 15 / 100, h * 15 / 100, w * 707 / 1000, h * 707 / 1000),
+        ),
         ("flip", img.fliph()),
     ];
     for (name, a) in attacks {
@@ -37,7 +63,9 @@ fn round_trip_and_fast_attacks() {
     }
     // JPEG quality 50.
     let mut q50 = vec![];
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut q50, 50).encode_image(&img.to_rgb8()).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut q50, 50)
+        .encode_image(&img.to_rgb8())
+        .unwrap();
     let p = t.path("q50.jpg");
     std::fs::write(&p, q50).unwrap();
     assert_eq!(detect(&keys, &p)["payload"], "0123456789abcdef");
@@ -53,13 +81,23 @@ fn unmarked_images_are_not_detected() {
     let t = TestDir::new();
     let keys = t.keygen();
     let mut paths = vec![];
-    for (i, name) in ["p01_astronaut_512x512.png", "p03_rocket_640x427.png", "p06_seeding_1920x1080.jpg"].iter().enumerate() {
+    for (i, name) in [
+        "p01_astronaut_512x512.png",
+        "p03_rocket_640x427.png",
+        "p06_seeding_1920x1080.jpg",
+    ]
+    .iter()
+    .enumerate()
+    {
         let _ = i;
         paths.push(photo(name));
     }
     paths.push(t.write_png("s.png", 400, 300, 21));
     let mut args = vec!["image", "detect", "--key", keys.as_str(), "--jsonl"];
-    let ps: Vec<String> = paths.iter().map(|p| p.to_str().unwrap().to_string()).collect();
+    let ps: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_str().unwrap().to_string())
+        .collect();
     args.extend(ps.iter().map(String::as_str));
     let r = hm(&args).run();
     r.code(1);
@@ -75,7 +113,20 @@ fn stamp_then_verify_matches_and_stripped_copy_still_says_ai() {
     let keys = t.keygen();
     let src = photo("p06_seeding_1920x1080.jpg");
     let out = t.path("stamped.jpg");
-    hm(&["stamp", src.to_str().unwrap(), "-o", out.to_str().unwrap(), "--keys", &keys, "--model", "gen", "--payload", "00000000cafef00d"]).run().code(0);
+    hm(&[
+        "stamp",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--model",
+        "gen",
+        "--payload",
+        "00000000cafef00d",
+    ])
+    .run()
+    .code(0);
     let r = hm(&["verify", "--json", out.to_str().unwrap(), "--keys", &keys]).run();
     r.code(0);
     let v = &r.json_lines()[0];
@@ -85,7 +136,14 @@ fn stamp_then_verify_matches_and_stripped_copy_still_says_ai() {
     let img = image::open(&out).unwrap();
     let stripped = t.path("stripped.png");
     img.save(&stripped).unwrap();
-    let r = hm(&["verify", "--json", stripped.to_str().unwrap(), "--keys", &keys]).run();
+    let r = hm(&[
+        "verify",
+        "--json",
+        stripped.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run();
     r.code(0);
     let v = &r.json_lines()[0];
     assert_eq!(v["verdict"], "ai_generated", "{v}");

@@ -269,9 +269,9 @@ fn classify(dst: &str) -> AiStatus {
     let t = dst.rsplit('/').next().unwrap_or(dst);
     match t {
         "trainedAlgorithmicMedia" | "algorithmicMedia" => AiStatus::Generated,
-        "compositeWithTrainedAlgorithmicMedia" | "compositeSynthetic" | "algorithmicallyEnhanced" => {
-            AiStatus::Edited
-        }
+        "compositeWithTrainedAlgorithmicMedia"
+        | "compositeSynthetic"
+        | "algorithmicallyEnhanced" => AiStatus::Edited,
         _ => AiStatus::NotDeclared,
     }
 }
@@ -354,7 +354,10 @@ fn summarise(reader: &c2pa::Reader, embedded: bool) -> Verification {
                     .into_iter()
                     .flatten()
                 {
-                    let name = act.get("action").and_then(Value::as_str).unwrap_or_default();
+                    let name = act
+                        .get("action")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     if name == "c2pa.watermarked" {
                         v.watermarked_action = true;
                     }

@@ -78,8 +78,14 @@ pub fn decode(key: &WatermarkKey, soft: &[f32]) -> Option<Decoded> {
         return None;
     }
     let bits = viterbi(soft);
-    let payload = Payload(bits[..64].iter().fold(0u64, |a, &b| (a << 1) | u64::from(b)));
-    let got_check = bits[64..].iter().fold(0u32, |a, &b| (a << 1) | u32::from(b));
+    let payload = Payload(
+        bits[..64]
+            .iter()
+            .fold(0u64, |a, &b| (a << 1) | u64::from(b)),
+    );
+    let got_check = bits[64..]
+        .iter()
+        .fold(0u32, |a, &b| (a << 1) | u32::from(b));
     if got_check != check(key, payload) {
         return None;
     }
@@ -175,7 +181,9 @@ mod tests {
             // Gaussian-ish noise at Eb/N0 low enough to flip ~15% of hard decisions.
             let soft: Vec<f32> = soft_of(&c)
                 .iter()
-                .map(|v| v + (rng.r#gen::<f32>() + rng.r#gen::<f32>() + rng.r#gen::<f32>() - 1.5) * 1.6)
+                .map(|v| {
+                    v + (rng.r#gen::<f32>() + rng.r#gen::<f32>() + rng.r#gen::<f32>() - 1.5) * 1.6
+                })
                 .collect();
             if decode(&key, &soft).map(|d| d.payload) == Some(p) {
                 ok += 1;

@@ -3,7 +3,9 @@ use std::{fmt, str::FromStr};
 use crate::Error;
 
 /// The 64-bit identifier a watermark carries, shown as 16 hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(into = "String", try_from = "String")]
 pub struct Payload(pub u64);
 
@@ -78,7 +80,13 @@ mod tests {
         assert_eq!(p.0, 0x0123_4567_89ab_cdef);
         assert_eq!(p.to_string(), "0123456789abcdef");
         assert_eq!(Payload::from_bits(&p.bits()), p);
-        for bad in ["", "123", "0123456789abcdefg", "xyz0123456789abc", "0123456789abcdef0"] {
+        for bad in [
+            "",
+            "123",
+            "0123456789abcdefg",
+            "xyz0123456789abc",
+            "0123456789abcdef0",
+        ] {
             assert!(bad.parse::<Payload>().is_err(), "{bad}");
         }
     }

@@ -194,7 +194,11 @@ mod tests {
         // P(X >= 3), X ~ Bin(5, 0.5) = 16/32.
         assert!(close(binomial_sf(3, 5, 0.5), 0.5, 1e-12));
         // P(X >= 60), X ~ Bin(100, 0.25): reference value from exact rational arithmetic.
-        assert!(close(binomial_sf(60, 100, 0.25), 1.326_834_674_358_738_3e-13, 1e-9));
+        assert!(close(
+            binomial_sf(60, 100, 0.25),
+            1.326_834_674_358_738_3e-13,
+            1e-9
+        ));
         assert_eq!(binomial_sf(0, 10, 0.3), 1.0);
         assert_eq!(binomial_sf(11, 10, 0.3), 0.0);
     }
@@ -213,6 +217,10 @@ mod tests {
         assert!(close(gamma_sf(1.0, 3.0), (-3.0f64).exp(), 1e-10));
         // Gamma(2): (1 + x) e^-x.
         assert!(close(gamma_sf(2.0, 0.7), 1.7 * (-0.7f64).exp(), 1e-10));
-        assert!(close(gamma_sf(200.0, 300.0), 3.371_103_255_525_884e-10, 1e-8));
+        assert!(close(
+            gamma_sf(200.0, 300.0),
+            3.371_103_255_525_884e-10,
+            1e-8
+        ));
     }
 }

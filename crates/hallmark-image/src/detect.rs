@@ -287,7 +287,13 @@ fn normalised_residual(y: &Plane) -> (Plane, Vec<f32>) {
     let m = y.box_mean(2);
     let mut r = Plane::new(y.w, y.h);
     let mut abs = Plane::new(y.w, y.h);
-    for (((o, a), b), ab) in r.data.iter_mut().zip(&y.data).zip(&m.data).zip(abs.data.iter_mut()) {
+    for (((o, a), b), ab) in r
+        .data
+        .iter_mut()
+        .zip(&y.data)
+        .zip(&m.data)
+        .zip(abs.data.iter_mut())
+    {
         *o = a - b;
         *ab = o.abs();
     }
@@ -438,7 +444,7 @@ fn pilot_peak(
     let cnt = surf.len() as f64;
     let mean = surf.iter().sum::<f64>() / cnt;
     let sd = (surf.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cnt).sqrt();
-    if !(sd > 0.0) || !sd.is_finite() {
+    if sd.is_nan() || sd <= 0.0 || !sd.is_finite() {
         return None;
     }
     let (i, &v) = surf.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
@@ -446,7 +452,11 @@ fn pilot_peak(
     let at = |y: usize, x: usize| surf[(y % GP) * GP + x % GP];
     let sub = |m: f64, c: f64, p: f64| {
         let den = m - 2.0 * c + p;
-        if den.abs() < 1e-12 { 0.0 } else { (0.5 * (m - p) / den).clamp(-0.5, 0.5) }
+        if den.abs() < 1e-12 {
+            0.0
+        } else {
+            (0.5 * (m - p) / den).clamp(-0.5, 0.5)
+        }
     };
     let dy = py as f64 + sub(at(py + GP - 1, px), v, at(py + 1, px));
     let dx = px as f64 + sub(at(py, px + GP - 1), v, at(py, px + 1));
@@ -462,7 +472,11 @@ fn oriented(l: &Lattice, o: usize) -> Lattice {
     } else {
         ([su * l.a[0], su * l.a[1]], [sv * l.b[0], sv * l.b[1]])
     };
-    Lattice { a, b, score: l.score }
+    Lattice {
+        a,
+        b,
+        score: l.score,
+    }
 }
 
 fn scaled(l: &Lattice, k: f64) -> Lattice {
@@ -494,4 +508,3 @@ fn transform(l: &Lattice, dy: usize, dx: usize, f: f64) -> Transform {
         offset_px: [ox, oy],
     }
 }
-

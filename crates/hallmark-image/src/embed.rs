@@ -140,7 +140,10 @@ impl ImageMark {
         );
         let yw = y.resize(ww, wh);
         // Pixels of the working copy per chip, per axis (rounding makes them differ a hair).
-        let chip_w = (CHIP_PX * ww as f64 / (w as f64 * f), CHIP_PX * wh as f64 / (h as f64 * f));
+        let chip_w = (
+            CHIP_PX * ww as f64 / (w as f64 * f),
+            CHIP_PX * wh as f64 / (h as f64 * f),
+        );
         let act = self.mask(&yw);
         let signs = self.tile.chips(&self.key, payload);
         let target_mse = (255.0 / 10f64.powf(self.params.target_psnr / 20.0)).powi(2);
@@ -155,7 +158,15 @@ impl ImageMark {
                 .map(|(s, &k)| s * amps[usize::from(k)])
                 .collect()
         };
-        let unit = render(&self.tile, &chips_for(&amps), &act, chip_w, (ww, wh), true, true);
+        let unit = render(
+            &self.tile,
+            &chips_for(&amps),
+            &act,
+            chip_w,
+            (ww, wh),
+            true,
+            true,
+        );
         let mut gain = (budget / unit.mean_square()).sqrt();
         let data_only = render(&self.tile, &signs, &act, chip_w, (ww, wh), false, true);
         let (host, mark) = crate::detect::bit_statistics(&self.tile, &yw, &data_only, chip_w);
@@ -168,13 +179,29 @@ impl ImageMark {
                     *a = (1.0 - ISS_LAMBDA * hk / (gain as f32 * ck)).clamp(0.3, 3.0);
                 }
             }
-            let m = render(&self.tile, &chips_for(&amps), &act, chip_w, (ww, wh), true, true);
+            let m = render(
+                &self.tile,
+                &chips_for(&amps),
+                &act,
+                chip_w,
+                (ww, wh),
+                true,
+                true,
+            );
             gain = (budget / m.mean_square()).sqrt();
         }
         // Full resolution: the same field, sampled per pixel, mask upsampled.
         let chips = chips_for(&amps);
         let act_full = act.resize(w, h);
-        let full = render(&self.tile, &chips, &act_full, (CHIP_PX / f, CHIP_PX / f), (w, h), true, true);
+        let full = render(
+            &self.tile,
+            &chips,
+            &act_full,
+            (CHIP_PX / f, CHIP_PX / f),
+            (w, h),
+            true,
+            true,
+        );
         let g = (budget / full.mean_square()).sqrt() as f32;
         Plane {
             w,
@@ -230,7 +257,11 @@ fn render(
 ) -> Plane {
     let (w, h) = size;
     let ap = if pilot { PILOT_SHARE.sqrt() } else { 0.0 };
-    let ad = if data { (1.0 - PILOT_SHARE).sqrt() } else { 0.0 };
+    let ad = if data {
+        (1.0 - PILOT_SHARE).sqrt()
+    } else {
+        0.0
+    };
     // Separable pieces of the pilot's gratings and of the bilinear chip field.
     let s = std::f64::consts::TAU / MP as f64;
     let nh = PILOT_HARMONICS.len();

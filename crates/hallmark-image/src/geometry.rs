@@ -265,7 +265,11 @@ fn refine(sp: &Spectrum<'_>, p: f64, theta: f64, score: f64) -> Lattice {
         }
         let sub = |m: f64, c0: f64, pl: f64| {
             let den = m - 2.0 * c0 + pl;
-            if den.abs() < 1e-12 { 0.0 } else { (0.5 * (m - pl) / den).clamp(-0.5, 0.5) }
+            if den.abs() < 1e-12 {
+                0.0
+            } else {
+                (0.5 * (m - pl) / den).clamp(-0.5, 0.5)
+            }
         };
         let (x0, y0) = (best.1, best.2);
         let px = x0 as f64 + sub(sp.get(x0 - 1, y0), best.0, sp.get(x0 + 1, y0));
@@ -288,7 +292,10 @@ fn refine(sp: &Spectrum<'_>, p: f64, theta: f64, score: f64) -> Lattice {
     if used < 4 || det.abs() < 1e-12 {
         return coarse;
     }
-    let inv = [[kk[1][1] / det, -kk[0][1] / det], [-kk[1][0] / det, kk[0][0] / det]];
+    let inv = [
+        [kk[1][1] / det, -kk[0][1] / det],
+        [-kk[1][0] / det, kk[0][0] / det],
+    ];
     let bm = |r: usize, cc: usize| fk[r][0] * inv[0][cc] + fk[r][1] * inv[1][cc];
     let b = [[bm(0, 0), bm(0, 1)], [bm(1, 0), bm(1, 1)]];
     // A = B^-T.
@@ -310,5 +317,3 @@ fn refine(sp: &Spectrum<'_>, p: f64, theta: f64, score: f64) -> Lattice {
     }
     refined
 }
-
-

@@ -29,10 +29,8 @@
 //! use hallmark_image::{Detector, EmbedParams, ImageMark};
 //!
 //! let key = WatermarkKey::from_bytes([1; 32]);
-//! let mut img = image::RgbImage::from_fn(320, 256, |x, y| {
-//!     let v = ((x * 7 + y * 13) % 200 + 20) as u8;
-//!     image::Rgb([v, v / 2 + 40, 255 - v])
-//! });
+//! let photo = include_bytes!("../../../testdata/photos/p06_seeding_1920x1080.jpg");
+//! let mut img = image::load_from_memory(photo).expect("test photo").to_rgb8();
 //! let mark = ImageMark::new(&key, EmbedParams::default());
 //! let report = mark.embed(&mut img, Payload(0x1234_5678_9abc_def0))?;
 //! assert!(report.psnr > 40.0);

@@ -10,8 +10,16 @@ pub(crate) const MP: usize = 8;
 /// symmetry group, so the set of spectral lines looks the same under any flip or quarter
 /// turn (the detector resolves those from the keyed phases), and together they generate the
 /// whole lattice (so no smaller lattice explains them).
-pub(crate) const PILOT_HARMONICS: [(i32, i32); 8] =
-    [(1, 2), (2, 1), (-1, 2), (-2, 1), (2, 3), (3, 2), (-2, 3), (-3, 2)];
+pub(crate) const PILOT_HARMONICS: [(i32, i32); 8] = [
+    (1, 2),
+    (2, 1),
+    (-1, 2),
+    (-2, 1),
+    (2, 3),
+    (3, 2),
+    (-2, 3),
+    (-3, 2),
+];
 /// Share of the mark's energy given to the pilot (sync) pattern.
 pub(crate) const PILOT_SHARE: f32 = 0.35;
 /// Chip size, in pixels of the working copy.
@@ -74,4 +82,3 @@ impl Tile {
         (v * (2.0 / PILOT_HARMONICS.len() as f64).sqrt()) as f32
     }
 }
-

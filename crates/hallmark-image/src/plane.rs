@@ -114,7 +114,9 @@ fn resample_rows(src: &[f32], w: usize, h: usize, nw: usize) -> Vec<f32> {
     for i in 0..nw {
         let center = (i as f64 + 0.5) * scale - 0.5;
         let lo = (center - support).ceil().max(0.0) as usize;
-        let hi = ((center + support).floor() as isize).min(w as isize - 1).max(0) as usize;
+        let hi = ((center + support).floor() as isize)
+            .min(w as isize - 1)
+            .max(0) as usize;
         let mut ws: Vec<f32> = (lo..=hi)
             .map(|j| (1.0 - ((j as f64 - center).abs() / support)).max(0.0) as f32)
             .collect();

@@ -137,9 +137,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
         return Err(Error::Decode("the file is empty".into()));
     }
     let format = Format::sniff(bytes).ok_or_else(|| {
-        Error::Decode(
-            "not a supported image (hallmark reads JPEG, PNG, WebP, TIFF and GIF)".into(),
-        )
+        Error::Decode("not a supported image (hallmark reads JPEG, PNG, WebP, TIFF and GIF)".into())
     })?;
     if format == Format::Jpeg && !jpeg_complete(bytes) {
         return Err(Error::Decode(
@@ -210,7 +208,11 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
     let mut out = Vec::new();
     match meta.format {
         Format::Jpeg => {
-            let q = opts.jpeg_quality.or(meta.jpeg_quality).unwrap_or(92).clamp(1, 100);
+            let q = opts
+                .jpeg_quality
+                .or(meta.jpeg_quality)
+                .unwrap_or(92)
+                .clamp(1, 100);
             let mut enc = jpeg_encoder::Encoder::new(&mut out, q);
             enc.set_sampling_factor(match meta.jpeg_subsampling {
                 Some(Subsampling::S444) => jpeg_encoder::SamplingFactor::F_1_1,
@@ -227,8 +229,10 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
             }
             let (w, h) = (image.width(), image.height());
             let (w16, h16) = (
-                u16::try_from(w).map_err(|_| Error::Encode("JPEG is limited to 65535 pixels a side".into()))?,
-                u16::try_from(h).map_err(|_| Error::Encode("JPEG is limited to 65535 pixels a side".into()))?,
+                u16::try_from(w)
+                    .map_err(|_| Error::Encode("JPEG is limited to 65535 pixels a side".into()))?,
+                u16::try_from(h)
+                    .map_err(|_| Error::Encode("JPEG is limited to 65535 pixels a side".into()))?,
             );
             match image {
                 DynamicImage::ImageLuma8(g) => enc
@@ -277,8 +281,13 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
             if let Some(exif) = &meta.exif {
                 let _ = enc.set_exif_metadata(exif.clone());
             }
-            enc.write_image(img.as_bytes(), img.width(), img.height(), img.color().into())
-                .map_err(|e| enc_err(&e))?;
+            enc.write_image(
+                img.as_bytes(),
+                img.width(),
+                img.height(),
+                img.color().into(),
+            )
+            .map_err(|e| enc_err(&e))?;
         }
         Format::Tiff => {
             let mut cur = Cursor::new(&mut out);
@@ -382,9 +391,9 @@ fn jpeg_tables(bytes: &[u8]) -> (Option<u8>, Option<Subsampling>) {
 
 /// The standard JPEG luminance table (Annex K), in zig-zag order as stored in DQT.
 const STD_LUMA_ZIGZAG: [u16; 64] = [
-    16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35,
-    37, 29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109,
-    81, 87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
+    16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35, 37,
+    29, 40, 58, 51, 61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81,
+    87, 95, 98, 103, 104, 103, 62, 77, 113, 121, 112, 100, 120, 92, 101, 103, 99,
 ];
 
 pub(crate) fn estimate_quality(table: &[u16; 64]) -> u8 {

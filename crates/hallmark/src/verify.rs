@@ -187,7 +187,9 @@ fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detectio
             let codes: Vec<&str> = c.failure.iter().map(|s| s.code.as_str()).collect();
             let why = if c.expired() {
                 "the signing certificate has expired (no time stamp proves it was valid when signing)".to_string()
-            } else if codes.iter().any(|c| c.contains("dataHash") || c.contains("boxesHash") || c.contains("hash.mismatch")) {
+            } else if codes.iter().any(|c| {
+                c.contains("dataHash") || c.contains("boxesHash") || c.contains("hash.mismatch")
+            }) {
                 "image changed after signing".to_string()
             } else if codes.iter().any(|c| c.starts_with("claimSignature")) {
                 "the manifest's signature does not verify".to_string()
@@ -213,7 +215,9 @@ fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detectio
             let trust = if c.validation_state == ValidationState::Trusted {
                 format!("trusted signer {signer}")
             } else {
-                format!("signer {signer} (valid signature, signer not trusted: no trust anchor given)")
+                format!(
+                    "signer {signer} (valid signature, signer not trusted: no trust anchor given)"
+                )
             };
             reasons.push(format!(
                 "C2PA manifest {}: {}",
@@ -231,7 +235,9 @@ fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detectio
             }
             let wm_part = match consistency {
                 Consistency::Match => "; watermark present and matches the manifest",
-                Consistency::WatermarkMissing => "; the watermark the manifest declares was not found",
+                Consistency::WatermarkMissing => {
+                    "; the watermark the manifest declares was not found"
+                }
                 _ => "",
             };
             if consistency == Consistency::Mismatch {
@@ -254,7 +260,9 @@ fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detectio
                     ),
                     AiStatus::NotDeclared if found.is_some() => (
                         Verdict::AiGenerated,
-                        format!("AI-generated: watermark found; signed manifest from {trust} declares no AI use"),
+                        format!(
+                            "AI-generated: watermark found; signed manifest from {trust} declares no AI use"
+                        ),
                     ),
                     AiStatus::NotDeclared => (
                         Verdict::SignedNoAiClaim,

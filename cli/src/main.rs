@@ -67,6 +67,15 @@ enum Cmd {
     /// The text watermark (applied while an LLM generates).
     #[command(subcommand)]
     Text(TextCmd),
+    /// Re-encode an image's pixels without any metadata or manifest, as many platforms do
+    /// on upload (for demos and tests of stripped copies).
+    Strip {
+        /// Input image.
+        input: PathBuf,
+        /// Output image (same format).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -292,6 +301,20 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Text(_) => bail!(
             "`hallmark text` is not built yet: the text watermark (issue 5) has not landed in this version"
         ),
+        Cmd::Strip { input, output } => {
+            files::check_not_input(output, std::slice::from_ref(input), false)?;
+            let bytes = files::read_input(input)?;
+            let mut dec = hallmark::io::decode(&bytes, &hallmark::io::Limits::default())?;
+            dec.icc = None;
+            dec.exif = None;
+            let out =
+                hallmark::io::encode(&dec.image, &dec, hallmark::io::EncodeOptions::default())?;
+            files::write_atomic(output, &out, None)?;
+            if !cli.quiet && !cli.json {
+                println!("stripped {} -> {}", input.display(), output.display());
+            }
+            Ok(0)
+        }
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -1,0 +1,268 @@
+//! The image watermark's benchmark: attack x exact-payload recovery, PSNR/SSIM, false
+//! positives on unmarked images, and speed. Seeded and reproducible.
+//!
+//! cargo run --release -p hallmark-bench --bin image-robustness -- [--trials N] [--fp N]
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use hallmark::{
+    Payload, WatermarkKey,
+    image_mark::{Detector, EmbedParams, ImageMark},
+};
+use hallmark_bench::*;
+use image::DynamicImage;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rayon::prelude::*;
+
+type Attack = (&'static str, f64, fn(&DynamicImage, u64) -> DynamicImage);
+
+fn attacks() -> Vec<Attack> {
+    vec![
+        ("none", 0.99, |i, _| i.clone()),
+        ("jpeg q50 4:2:0", 0.99, |i, _| jpeg(i, 50, true)),
+        ("webp q50", 0.99, |i, _| webp_lossy(i, 50.0)),
+        ("resize 0.5x", 0.99, |i, _| resize(i, 0.5)),
+        ("resize 1.5x", 0.99, |i, _| resize(i, 1.5)),
+        ("centre crop 50% area", 0.99, |i, _| crop_centre(i, 0.5)),
+        ("corner crop 75% area", 0.99, |i, _| crop_corner(i, 0.75)),
+        ("gaussian noise s=10", 0.99, |i, s| noise(i, 10.0, s)),
+        ("gaussian blur r=2", 0.99, |i, _| i.blur(2.0)),
+        ("brightness +30%", 0.99, |i, _| map_rgb(i, |v| v * 1.3)),
+        ("brightness -30%", 0.99, |i, _| map_rgb(i, |v| v * 0.7)),
+        ("contrast +30%", 0.99, |i, _| contrast(i, 1.3)),
+        ("contrast -30%", 0.99, |i, _| contrast(i, 0.7)),
+        ("gamma 0.8", 0.99, |i, _| {
+            map_rgb(i, |v| 255.0 * (v / 255.0).powf(0.8))
+        }),
+        ("gamma 1.25", 0.99, |i, _| {
+            map_rgb(i, |v| 255.0 * (v / 255.0).powf(1.25))
+        }),
+        ("saturation 1.5", 0.99, |i, _| saturation(i, 1.5)),
+        ("screenshot chain", 0.99, |i, _| {
+            let r = resize(i, 0.8);
+            let (w, h) = (r.width(), r.height());
+            let c = r.crop_imm(w * 3 / 100, h * 3 / 100, w * 94 / 100, h * 94 / 100);
+            jpeg(&c, 80, true)
+        }),
+        ("social chain 1080px q85", 0.99, |i, _| {
+            let s = 1080.0 / f64::from(i.width().max(i.height()));
+            jpeg(&resize(i, s), 85, true)
+        }),
+        ("rotate 15 deg + crop", 0.90, |i, _| rotate_crop(i, 15.0)),
+        ("crop 25% area", 0.90, |i, _| crop_centre(i, 0.25)),
+        ("jpeg q30 4:2:0", 0.90, |i, _| jpeg(i, 30, true)),
+        ("horizontal flip", 0.90, |i, _| i.fliph()),
+    ]
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let trials = arg("--trials", 4);
+    let fp_n = arg("--fp", 10_000);
+    let set = image_set();
+    println!(
+        "hallmark image watermark benchmark: {} images x {trials} seeded keys/payloads",
+        set.len()
+    );
+    for (n, i) in &set {
+        println!("  {n}: {}x{}", i.width(), i.height());
+    }
+    // Embed every image with `trials` keys and payloads (seeded).
+    struct Marked {
+        img: DynamicImage,
+        key: WatermarkKey,
+        payload: Payload,
+        name: String,
+        psnr: f64,
+        ssim: f64,
+    }
+    let jobs: Vec<(usize, usize)> = (0..set.len())
+        .flat_map(|i| (0..trials).map(move |t| (i, t)))
+        .collect();
+    let marked: Vec<Marked> = jobs
+        .par_iter()
+        .map(|&(i, t)| {
+            let mut rng = StdRng::seed_from_u64((i * 1000 + t) as u64);
+            let key = WatermarkKey::from_bytes(rng.r#gen());
+            let payload = Payload(rng.r#gen());
+            let (name, orig) = &set[i];
+            let mut img = orig.clone();
+            let rep = ImageMark::new(&key, EmbedParams::default())
+                .embed_dynamic(&mut img, payload)
+                .unwrap();
+            let ssim = ssim(orig, &img);
+            Marked {
+                img,
+                key,
+                payload,
+                name: name.clone(),
+                psnr: rep.psnr,
+                ssim,
+            }
+        })
+        .collect();
+    let psnrs: Vec<f64> = marked.iter().map(|m| m.psnr).collect();
+    let ssims: Vec<f64> = marked.iter().map(|m| m.ssim).collect();
+    println!("\n## Imperceptibility");
+    println!(
+        "PSNR mean {:.2} dB, min {:.2} dB; SSIM mean {:.4}, min {:.4}",
+        psnrs.iter().sum::<f64>() / psnrs.len() as f64,
+        psnrs.iter().cloned().fold(f64::INFINITY, f64::min),
+        ssims.iter().sum::<f64>() / ssims.len() as f64,
+        ssims.iter().cloned().fold(f64::INFINITY, f64::min),
+    );
+
+    println!("\n## Robustness: exact 64-bit payload recovery");
+    println!("| attack | recovered | rate | target | per image (ok/n) |");
+    println!("|---|---|---|---|---|");
+    for (name, target, f) in attacks() {
+        let res: Vec<(String, bool)> = marked
+            .par_iter()
+            .enumerate()
+            .map(|(k, m)| {
+                let a = f(&m.img, k as u64);
+                let d = Detector::new(&m.key).detect(&a);
+                (m.name.clone(), d.payload == Some(m.payload))
+            })
+            .collect();
+        let ok = res.iter().filter(|r| r.1).count();
+        let rate = ok as f64 / res.len() as f64;
+        let mut per: Vec<String> = vec![];
+        for (n, _) in &set {
+            let mine: Vec<_> = res.iter().filter(|r| &r.0 == n).collect();
+            per.push(format!(
+                "{}:{}/{}",
+                &n[..3.min(n.len())],
+                mine.iter().filter(|r| r.1).count(),
+                mine.len()
+            ));
+        }
+        println!(
+            "| {name} | {ok}/{} | {:.1}% | {}{:.0}% | {} |",
+            res.len(),
+            rate * 100.0,
+            if rate >= target {
+                "met >="
+            } else {
+                "MISSED >="
+            },
+            target * 100.0,
+            per.join(" ")
+        );
+    }
+    // Small images carry the mark without attacks.
+    let small: Vec<bool> = (0..8u64)
+        .into_par_iter()
+        .map(|s| {
+            let mut rng = StdRng::seed_from_u64(500 + s);
+            let key = WatermarkKey::from_bytes(rng.r#gen());
+            let p = Payload(rng.r#gen());
+            let (_, src) = &set[(s as usize) % set.len()];
+            let mut img = src.resize_to_fill(256, 256, image::imageops::FilterType::Lanczos3);
+            ImageMark::new(&key, EmbedParams::default())
+                .embed_dynamic(&mut img, p)
+                .unwrap();
+            Detector::new(&key).detect(&img).payload == Some(p)
+        })
+        .collect();
+    println!(
+        "| 256x256, no attack | {}/{} | | | |",
+        small.iter().filter(|b| **b).count(),
+        small.len()
+    );
+
+    // Wrong key never detects.
+    let wrong = marked
+        .par_iter()
+        .filter(|m| {
+            let other = WatermarkKey::from_bytes([0xA5; 32]);
+            Detector::new(&other).detect(&m.img).detected
+        })
+        .count();
+    println!(
+        "\nwrong key detections on marked images: {wrong}/{}",
+        marked.len()
+    );
+
+    println!("\n## False positives on unmarked images ({fp_n} variants, one key each)");
+    let fp: usize = (0..fp_n as u64)
+        .into_par_iter()
+        .filter(|&s| {
+            let mut rng = StdRng::seed_from_u64(1_000_000 + s);
+            let key = WatermarkKey::from_bytes(rng.r#gen());
+            let img = unmarked_variant(&set, &mut rng);
+            Detector::new(&key).detect(&img).detected
+        })
+        .count();
+    println!("detections: {fp}/{fp_n} (designed bound: <= 96 attempts x 2^-32 = 2.2e-8 per image)");
+
+    println!("\n## Speed (one core, excluding decode/encode), median of 5");
+    for (name, img) in set
+        .iter()
+        .filter(|(n, _)| n.contains("1920x1080") || n.contains("3840") || n.contains("512x512"))
+        .take(3)
+    {
+        let key = WatermarkKey::from_bytes([7; 32]);
+        let mark = ImageMark::new(&key, EmbedParams::default());
+        let det = Detector::new(&key);
+        let (mut te, mut td) = (vec![], vec![]);
+        let mut last = img.clone();
+        for _ in 0..5 {
+            let mut i = img.clone();
+            let t = Instant::now();
+            mark.embed_dynamic(&mut i, Payload(1)).unwrap();
+            te.push(t.elapsed().as_secs_f64() * 1e3);
+            let t = Instant::now();
+            let _ = det.detect(&i);
+            td.push(t.elapsed().as_secs_f64() * 1e3);
+            last = i;
+        }
+        let _ = last;
+        println!(
+            "{name}: embed {:.1} ms, detect {:.1} ms",
+            median(&mut te),
+            median(&mut td)
+        );
+    }
+}
+
+fn unmarked_variant(set: &[(String, DynamicImage)], rng: &mut StdRng) -> DynamicImage {
+    match rng.gen_range(0..5) {
+        0 => {
+            // Random crop of a photo.
+            let (_, img) = &set[rng.gen_range(0..set.len())];
+            let (w, h) = (img.width(), img.height());
+            let cw = rng.gen_range(w / 3..=w);
+            let ch = rng.gen_range(h / 3..=h);
+            img.crop_imm(rng.gen_range(0..=w - cw), rng.gen_range(0..=h - ch), cw, ch)
+        }
+        1 => {
+            let (_, img) = &set[rng.gen_range(0..set.len())];
+            let s = rng.gen_range(0.3..1.2);
+            jpeg(&resize(img, s), rng.gen_range(40..95), true)
+        }
+        2 => {
+            let (_, img) = &set[rng.gen_range(0..set.len())];
+            rotate_crop(&resize(img, 0.5), rng.gen_range(-20.0..20.0))
+        }
+        3 => {
+            // Pure noise.
+            let (w, h) = (rng.gen_range(200..700), rng.gen_range(200..700));
+            let seed: u64 = rng.r#gen();
+            noise(&DynamicImage::new_rgb8(w, h).brighten(128), 30.0, seed)
+        }
+        _ => {
+            let (w, h) = (rng.gen_range(256..900), rng.gen_range(256..900));
+            DynamicImage::ImageRgb8(render(w, h, rng.r#gen()))
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! End-to-end stamp speed (decode, mark, encode, sign) of a 1080p JPEG on one core, and
+//! label-style throughput at 1 and 2 threads.
+//!
+//! cargo run --release -p hallmark-bench --bin stamp-speed -- [--images N]
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::time::Instant;
+
+use hallmark::{
+    Stamper, WatermarkKey,
+    c2pa::{CertOptions, SigningCredential},
+};
+use hallmark_bench::*;
+use rayon::prelude::*;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args
+        .iter()
+        .position(|a| a == "--images")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let keys = hallmark::c2pa::generate(&CertOptions::default()).unwrap();
+    let cred = SigningCredential::from_pem(&keys.chain_pem, &keys.key_pem).unwrap();
+    let stamper = Stamper::new(&WatermarkKey::from_bytes([3; 32]), cred);
+    let jpg = std::fs::read(photos_dir().join("p06_seeding_1920x1080.jpg")).unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let mut t = vec![];
+    one.install(|| {
+        for _ in 0..9 {
+            let s = Instant::now();
+            hallmark::stamp(&jpg, &stamper, None).unwrap();
+            t.push(s.elapsed().as_secs_f64() * 1e3);
+        }
+    });
+    println!(
+        "stamp 1920x1080 JPEG end to end, one core: median {:.1} ms",
+        median(&mut t)
+    );
+    // Throughput over n distinct small-to-medium images (generated, 640x480 PNG).
+    let imgs: Vec<Vec<u8>> = (0..n as u64)
+        .map(|s| {
+            let mut b = vec![];
+            image::DynamicImage::ImageRgb8(render(640, 480, s))
+                .write_to(&mut std::io::Cursor::new(&mut b), image::ImageFormat::Png)
+                .unwrap();
+            b
+        })
+        .collect();
+    let mut rates = vec![];
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let s = Instant::now();
+        pool.install(|| {
+            imgs.par_iter().for_each(|b| {
+                hallmark::stamp(b, &stamper, None).unwrap();
+            })
+        });
+        let rate = n as f64 / s.elapsed().as_secs_f64();
+        println!("label-style throughput, {n} images 640x480, -j{threads}: {rate:.1} images/s");
+        rates.push(rate);
+    }
+    println!("speed-up -j2 / -j1: {:.2}x", rates[1] / rates[0]);
+}

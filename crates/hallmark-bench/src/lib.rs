@@ -1,0 +1,245 @@
+//! Shared helpers for hallmark's benchmark binaries: the test photo set, attacks and quality
+//! metrics. Everything seeded, so runs are reproducible.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, GrayImage, RgbImage, imageops::FilterType};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+pub fn photos_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/photos")
+}
+
+/// The benchmark set: the bundled photographs (512 px to 1080p), a 4K version of the 1080p
+/// photo (Lanczos upscale: a stand-in for a 4K render), and two procedural renders.
+pub fn image_set() -> Vec<(String, DynamicImage)> {
+    let mut out = vec![];
+    let mut names: Vec<_> = std::fs::read_dir(photos_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
+        .collect();
+    names.sort();
+    for p in names {
+        let img = image::open(&p).unwrap();
+        out.push((p.file_stem().unwrap().to_string_lossy().into_owned(), img));
+    }
+    if let Some((_, fhd)) = out.iter().find(|(n, _)| n.contains("1920x1080")) {
+        let uhd = fhd.resize_exact(3840, 2160, FilterType::Lanczos3);
+        out.push(("p06_upscaled_3840x2160".into(), uhd));
+    }
+    out.push((
+        "render_sky_1280x720".into(),
+        DynamicImage::ImageRgb8(render(1280, 720, 1)),
+    ));
+    out.push((
+        "render_scene_2048x1536".into(),
+        DynamicImage::ImageRgb8(render(2048, 1536, 2)),
+    ));
+    out
+}
+
+/// A procedural "render": sky gradient, soft hills, a sun disc, fine grain.
+pub fn render(w: u32, h: u32, seed: u64) -> RgbImage {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let phase: f32 = rng.r#gen::<f32>() * 6.0;
+    RgbImage::from_fn(w, h, |x, y| {
+        let fx = x as f32 / w as f32;
+        let fy = y as f32 / h as f32;
+        let hill = 0.6 + 0.1 * (fx * 7.0 + phase).sin() + 0.05 * (fx * 23.0).sin();
+        let grain = ((x.wrapping_mul(73_856_093) ^ y.wrapping_mul(19_349_663)) % 17) as f32 - 8.0;
+        let (r, g, b) = if fy > hill {
+            let t = (fy - hill) * 3.0;
+            (
+                40.0 + 60.0 * t + grain * 2.0,
+                90.0 + 50.0 * t + grain * 2.0,
+                30.0 + grain,
+            )
+        } else {
+            let d = ((fx - 0.7).powi(2) + (fy - 0.25).powi(2)).sqrt();
+            let sun = if d < 0.06 { 120.0 } else { 0.0 };
+            (
+                90.0 + 80.0 * fy + sun,
+                140.0 + 60.0 * fy + sun,
+                230.0 - 20.0 * fy + sun * 0.2,
+            )
+        };
+        image::Rgb([
+            r.clamp(0.0, 255.0) as u8,
+            g.clamp(0.0, 255.0) as u8,
+            b.clamp(0.0, 255.0) as u8,
+        ])
+    })
+}
+
+pub fn jpeg(img: &DynamicImage, q: u8, subsample_420: bool) -> DynamicImage {
+    let rgb = img.to_rgb8();
+    let mut out = vec![];
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, q);
+    enc.set_sampling_factor(if subsample_420 {
+        jpeg_encoder::SamplingFactor::F_2_2
+    } else {
+        jpeg_encoder::SamplingFactor::F_1_1
+    });
+    enc.encode(
+        rgb.as_raw(),
+        rgb.width() as u16,
+        rgb.height() as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )
+    .unwrap();
+    image::load_from_memory(&out).unwrap()
+}
+
+pub fn webp_lossy(img: &DynamicImage, q: f32) -> DynamicImage {
+    let rgb = img.to_rgb8();
+    let enc = webp::Encoder::from_rgb(rgb.as_raw(), rgb.width(), rgb.height());
+    let mem = enc.encode(q);
+    image::load_from_memory(&mem).unwrap()
+}
+
+pub fn map_rgb(img: &DynamicImage, f: impl Fn(f32) -> f32) -> DynamicImage {
+    let mut rgb = img.to_rgb8();
+    for p in rgb.pixels_mut() {
+        for c in p.0.iter_mut() {
+            *c = f(f32::from(*c)).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    DynamicImage::ImageRgb8(rgb)
+}
+
+pub fn contrast(img: &DynamicImage, k: f32) -> DynamicImage {
+    let g = img.to_luma8();
+    let mean = g.pixels().map(|p| f32::from(p.0[0])).sum::<f32>() / (g.width() * g.height()) as f32;
+    map_rgb(img, |v| mean + (v - mean) * k)
+}
+
+pub fn saturation(img: &DynamicImage, k: f32) -> DynamicImage {
+    let mut rgb = img.to_rgb8();
+    for p in rgb.pixels_mut() {
+        let [r, g, b] = p.0.map(f32::from);
+        let y = 0.299 * r + 0.587 * g + 0.114 * b;
+        p.0 = [r, g, b].map(|c| (y + (c - y) * k).round().clamp(0.0, 255.0) as u8);
+    }
+    DynamicImage::ImageRgb8(rgb)
+}
+
+pub fn noise(img: &DynamicImage, sigma: f32, seed: u64) -> DynamicImage {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rgb = img.to_rgb8();
+    for p in rgb.pixels_mut() {
+        for c in p.0.iter_mut() {
+            // Box-Muller.
+            let u1: f32 = rng.r#gen::<f32>().max(1e-9);
+            let u2: f32 = rng.r#gen();
+            let n = (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
+            *c = (f32::from(*c) + sigma * n).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    DynamicImage::ImageRgb8(rgb)
+}
+
+pub fn resize(img: &DynamicImage, s: f64) -> DynamicImage {
+    let w = ((img.width() as f64 * s).round() as u32).max(1);
+    let h = ((img.height() as f64 * s).round() as u32).max(1);
+    img.resize_exact(w, h, FilterType::Lanczos3)
+}
+
+/// Centre crop keeping `area` of the image.
+pub fn crop_centre(img: &DynamicImage, area: f64) -> DynamicImage {
+    let k = area.sqrt();
+    let (w, h) = (img.width(), img.height());
+    let (cw, ch) = ((w as f64 * k) as u32, (h as f64 * k) as u32);
+    img.crop_imm((w - cw) / 2, (h - ch) / 2, cw, ch)
+}
+
+pub fn crop_corner(img: &DynamicImage, area: f64) -> DynamicImage {
+    let k = area.sqrt();
+    let (w, h) = (img.width(), img.height());
+    img.crop_imm(0, 0, (w as f64 * k) as u32, (h as f64 * k) as u32)
+}
+
+/// Rotate by `deg` (bilinear) and crop the largest centred axis-aligned rectangle with no
+/// border.
+pub fn rotate_crop(img: &DynamicImage, deg: f64) -> DynamicImage {
+    let src = img.to_rgb8();
+    let (w, h) = (src.width() as f64, src.height() as f64);
+    let t = deg.to_radians();
+    let (c, s) = (t.cos(), t.sin());
+    // Largest inscribed rectangle of the same aspect (conservative formula).
+    let k = 1.0 / (c.abs() + s.abs() * (w.max(h) / w.min(h)));
+    let (ow, oh) = ((w * k).floor() as u32, (h * k).floor() as u32);
+    let (cx, cy) = (w / 2.0, h / 2.0);
+    let out = RgbImage::from_fn(ow, oh, |x, y| {
+        let dx = x as f64 + 0.5 - ow as f64 / 2.0;
+        let dy = y as f64 + 0.5 - oh as f64 / 2.0;
+        let sx = c * dx + s * dy + cx - 0.5;
+        let sy = -s * dx + c * dy + cy - 0.5;
+        bilinear(&src, sx, sy)
+    });
+    DynamicImage::ImageRgb8(out)
+}
+
+fn bilinear(img: &RgbImage, x: f64, y: f64) -> image::Rgb<u8> {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    let (tx, ty) = (x - x0 as f64, y - y0 as f64);
+    let px = |xx: i64, yy: i64| {
+        img.get_pixel(xx.clamp(0, w - 1) as u32, yy.clamp(0, h - 1) as u32)
+            .0
+    };
+    let (a, b, c, d) = (
+        px(x0, y0),
+        px(x0 + 1, y0),
+        px(x0, y0 + 1),
+        px(x0 + 1, y0 + 1),
+    );
+    let mut o = [0u8; 3];
+    for i in 0..3 {
+        let v = f64::from(a[i]) * (1.0 - tx) * (1.0 - ty)
+            + f64::from(b[i]) * tx * (1.0 - ty)
+            + f64::from(c[i]) * (1.0 - tx) * ty
+            + f64::from(d[i]) * tx * ty;
+        o[i] = v.round().clamp(0.0, 255.0) as u8;
+    }
+    image::Rgb(o)
+}
+
+/// Mean SSIM on luminance, 8x8 windows with stride 4 (Wang et al. constants).
+pub fn ssim(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    let (x, y): (GrayImage, GrayImage) = (a.to_luma8(), b.to_luma8());
+    let (w, h) = (x.width().min(y.width()), x.height().min(y.height()));
+    let (c1, c2) = ((0.01f64 * 255.0).powi(2), (0.03f64 * 255.0).powi(2));
+    let mut total = 0.0;
+    let mut n = 0usize;
+    for by in (0..h.saturating_sub(8)).step_by(4) {
+        for bx in (0..w.saturating_sub(8)).step_by(4) {
+            let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for j in 0..8 {
+                for i in 0..8 {
+                    let p = f64::from(x.get_pixel(bx + i, by + j).0[0]);
+                    let q = f64::from(y.get_pixel(bx + i, by + j).0[0]);
+                    sx += p;
+                    sy += q;
+                    sxx += p * p;
+                    syy += q * q;
+                    sxy += p * q;
+                }
+            }
+            let m = 64.0;
+            let (mx, my) = (sx / m, sy / m);
+            let (vx, vy, cxy) = (sxx / m - mx * mx, syy / m - my * my, sxy / m - mx * my);
+            total += ((2.0 * mx * my + c1) * (2.0 * cxy + c2))
+                / ((mx * mx + my * my + c1) * (vx + vy + c2));
+            n += 1;
+        }
+    }
+    total / n.max(1) as f64
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}

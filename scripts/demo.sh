@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# hallmark's main job on the bundled photos: make throwaway keys, stamp every sample, verify
+# the stamped files, then verify copies whose metadata was stripped (as a platform would).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -q -p hallmark-cli
+hm=./target/release/hallmark
+work=$(mktemp -d "${TMPDIR:-/tmp}/hallmark-demo.XXXXXX")
+echo "== keys (throwaway, in $work/keys)"
+"$hm" keygen --out "$work/keys" --org "Demo Lab" --name "demo generator"
+echo
+echo "== stamp the bundled samples"
+"$hm" stamp testdata/photos/*.png testdata/photos/*.jpg --out-dir "$work/stamped" \
+  --keys "$work/keys" --model demo-diffusion --model-version 1.0
+echo
+echo "== verify the stamped files (trusting the demo CA, looking for the demo watermark)"
+"$hm" verify "$work/stamped"/* --keys "$work/keys" || true
+echo
+echo "== strip the metadata (manifest gone), then verify again"
+mkdir -p "$work/stripped"
+for f in "$work/stamped"/*; do "$hm" strip -q "$f" -o "$work/stripped/$(basename "$f")"; done
+"$hm" verify "$work/stripped"/* --keys "$work/keys" || true
+echo
+echo "== an original, never stamped"
+"$hm" verify testdata/photos/p06_seeding_1920x1080.jpg --keys "$work/keys" || true
+echo
+echo "outputs are in $work"

@@ -59,6 +59,9 @@ pub struct LabelArgs {
     /// Number of shards when the index comes from JOB_COMPLETION_INDEX.
     #[arg(long)]
     shard_count: Option<u64>,
+    /// Append a signed record of every stamp to this ledger file.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
 }
 
 /// Every regular file under `dir` (ignore files honoured), with its path relative to `dir`,
@@ -199,6 +202,16 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         version: a.model_version.clone(),
     });
     let stamper = crate::stamper(&a.keys, model, None)?;
+    let ledger_w = match &a.ledger {
+        Some(p) => {
+            crate::ledger::ensure_parent(p)?;
+            Some(Mutex::new(crate::ledger::LedgerWriter::open(
+                p,
+                stamper.signer(),
+            )?))
+        }
+        None => None,
+    };
     let mut journal = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -246,6 +259,18 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
             let entry = match stamp_one(path, &out, &stamper) {
                 Ok(Outcome::Stamped(st)) => {
                     ok.fetch_add(1, Ordering::Relaxed);
+                    if let Some(l) = &ledger_w {
+                        let entry = hallmark::ledger::entry_for(&st, &stamper);
+                        let res = l
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))
+                            .and_then(|mut w| w.append(entry, stamper.signer()));
+                        if let Err(e) = res
+                            && let Ok(mut f) = fatal.lock()
+                        {
+                            f.get_or_insert(format!("{e:#}"));
+                        }
+                    }
                     json!({"rel": rel_s, "status": "stamped", "input": path.display().to_string(), "output": out.display().to_string(), "payload": st.payload, "manifest_id": st.manifest_id, "input_sha256": st.input_sha256, "output_sha256": st.output_sha256, "psnr": st.psnr})
                 }
                 Ok(Outcome::Skipped(why)) => {

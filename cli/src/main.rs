@@ -4,6 +4,7 @@
 mod files;
 mod keys;
 mod label;
+mod ledger;
 
 use std::{
     io::IsTerminal,
@@ -76,6 +77,9 @@ enum Cmd {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// The accountability ledger of stamps.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCmd),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -127,6 +131,9 @@ struct StampArgs {
     /// Allow the output to replace the input.
     #[arg(long)]
     in_place: bool,
+    /// Append a signed record of every stamp to this ledger file.
+    #[arg(long)]
+    ledger: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -147,6 +154,9 @@ struct VerifyArgs {
     /// Parallel jobs for folders.
     #[arg(short = 'j', long, default_value_t = 0)]
     jobs: usize,
+    /// Look detected watermark IDs up in this ledger (who stamped it, when, which model).
+    #[arg(long)]
+    ledger: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -301,6 +311,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Text(_) => bail!(
             "`hallmark text` is not built yet: the text watermark (issue 5) has not landed in this version"
         ),
+        Cmd::Ledger(c) => ledger::run(cli.json, cli.quiet, c),
         Cmd::Strip { input, output } => {
             files::check_not_input(output, std::slice::from_ref(input), false)?;
             let bytes = files::read_input(input)?;
@@ -375,6 +386,13 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         .transpose()?
         .flatten();
     let s = stamper(&a.keys, a.model.model(), a.quality)?;
+    let mut ledger_w = match &a.ledger {
+        Some(p) => {
+            ledger::ensure_parent(p)?;
+            Some(ledger::LedgerWriter::open(p, s.signer())?)
+        }
+        None => None,
+    };
     if let Some(d) = &a.out_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
@@ -392,6 +410,9 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
             let st = hallmark::stamp(&bytes, &s, payload)
                 .with_context(|| format!("cannot stamp {}", input.display()))?;
             files::write_atomic(&out, &st.bytes, None)?;
+            if let Some(l) = ledger_w.as_mut() {
+                l.append(hallmark::ledger::entry_for(&st, &s), s.signer())?;
+            }
             Ok(st)
         })();
         match res {
@@ -474,7 +495,16 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
     if let Some(d) = &a.keys_dir {
         wkeys.push(keys::load_watermark_key(d)?);
     }
-    let verifier = hallmark::Verifier::new(&wkeys, trust);
+    let mut verifier = hallmark::Verifier::new(&wkeys, trust);
+    if let Some(l) = &a.ledger {
+        let key = a
+            .keys_dir
+            .as_deref()
+            .map(keys::load_signer)
+            .transpose()?
+            .map(|c| c.public_key());
+        verifier.ledger = Some(ledger::load(l, key)?);
+    }
     let mut files = vec![];
     for f in &a.files {
         if f.is_dir() {

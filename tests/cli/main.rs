@@ -4,6 +4,7 @@
 mod c2pa_cases;
 mod keygen;
 mod label;
+mod ledger;
 mod util;
 mod watermark;
 

@@ -253,6 +253,13 @@ impl SigningCredential {
         self.key.sign(msg).to_bytes()
     }
 
+    /// The signing certificate's subject, e.g. `CN=ACME generator, O=ACME`.
+    pub fn subject(&self) -> String {
+        x509_parser::parse_x509_certificate(&self.chain_der[0])
+            .map(|(_, c)| c.subject().to_string())
+            .unwrap_or_default()
+    }
+
     /// The raw Ed25519 public key.
     pub fn public_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()

@@ -167,47 +167,35 @@ impl ImageMark {
             true,
             true,
         );
-        let mut gain = (budget / unit.mean_square()).sqrt();
+        let gain = (budget / unit.mean_square()).sqrt();
         let data_only = render(&self.tile, &signs, &act, chip_w, (ww, wh), false, true);
         let (host, mark) = crate::detect::bit_statistics(&self.tile, &yw, &data_only, chip_w);
         let coded = ecc::encode(&self.key, payload);
-        for _ in 0..2 {
-            for (k, a) in amps.iter_mut().enumerate() {
-                let sign = if coded[k] { 1.0 } else { -1.0 };
-                let (hk, ck) = (host[k] * sign, mark[k] * sign);
-                if ck > 1e-9 {
-                    *a = (1.0 - ISS_LAMBDA * hk / (gain as f32 * ck)).clamp(0.3, 3.0);
-                }
+        for (k, a) in amps.iter_mut().enumerate() {
+            let sign = if coded[k] { 1.0 } else { -1.0 };
+            let (hk, ck) = (host[k] * sign, mark[k] * sign);
+            if ck > 1e-9 {
+                *a = (1.0 - ISS_LAMBDA * hk / (gain as f32 * ck)).clamp(0.3, 3.0);
             }
-            let m = render(
-                &self.tile,
-                &chips_for(&amps),
-                &act,
-                chip_w,
-                (ww, wh),
-                true,
-                true,
-            );
-            gain = (budget / m.mean_square()).sqrt();
         }
-        // Full resolution: the same field, sampled per pixel, mask upsampled.
         let chips = chips_for(&amps);
-        let act_full = act.resize(w, h);
-        let full = render(
-            &self.tile,
-            &chips,
-            &act_full,
-            (CHIP_PX / f, CHIP_PX / f),
-            (w, h),
-            true,
-            true,
-        );
-        let g = (budget / full.mean_square()).sqrt() as f32;
-        Plane {
-            w,
-            h,
-            data: full.data.iter().map(|v| v * g).collect(),
+        if (ww, wh) == (w, h) {
+            let m = render(&self.tile, &chips, &act, chip_w, (w, h), true, true);
+            let g = (budget / m.mean_square()).sqrt() as f32;
+            return Plane {
+                w,
+                h,
+                data: m.data.iter().map(|v| v * g).collect(),
+            };
         }
+        // Large images: the mark is smooth at working resolution (chips of 4 px), so render it
+        // there, mask included, and upsample the finished pattern; rendering 2-8 million
+        // pixels directly would cost several times more for the same field.
+        let m = render(&self.tile, &chips, &act, chip_w, (ww, wh), true, true);
+        let mut full = m.upsample_bilinear(w, h);
+        let g = (budget / full.mean_square()).sqrt() as f32;
+        full.data.iter_mut().for_each(|v| *v *= g);
+        full
     }
 
     /// Texture mask at working resolution: local standard deviation over about one chip,

@@ -57,6 +57,36 @@ impl Plane {
         }
     }
 
+    /// Bilinear upsampling to `nw x nh` (pixel centres aligned), for smooth fields.
+    pub fn upsample_bilinear(&self, nw: usize, nh: usize) -> Plane {
+        let sx = self.w as f64 / nw as f64;
+        let sy = self.h as f64 / nh as f64;
+        let cols: Vec<(usize, usize, f32)> = (0..nw)
+            .map(|x| {
+                let u = ((x as f64 + 0.5) * sx - 0.5).max(0.0);
+                let x0 = (u.floor() as usize).min(self.w - 1);
+                let x1 = (x0 + 1).min(self.w - 1);
+                (x0, x1, (u - x0 as f64) as f32)
+            })
+            .collect();
+        let mut out = Plane::new(nw, nh);
+        for y in 0..nh {
+            let v = ((y as f64 + 0.5) * sy - 0.5).max(0.0);
+            let y0 = (v.floor() as usize).min(self.h - 1);
+            let y1 = (y0 + 1).min(self.h - 1);
+            let ty = (v - y0 as f64) as f32;
+            let r0 = &self.data[y0 * self.w..(y0 + 1) * self.w];
+            let r1 = &self.data[y1 * self.w..(y1 + 1) * self.w];
+            let orow = &mut out.data[y * nw..(y + 1) * nw];
+            for (o, &(x0, x1, tx)) in orow.iter_mut().zip(&cols) {
+                let a = r0[x0] + (r0[x1] - r0[x0]) * tx;
+                let b = r1[x0] + (r1[x1] - r1[x0]) * tx;
+                *o = a + (b - a) * ty;
+            }
+        }
+        out
+    }
+
     /// Mean over a (2r+1)^2 box, clamped at the borders (summed-area table).
     pub fn box_mean(&self, r: usize) -> Plane {
         let (w, h) = (self.w, self.h);

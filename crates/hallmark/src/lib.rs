@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod io;
+pub mod ledger;
 mod stamp;
 mod verify;
 

@@ -19,6 +19,8 @@ pub struct Verifier {
     pub trust: TrustSettings,
     /// Decoding limits.
     pub limits: Limits,
+    /// A verified accountability ledger to resolve watermark IDs against.
+    pub ledger: Option<Vec<crate::ledger::Record>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -36,6 +38,7 @@ impl Verifier {
             detectors: keys.iter().map(Detector::new).collect(),
             trust,
             limits: Limits::default(),
+            ledger: None,
         }
     }
 }
@@ -100,6 +103,9 @@ pub struct Report {
     pub watermark: Option<Detection>,
     /// Manifest versus watermark.
     pub consistency: Consistency,
+    /// Ledger records for the detected watermark ID (who stamped it, when, with what).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<crate::ledger::Record>,
 }
 
 /// Verifies one file's bytes (and a sidecar manifest's bytes, if one sits beside it).
@@ -141,7 +147,29 @@ pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Repo
         // Still refuse files that are not decodable images, so bad input is an error.
         io::decode(bytes, &v.limits)?;
     }
-    Ok(judge(format, c2pa, watermark))
+    let mut report = judge(format, c2pa, watermark);
+    if let (Some(records), Some(id)) =
+        (&v.ledger, report.watermark.as_ref().and_then(|w| w.payload))
+    {
+        let hits = crate::ledger::lookup(records, id);
+        for r in &hits {
+            report.reasons.push(format!(
+                "ledger: stamped {} by {} with model {} (manifest {}, record {})",
+                r.entry.time,
+                r.entry.signer,
+                r.entry.model.as_deref().unwrap_or("unrecorded"),
+                r.entry.manifest_id,
+                r.seq
+            ));
+        }
+        if hits.is_empty() {
+            report
+                .reasons
+                .push(format!("ledger: watermark ID {id} is not in the ledger"));
+        }
+        report.ledger = hits.into_iter().cloned().collect();
+    }
+    Ok(report)
 }
 
 fn bound_payload(c: &Verification) -> Option<Payload> {
@@ -297,5 +325,6 @@ fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detectio
         c2pa,
         watermark: wm,
         consistency,
+        ledger: vec![],
     }
 }

@@ -1,0 +1,271 @@
+//! The accountability ledger: an append-only, hash-chained log of every stamp, each record
+//! signed with the C2PA signing key. It is the local form of C2PA soft-binding resolution:
+//! a stripped image's watermark ID finds who stamped it, when, and with which model.
+//!
+//! Format: one JSON object per line. `hash` is the SHA-256 of the record's canonical JSON
+//! without `hash` and `sig`; `prev` is the previous record's `hash` (64 zeros for the first);
+//! `sig` is an Ed25519 signature over `hash`. Editing a record breaks its hash, deleting or
+//! reordering breaks the next `prev` (and `seq`), forging needs the signing key.
+
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
+use hallmark_c2pa::SigningCredential;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::Payload;
+
+/// The `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What a stamp contributes to the ledger.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Entry {
+    /// RFC 3339 time of the stamp.
+    pub time: String,
+    /// SHA-256 of the input file, hex.
+    pub input_sha256: String,
+    /// SHA-256 of the output file, hex.
+    pub output_sha256: String,
+    /// The watermark ID.
+    pub watermark_id: Payload,
+    /// The C2PA manifest label.
+    pub manifest_id: String,
+    /// The generating model, if recorded.
+    pub model: Option<String>,
+    /// The watermark key's public ID.
+    pub key_id: String,
+    /// Who signed (the signing certificate's subject).
+    pub signer: String,
+}
+
+/// One ledger record.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    /// 0-based position in the ledger.
+    pub seq: u64,
+    /// Hash of the previous record.
+    pub prev: String,
+    /// The stamp's facts.
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// The signer's Ed25519 public key, hex.
+    pub public_key: String,
+    /// SHA-256 of the canonical record, hex.
+    pub hash: String,
+    /// Ed25519 signature over `hash`, base64.
+    pub sig: String,
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    seq: u64,
+    prev: &'a str,
+    #[serde(flatten)]
+    entry: &'a Entry,
+    public_key: &'a str,
+}
+
+fn digest(seq: u64, prev: &str, entry: &Entry, public_key: &str) -> String {
+    let c = Canonical {
+        seq,
+        prev,
+        entry,
+        public_key,
+    };
+    // serde_json writes struct fields in declaration order: the encoding is canonical.
+    let bytes = serde_json::to_vec(&c).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Makes the record that follows `last` (or the first record).
+pub fn next_record(last: Option<&Record>, entry: Entry, cred: &SigningCredential) -> Record {
+    let seq = last.map_or(0, |r| r.seq + 1);
+    let prev = last.map_or_else(|| GENESIS.to_string(), |r| r.hash.clone());
+    let public_key = hex::encode(cred.public_key());
+    let hash = digest(seq, &prev, &entry, &public_key);
+    let sig = base64::engine::general_purpose::STANDARD.encode(cred.sign_bytes(hash.as_bytes()));
+    Record {
+        seq,
+        prev,
+        entry,
+        public_key,
+        hash,
+        sig,
+    }
+}
+
+/// Where and why a ledger is broken.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Broken {
+    /// 1-based line number of the first bad record.
+    pub line: usize,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Parses and checks a whole ledger. `expected_key` pins the signer's public key; without
+/// it, the first record's key is used for all (and the caller should say so).
+///
+/// # Errors
+/// The first broken record: unparsable line, wrong sequence, broken chain, edited content,
+/// bad signature, or a different signer.
+pub fn verify_chain(text: &str, expected_key: Option<[u8; 32]>) -> Result<Vec<Record>, Broken> {
+    let mut out: Vec<Record> = vec![];
+    let mut key: Option<VerifyingKey> =
+        expected_key.and_then(|k| VerifyingKey::from_bytes(&k).ok());
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let line_no = i + 1;
+        let bad = |reason: String| Broken {
+            line: line_no,
+            reason,
+        };
+        let r: Record =
+            serde_json::from_str(line).map_err(|e| bad(format!("not a ledger record: {e}")))?;
+        let want_seq = out.last().map_or(0, |p| p.seq + 1);
+        if r.seq != want_seq {
+            return Err(bad(format!(
+                "sequence {} where {want_seq} was expected (a record was deleted, inserted or reordered)",
+                r.seq
+            )));
+        }
+        let want_prev = out.last().map_or(GENESIS, |p| p.hash.as_str());
+        if r.prev != want_prev {
+            return Err(bad(
+                "does not chain to the previous record (deleted, inserted or reordered)".into(),
+            ));
+        }
+        if digest(r.seq, &r.prev, &r.entry, &r.public_key) != r.hash {
+            return Err(bad(
+                "content does not match its hash (the record was edited)".into(),
+            ));
+        }
+        let pk: [u8; 32] = hex::decode(&r.public_key)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("malformed public key".into()))?;
+        let this_key =
+            VerifyingKey::from_bytes(&pk).map_err(|_| bad("malformed public key".into()))?;
+        let k = *key.get_or_insert(this_key);
+        if k != this_key {
+            return Err(bad("signed by a different key than the ledger's".into()));
+        }
+        let sig = base64::engine::general_purpose::STANDARD
+            .decode(&r.sig)
+            .ok()
+            .and_then(|s| Signature::from_slice(&s).ok())
+            .ok_or_else(|| bad("malformed signature".into()))?;
+        k.verify(r.hash.as_bytes(), &sig)
+            .map_err(|_| bad("signature does not verify".into()))?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// The records that carry watermark ID `id`.
+pub fn lookup(records: &[Record], id: Payload) -> Vec<&Record> {
+    records
+        .iter()
+        .filter(|r| r.entry.watermark_id == id)
+        .collect()
+}
+
+/// The ledger entry for a stamp made now.
+pub fn entry_for(st: &crate::Stamped, s: &crate::Stamper) -> Entry {
+    Entry {
+        time: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        input_sha256: st.input_sha256.clone(),
+        output_sha256: st.output_sha256.clone(),
+        watermark_id: st.payload,
+        manifest_id: st.manifest_id.clone(),
+        model: s.model.as_ref().map(|m| match &m.version {
+            Some(v) => format!("{} {v}", m.name),
+            None => m.name.clone(),
+        }),
+        key_id: st.key_id.to_string(),
+        signer: s.signer().subject(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred() -> SigningCredential {
+        let k = hallmark_c2pa::generate(&hallmark_c2pa::CertOptions::default()).expect("keys");
+        SigningCredential::from_pem(&k.chain_pem, &k.key_pem).expect("cred")
+    }
+
+    fn entry(i: u64) -> Entry {
+        Entry {
+            time: format!("2026-11-29T10:00:0{i}Z"),
+            input_sha256: "aa".repeat(32),
+            output_sha256: "bb".repeat(32),
+            watermark_id: Payload(i),
+            manifest_id: format!("urn:c2pa:{i}"),
+            model: Some("m".into()),
+            key_id: "0011223344556677".into(),
+            signer: "CN=x".into(),
+        }
+    }
+
+    fn ledger(c: &SigningCredential, n: u64) -> Vec<String> {
+        let mut last: Option<Record> = None;
+        let mut lines = vec![];
+        for i in 0..n {
+            let r = next_record(last.as_ref(), entry(i), c);
+            lines.push(serde_json::to_string(&r).expect("json"));
+            last = Some(r);
+        }
+        lines
+    }
+
+    #[test]
+    fn intact_ledger_verifies_and_looks_up() {
+        let c = cred();
+        let text = ledger(&c, 4).join("\n");
+        let recs = verify_chain(&text, Some(c.public_key())).expect("valid");
+        assert_eq!(recs.len(), 4);
+        assert_eq!(lookup(&recs, Payload(2))[0].entry.manifest_id, "urn:c2pa:2");
+    }
+
+    #[test]
+    fn edits_deletions_reorderings_and_other_keys_are_caught() {
+        let c = cred();
+        let lines = ledger(&c, 4);
+        let edited: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 2 {
+                    l.replace("urn:c2pa:2", "urn:c2pa:9")
+                } else {
+                    l.clone()
+                }
+            })
+            .collect();
+        assert_eq!(verify_chain(&edited.join("\n"), None).unwrap_err().line, 3);
+        let mut deleted = lines.clone();
+        deleted.remove(1);
+        assert_eq!(verify_chain(&deleted.join("\n"), None).unwrap_err().line, 2);
+        let mut swapped = lines.clone();
+        swapped.swap(1, 2);
+        assert_eq!(verify_chain(&swapped.join("\n"), None).unwrap_err().line, 2);
+        let other = cred();
+        assert_eq!(
+            verify_chain(&lines.join("\n"), Some(other.public_key()))
+                .unwrap_err()
+                .line,
+            1
+        );
+        let mut forged = lines.clone();
+        let foreign = ledger(&other, 4);
+        forged[3] = foreign[3].clone();
+        assert!(verify_chain(&forged.join("\n"), None).is_err());
+    }
+}

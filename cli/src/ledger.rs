@@ -24,7 +24,8 @@ impl LedgerWriter {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => {
-                return Err(e).with_context(|| format!("cannot read the ledger {}", path.display()));
+                return Err(e)
+                    .with_context(|| format!("cannot read the ledger {}", path.display()));
             }
         };
         if !text.is_empty() && !text.ends_with('\n') {

@@ -1,0 +1,195 @@
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use super::*;
+
+const V: usize = 4000;
+
+/// A synthetic language model: next-token logits depend on the previous token through a
+/// seeded hash, scaled by `sharpness` (higher = lower entropy).
+fn lm_logits(prev: u32, sharpness: f32) -> Vec<f32> {
+    (0..V as u32)
+        .map(|v| {
+            let mut z = u64::from(prev) << 32 | u64::from(v);
+            z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+            z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            let u = (z >> 11) as f32 / (1u64 << 53) as f32;
+            // Gumbel-distributed logits: a spread of plausible tokens per context.
+            sharpness * -(-(u.max(1e-12)).ln()).ln()
+        })
+        .collect()
+}
+
+fn generate(mark: Option<&TextMark>, n: usize, seed: u64, sharpness: f32, temp: f32) -> Vec<u32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut toks: Vec<u32> = (0..4).map(|_| rng.gen_range(0..V as u32)).collect();
+    let plain = TextMark::new(&WatermarkKey::from_bytes([0; 32]), Config::default());
+    for _ in 0..n {
+        let logits = lm_logits(*toks.last().unwrap_or(&0), sharpness);
+        let u: f64 = rng.r#gen();
+        let t = match mark {
+            Some(m) => m.sample(&toks, &logits, temp, u),
+            // Unwatermarked: the same sampler with no bias.
+            None => {
+                let mut cfg = Config::default();
+                cfg.scheme = Scheme::Kgw {
+                    gamma: 0.25,
+                    delta: 0.0,
+                };
+                let _ = &plain;
+                TextMark::new(&WatermarkKey::from_bytes([0; 32]), cfg)
+                    .sample(&toks, &logits, temp, u)
+            }
+        };
+        toks.push(t);
+    }
+    toks
+}
+
+fn key() -> WatermarkKey {
+    WatermarkKey::from_bytes([42; 32])
+}
+
+#[test]
+fn prf_known_answer() {
+    let p = Prf::new(&WatermarkKey::from_bytes([0; 32]));
+    let seed = p.context_seed(&[1, 2, 3]);
+    let got = format!("{:016x} {:016x}", seed, p.token_bits(seed, 42));
+    assert_eq!(got, include_str!("kat_prf.txt").trim());
+}
+
+#[test]
+fn header_round_trip_and_rejects() {
+    for cfg in [
+        Config::default(),
+        Config {
+            scheme: Scheme::Gumbel,
+            context: 4,
+        },
+    ] {
+        assert_eq!(Config::from_header(&cfg.to_header()).unwrap(), cfg);
+    }
+    for bad in [
+        "",
+        "hallmark-text/2 kgw h=3 gamma=0.25 delta=2",
+        "hallmark-text/1 kgw h=3 gamma=1.5 delta=2",
+        "hallmark-text/1 kgw h=0 gamma=0.25 delta=2",
+        "hallmark-text/1 kgw h=3 delta=2",
+        "hallmark-text/1 magic h=3",
+    ] {
+        assert!(Config::from_header(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn kgw_detects_200_tokens_and_wrong_key_does_not() {
+    let m = TextMark::new(&key(), Config::default());
+    let other = TextMark::new(&WatermarkKey::from_bytes([7; 32]), Config::default());
+    let mut hits = 0;
+    for s in 0..20 {
+        let toks = generate(Some(&m), 200, s, 1.0, 0.7);
+        if m.detect(&toks, 4).unwrap().p_value < 1e-3 {
+            hits += 1;
+        }
+        assert!(other.detect(&toks, 4).unwrap().p_value > 1e-4);
+    }
+    assert!(hits >= 19, "{hits}/20");
+}
+
+#[test]
+fn gumbel_detects_200_tokens() {
+    let m = TextMark::new(
+        &key(),
+        Config {
+            scheme: Scheme::Gumbel,
+            context: 3,
+        },
+    );
+    let hits = (0..20)
+        .filter(|&s| {
+            m.detect(&generate(Some(&m), 200, 100 + s, 1.0, 1.0), 4)
+                .unwrap()
+                .p_value
+                < 1e-3
+        })
+        .count();
+    assert!(hits >= 19, "{hits}/20");
+}
+
+#[test]
+fn unwatermarked_p_values_are_calibrated() {
+    for cfg in [
+        Config::default(),
+        Config {
+            scheme: Scheme::Gumbel,
+            context: 3,
+        },
+    ] {
+        let m = TextMark::new(&key(), cfg);
+        let n = 400;
+        let mut below_01 = 0;
+        let mut below_001 = 0;
+        for s in 0..n {
+            let toks = generate(None, 100, 10_000 + s, 1.0, 1.0);
+            let p = m.detect(&toks, 4).unwrap().p_value;
+            below_01 += usize::from(p < 0.01);
+            below_001 += usize::from(p < 0.001);
+        }
+        // Expected 4 and 0.4; Binomial(400, 0.01) exceeds 12 with probability < 1e-3.
+        assert!(below_01 <= 12, "{cfg:?}: {below_01}/{n} below 0.01");
+        assert!(below_001 <= 3, "{cfg:?}: {below_001}/{n} below 0.001");
+    }
+}
+
+#[test]
+fn repetition_does_not_trigger() {
+    let m = TextMark::new(&key(), Config::default());
+    // Find a sentence that happens to be green-heavy, then repeat it 20 times.
+    let mut worst: Vec<u32> = vec![];
+    let mut worst_p = 1.0;
+    for s in 0..200 {
+        let sent = generate(None, 12, 50_000 + s, 1.0, 1.0);
+        let p = m.detect(&sent, 4).map(|d| d.p_value).unwrap_or(1.0);
+        if p < worst_p {
+            worst_p = p;
+            worst = sent;
+        }
+    }
+    let repeated: Vec<u32> = worst
+        .iter()
+        .cycle()
+        .take(worst.len() * 20)
+        .copied()
+        .collect();
+    let d = m.detect(&repeated, 4).unwrap();
+    assert!(d.tokens_scored <= worst.len() + 4, "{}", d.tokens_scored);
+    // Counting every token would make this look overwhelmingly marked; unique pairs do not.
+    assert!(d.p_value > 1e-3, "p = {}", d.p_value);
+}
+
+#[test]
+fn pasted_span_is_localised() {
+    let m = TextMark::new(&key(), Config::default());
+    let human = generate(None, 2000, 77, 1.0, 1.0);
+    let marked = generate(Some(&m), 200, 78, 1.0, 0.7);
+    let mut doc = human[..900].to_vec();
+    doc.extend_from_slice(&marked[4..]);
+    doc.extend_from_slice(&human[900..]);
+    let d = m.detect(&doc, 0).unwrap();
+    assert!(d.p_value < 1e-3, "{}", d.p_value);
+    assert!(
+        d.spans
+            .iter()
+            .any(|s| s.start < 1100 && s.end > 900 && s.p_value < 1e-3),
+        "{:?}",
+        d.spans
+    );
+    assert!(m.detect(&human, 0).unwrap().spans.is_empty());
+}
+
+#[test]
+fn empty_and_short_inputs_are_errors() {
+    let m = TextMark::new(&key(), Config::default());
+    assert!(m.detect(&[], 0).is_err());
+    assert!(m.detect(&[1, 2, 3], 0).is_err());
+    assert!(m.detect(&[1, 2, 3, 4, 5, 6], 6).is_err());
+}

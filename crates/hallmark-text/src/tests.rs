@@ -22,23 +22,23 @@ fn lm_logits(prev: u32, sharpness: f32) -> Vec<f32> {
 fn generate(mark: Option<&TextMark>, n: usize, seed: u64, sharpness: f32, temp: f32) -> Vec<u32> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut toks: Vec<u32> = (0..4).map(|_| rng.gen_range(0..V as u32)).collect();
-    let plain = TextMark::new(&WatermarkKey::from_bytes([0; 32]), Config::default());
+    // Unwatermarked: the same sampler with no bias.
+    let plain = TextMark::new(
+        &WatermarkKey::from_bytes([0; 32]),
+        Config {
+            scheme: Scheme::Kgw {
+                gamma: 0.25,
+                delta: 0.0,
+            },
+            ..Config::default()
+        },
+    );
     for _ in 0..n {
         let logits = lm_logits(*toks.last().unwrap_or(&0), sharpness);
         let u: f64 = rng.r#gen();
         let t = match mark {
             Some(m) => m.sample(&toks, &logits, temp, u),
-            // Unwatermarked: the same sampler with no bias.
-            None => {
-                let mut cfg = Config::default();
-                cfg.scheme = Scheme::Kgw {
-                    gamma: 0.25,
-                    delta: 0.0,
-                };
-                let _ = &plain;
-                TextMark::new(&WatermarkKey::from_bytes([0; 32]), cfg)
-                    .sample(&toks, &logits, temp, u)
-            }
+            None => plain.sample(&toks, &logits, temp, u),
         };
         toks.push(t);
     }

@@ -21,6 +21,15 @@ mkdir -p "$work/stripped"
 for f in "$work/stamped"/*; do "$hm" strip -q "$f" -o "$work/stripped/$(basename "$f")"; done
 "$hm" verify "$work/stripped"/* --keys "$work/keys" || true
 echo
+echo "== batch-label the whole sample folder (parallel, journal, report.jsonl, signed ledger)"
+"$hm" label testdata --out-dir "$work/labelled" --keys "$work/keys" --model demo-diffusion \
+  --ledger "$work/ledger.jsonl" || true
+"$hm" ledger verify "$work/ledger.jsonl" --keys "$work/keys"
+echo
+echo "== a stripped copy resolved through the ledger: who stamped it, when, with which model"
+"$hm" strip -q "$work/labelled/photos/p06_seeding_1920x1080.jpg" -o "$work/stripped-labelled.jpg"
+"$hm" verify "$work/stripped-labelled.jpg" --keys "$work/keys" --ledger "$work/ledger.jsonl" || true
+echo
 echo "== an original, never stamped"
 "$hm" verify testdata/photos/p06_seeding_1920x1080.jpg --keys "$work/keys" || true
 echo

@@ -34,7 +34,7 @@ pub struct KeygenArgs {
     pub force: bool,
 }
 
-pub fn keygen(args: &KeygenArgs, json_out: bool) -> Result<i32> {
+pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let paths: Vec<PathBuf> = [WATERMARK_KEY, SIGNING_KEY, CHAIN, CA, PUBLIC_INFO]
@@ -81,7 +81,7 @@ pub fn keygen(args: &KeygenArgs, json_out: bool) -> Result<i32> {
     )?;
     if json_out {
         println!("{}", serde_json::to_string(&info)?);
-    } else {
+    } else if !quiet {
         println!("wrote keys to {}", args.out.display());
         println!(
             "  watermark key   {}  (secret, mode 0600; key ID {})",

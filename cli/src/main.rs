@@ -302,7 +302,7 @@ pub(crate) fn use_color(cli_color: ColorChoice) -> bool {
 
 fn run(cli: &Cli) -> Result<i32> {
     match &cli.cmd {
-        Cmd::Keygen(a) => keys::keygen(a, cli.json),
+        Cmd::Keygen(a) => keys::keygen(a, cli.json, cli.quiet),
         Cmd::Stamp(a) => stamp(cli, a),
         Cmd::Verify(a) => verify(cli, a),
         Cmd::Label(a) => label::label(cli.json, cli.quiet, a),

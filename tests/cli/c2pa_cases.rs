@@ -70,6 +70,36 @@ fn signed_files_read_trusted_with_anchor_and_valid_without() {
 }
 
 #[test]
+fn webp_tiff_and_gif_embed_manifests_too() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let img = image::DynamicImage::ImageRgb8(scene(240, 180, 30));
+    for (ext, fmt) in [
+        ("webp", image::ImageFormat::WebP),
+        ("tif", image::ImageFormat::Tiff),
+        ("gif", image::ImageFormat::Gif),
+    ] {
+        let p = t.path(&format!("a.{ext}"));
+        img.save_with_format(&p, fmt).unwrap();
+        let out = t.path(&format!("s.{ext}"));
+        hm(&[
+            "sign",
+            p.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--keys",
+            &keys,
+        ])
+        .run()
+        .code(0);
+        let (r, v) = verify_json(&[out.to_str().unwrap(), "--keys", &keys]);
+        r.code(0);
+        assert_eq!(v["c2pa"]["validation_state"], "Trusted", "{ext}: {v}");
+        assert_eq!(v["c2pa"]["embedded"], true, "{ext}");
+    }
+}
+
+#[test]
 fn unsigned_file_has_no_manifest_exit_1() {
     let t = TestDir::new();
     let p = t.write_png("plain.png", 200, 200, 5);

@@ -157,7 +157,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
     }
     if w > limits.max_width || h > limits.max_height {
         return Err(Error::Decode(format!(
-            "image is {w}x{h}, over the limit of {}x{} (raise it with --max-pixels-side)",
+            "image is {w}x{h}, over the limit of {}x{} pixels",
             limits.max_width, limits.max_height
         )));
     }

@@ -310,10 +310,16 @@ fn render(
 /// Adds `delta` to every colour channel; returns the PSNR over colour channels.
 fn apply(img: &mut DynamicImage, delta: &Plane) -> f64 {
     fn add8(px: &mut [u8], d: f32, colour: usize, se: &mut f64) {
+        // The input is integer, so round(old + d) == old + round(d): one rounding per pixel.
+        let di = d.round() as i32;
+        if di == 0 {
+            return;
+        }
         for c in &mut px[..colour] {
-            let old = f32::from(*c);
-            let new = (old + d).round().clamp(0.0, 255.0);
-            *se += f64::from((new - old) * (new - old));
+            let old = i32::from(*c);
+            let new = (old + di).clamp(0, 255);
+            let e = new - old;
+            *se += f64::from(e * e);
             *c = new as u8;
         }
     }

@@ -48,13 +48,20 @@ impl Plane {
             return self.clone();
         }
         let tmp = resample_rows(&self.data, self.w, self.h, nw);
-        let t = transpose(&tmp, nw, self.h);
-        let out = resample_rows(&t, self.h, nw, nh);
-        Plane {
-            w: nw,
-            h: nh,
-            data: transpose(&out, nh, nw),
+        // Vertical pass over whole rows (no transpose): each output row is a weighted sum of
+        // a few input rows.
+        let taps = taps(self.h, nh);
+        let mut out = Plane::new(nw, nh);
+        for (y, (lo, ws)) in taps.iter().enumerate() {
+            let orow = &mut out.data[y * nw..(y + 1) * nw];
+            for (k, &wgt) in ws.iter().enumerate() {
+                let src = &tmp[(lo + k) * nw..(lo + k + 1) * nw];
+                for (o, v) in orow.iter_mut().zip(src) {
+                    *o += wgt * v;
+                }
+            }
         }
+        out
     }
 
     /// Bilinear upsampling to `nw x nh` (pixel centres aligned), for smooth fields.
@@ -87,27 +94,57 @@ impl Plane {
         out
     }
 
-    /// Mean over a (2r+1)^2 box, clamped at the borders (summed-area table).
+    /// Mean over a (2r+1)^2 box, clamped at the borders: two separable running sums, so
+    /// the cost does not depend on `r`.
     pub fn box_mean(&self, r: usize) -> Plane {
         let (w, h) = (self.w, self.h);
-        let mut sat = vec![0f64; (w + 1) * (h + 1)];
+        if w == 0 || h == 0 {
+            return self.clone();
+        }
+        // Horizontal pass: running window sum per row.
+        let mut tmp = vec![0f32; w * h];
         for y in 0..h {
-            let mut row = 0f64;
-            for x in 0..w {
-                row += f64::from(self.data[y * w + x]);
-                sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + row;
+            let row = &self.data[y * w..(y + 1) * w];
+            let out = &mut tmp[y * w..(y + 1) * w];
+            let mut acc = 0f64;
+            let mut lo = 0usize;
+            let mut hi = 0usize; // window is [lo, hi)
+            for (x, o) in out.iter_mut().enumerate() {
+                let want_hi = (x + r + 1).min(w);
+                let want_lo = x.saturating_sub(r);
+                while hi < want_hi {
+                    acc += f64::from(row[hi]);
+                    hi += 1;
+                }
+                while lo < want_lo {
+                    acc -= f64::from(row[lo]);
+                    lo += 1;
+                }
+                *o = (acc / (hi - lo) as f64) as f32;
             }
         }
+        // Vertical pass: running sums of whole rows, cache-friendly.
         let mut out = Plane::new(w, h);
+        let mut acc = vec![0f64; w];
+        let (mut lo, mut hi) = (0usize, 0usize);
         for y in 0..h {
-            let y0 = y.saturating_sub(r);
-            let y1 = (y + r + 1).min(h);
-            for x in 0..w {
-                let x0 = x.saturating_sub(r);
-                let x1 = (x + r + 1).min(w);
-                let s = sat[y1 * (w + 1) + x1] - sat[y0 * (w + 1) + x1] - sat[y1 * (w + 1) + x0]
-                    + sat[y0 * (w + 1) + x0];
-                out.data[y * w + x] = (s / ((y1 - y0) * (x1 - x0)) as f64) as f32;
+            let want_hi = (y + r + 1).min(h);
+            let want_lo = y.saturating_sub(r);
+            while hi < want_hi {
+                for (a, v) in acc.iter_mut().zip(&tmp[hi * w..(hi + 1) * w]) {
+                    *a += f64::from(*v);
+                }
+                hi += 1;
+            }
+            while lo < want_lo {
+                for (a, v) in acc.iter_mut().zip(&tmp[lo * w..(lo + 1) * w]) {
+                    *a -= f64::from(*v);
+                }
+                lo += 1;
+            }
+            let inv = 1.0 / (hi - lo) as f64;
+            for (o, a) in out.data[y * w..(y + 1) * w].iter_mut().zip(&acc) {
+                *o = (a * inv) as f32;
             }
         }
         out
@@ -120,44 +157,35 @@ fn fill_rgb(dst: &mut [f32], src: &[u8], stride: usize) {
     }
 }
 
-fn transpose(src: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0.0; w * h];
-    const B: usize = 32;
-    for by in (0..h).step_by(B) {
-        for bx in (0..w).step_by(B) {
-            for y in by..(by + B).min(h) {
-                for x in bx..(bx + B).min(w) {
-                    out[x * h + y] = src[y * w + x];
-                }
+/// Triangle-filter taps mapping `n` samples to `nn` (footprint-scaled when shrinking).
+fn taps(n: usize, nn: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = n as f64 / nn as f64;
+    let support = scale.max(1.0);
+    (0..nn)
+        .map(|i| {
+            let center = (i as f64 + 0.5) * scale - 0.5;
+            let lo = (center - support).ceil().max(0.0) as usize;
+            let hi = ((center + support).floor() as isize)
+                .min(n as isize - 1)
+                .max(0) as usize;
+            let lo = lo.min(hi);
+            let mut ws: Vec<f32> = (lo..=hi)
+                .map(|j| (1.0 - ((j as f64 - center).abs() / support)).max(0.0) as f32)
+                .collect();
+            let sum: f32 = ws.iter().sum();
+            if sum > 0.0 {
+                ws.iter_mut().for_each(|v| *v /= sum);
+            } else {
+                ws = vec![1.0];
             }
-        }
-    }
-    out
+            (lo, ws)
+        })
+        .collect()
 }
 
 /// Resamples each row of a `w x h` buffer to `nw` samples.
 fn resample_rows(src: &[f32], w: usize, h: usize, nw: usize) -> Vec<f32> {
-    let scale = w as f64 / nw as f64;
-    let support = scale.max(1.0); // triangle half-width in source pixels
-    // Precompute taps per output sample.
-    let mut taps: Vec<(usize, Vec<f32>)> = Vec::with_capacity(nw);
-    for i in 0..nw {
-        let center = (i as f64 + 0.5) * scale - 0.5;
-        let lo = (center - support).ceil().max(0.0) as usize;
-        let hi = ((center + support).floor() as isize)
-            .min(w as isize - 1)
-            .max(0) as usize;
-        let mut ws: Vec<f32> = (lo..=hi)
-            .map(|j| (1.0 - ((j as f64 - center).abs() / support)).max(0.0) as f32)
-            .collect();
-        let sum: f32 = ws.iter().sum();
-        if sum > 0.0 {
-            ws.iter_mut().for_each(|v| *v /= sum);
-        } else {
-            ws = vec![1.0];
-        }
-        taps.push((lo, ws));
-    }
+    let taps = taps(w, nw);
     let mut out = vec![0.0; nw * h];
     for y in 0..h {
         let row = &src[y * w..(y + 1) * w];

@@ -219,7 +219,8 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
                 Some(Subsampling::S422) => jpeg_encoder::SamplingFactor::F_2_1,
                 _ => jpeg_encoder::SamplingFactor::F_2_2,
             });
-            enc.set_optimized_huffman_tables(true);
+            // Standard Huffman tables: optimised ones save ~5% of bytes but double the encode time.
+            enc.set_optimized_huffman_tables(false);
             if let Some(icc) = &meta.icc {
                 enc.add_icc_profile(icc).map_err(|e| enc_err(&e))?;
             }

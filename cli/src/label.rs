@@ -29,8 +29,15 @@ pub struct LabelArgs {
     /// Folder to label (ignore files such as .gitignore and .ignore are honoured).
     dir: PathBuf,
     /// Where the labelled tree is written.
-    #[arg(long)]
-    out_dir: PathBuf,
+    #[arg(long, required_unless_present = "in_place")]
+    out_dir: Option<PathBuf>,
+    /// Replace the originals with their stamped versions (requires --backup).
+    #[arg(long, conflicts_with = "out_dir")]
+    in_place: bool,
+    /// With --in-place: keep each original as NAME.orig beside it (and stamp from it on
+    /// --resume, never stamping a file twice).
+    #[arg(long, requires = "in_place")]
+    backup: bool,
     /// Keys folder written by `hallmark keygen`.
     #[arg(long)]
     keys: PathBuf,
@@ -128,9 +135,20 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
     if !a.dir.is_dir() {
         bail!("{} is not a folder", a.dir.display());
     }
+    if a.in_place && !a.backup {
+        bail!("--in-place replaces your originals: add --backup to keep each as NAME.orig");
+    }
+    let out_dir: PathBuf = match &a.out_dir {
+        Some(d) => d.clone(),
+        None => a.dir.clone(),
+    };
     let shard = parse_shard(a)?;
     let all = walk_images(&a.dir)?;
-    let out_canon = fs::canonicalize(&a.out_dir).ok();
+    let out_canon = if a.in_place {
+        None
+    } else {
+        fs::canonicalize(&out_dir).ok()
+    };
     let todo: Vec<(PathBuf, PathBuf)> = all
         .into_iter()
         .filter(|(p, _)| {
@@ -139,6 +157,10 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
                 .as_ref()
                 .is_none_or(|o| !fs::canonicalize(p).is_ok_and(|c| c.starts_with(o)))
         })
+        .filter(|(p, rel)| {
+            // In place, the backups and our report are not inputs.
+            !a.in_place || !(p.extension().is_some_and(|e| e == "orig") || rel == Path::new(REPORT))
+        })
         .filter(|(_, rel)| in_shard(rel, shard))
         .collect();
     if a.dry_run {
@@ -146,13 +168,13 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
             if json_out {
                 println!(
                     "{}",
-                    json!({"file": p.display().to_string(), "output": a.out_dir.join(rel).display().to_string(), "action": "stamp"})
+                    json!({"file": p.display().to_string(), "output": out_dir.join(rel).display().to_string(), "action": "stamp"})
                 );
             } else {
                 println!(
                     "would stamp {} -> {}",
                     p.display(),
-                    a.out_dir.join(rel).display()
+                    out_dir.join(rel).display()
                 );
             }
         }
@@ -161,16 +183,15 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    fs::create_dir_all(&a.out_dir)
-        .with_context(|| format!("cannot create {}", a.out_dir.display()))?;
-    let journal_path = a.out_dir.join(JOURNAL);
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let journal_path = out_dir.join(JOURNAL);
     let mut done: HashSet<String> = HashSet::new();
     let mut previous: Vec<serde_json::Value> = vec![];
     if journal_path.exists() {
         if !a.resume {
             bail!(
                 "{} holds a journal from an earlier run: pass --resume to continue it, or choose an empty --out-dir",
-                a.out_dir.display()
+                out_dir.display()
             );
         }
         let f = fs::File::open(&journal_path)?;
@@ -188,7 +209,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
             }
         }
         // Leftover temporary files from a killed run.
-        for (p, _) in walk(&a.out_dir, false).unwrap_or_default() {
+        for (p, _) in walk(&out_dir, false).unwrap_or_default() {
             if p.file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(".hallmark-") && n.ends_with(".tmp"))
@@ -255,8 +276,8 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
                 return;
             }
             let rel_s = rel.to_string_lossy().into_owned();
-            let out = a.out_dir.join(rel);
-            let entry = match stamp_one(path, &out, &stamper) {
+            let out = out_dir.join(rel);
+            let entry = match stamp_one(path, &out, &stamper, a.in_place) {
                 Ok(Outcome::Stamped(st)) => {
                     ok.fetch_add(1, Ordering::Relaxed);
                     if let Some(l) = &ledger_w {
@@ -327,7 +348,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         }
     }
     let report: String = last.values().map(|v| format!("{v}\n")).collect();
-    crate::files::write_atomic(&a.out_dir.join(REPORT), report.as_bytes(), None)?;
+    crate::files::write_atomic(&out_dir.join(REPORT), report.as_bytes(), None)?;
     let failed = failed.into_inner().unwrap_or_default();
     let secs = start.elapsed().as_secs_f64();
     let n_ok = ok.load(Ordering::Relaxed);
@@ -340,7 +361,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         "seconds": secs,
         "images_per_second": if secs > 0.0 { n_ok as f64 / secs } else { 0.0 },
         "jobs": jobs,
-        "report": a.out_dir.join(REPORT).display().to_string(),
+        "report": out_dir.join(REPORT).display().to_string(),
     });
     if json_out {
         println!("{summary}");
@@ -355,7 +376,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
             secs,
             if secs > 0.0 { n_ok as f64 / secs } else { 0.0 },
             jobs,
-            a.out_dir.join(REPORT).display()
+            out_dir.join(REPORT).display()
         );
         for (rel, why) in &failed {
             println!("  failed {rel}: {why}");
@@ -369,8 +390,23 @@ enum Outcome {
     Skipped(String),
 }
 
-fn stamp_one(path: &Path, out: &Path, s: &hallmark::Stamper) -> Result<Outcome> {
-    let bytes = crate::files::read_input(path)?;
+fn stamp_one(path: &Path, out: &Path, s: &hallmark::Stamper, in_place: bool) -> Result<Outcome> {
+    let bytes = if in_place {
+        // The backup is written (atomically) before the original is replaced, and is the
+        // source whenever it exists: a resumed run never stamps a stamped file.
+        let mut b = path.as_os_str().to_owned();
+        b.push(".orig");
+        let backup = PathBuf::from(b);
+        if backup.exists() {
+            crate::files::read_input(&backup)?
+        } else {
+            let orig = crate::files::read_input(path)?;
+            crate::files::write_atomic(&backup, &orig, None)?;
+            orig
+        }
+    } else {
+        crate::files::read_input(path)?
+    };
     let Some(fmt) = hallmark::io::Format::sniff(&bytes) else {
         return Ok(Outcome::Skipped("not an image hallmark reads".into()));
     };

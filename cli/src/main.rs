@@ -533,10 +533,19 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
             .collect()
     });
     let mut codes = vec![];
+    let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
     for (f, r) in files.iter().zip(results) {
         match r {
             Ok(rep) => {
                 codes.push(rep.verdict.exit_code());
+                *tally
+                    .entry(
+                        serde_json::to_value(rep.verdict)?
+                            .as_str()
+                            .unwrap_or("?")
+                            .to_string(),
+                    )
+                    .or_default() += 1;
                 if cli.json {
                     let mut v = serde_json::to_value(&rep)?;
                     v["file"] = serde_json::json!(f.display().to_string());
@@ -547,6 +556,7 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
             }
             Err(e) => {
                 codes.push(2);
+                *tally.entry("error".into()).or_default() += 1;
                 if cli.json {
                     println!(
                         "{}",
@@ -555,6 +565,19 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
                 }
                 eprintln!("hallmark: error: {e:#}");
             }
+        }
+    }
+    if files.len() > 1 && !cli.quiet {
+        let parts: Vec<String> = tally
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.replace('_', " ")))
+            .collect();
+        // On stdout for people; on stderr under --json, which promises one object per input.
+        let line = format!("summary: {} files: {}", files.len(), parts.join(", "));
+        if cli.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
         }
     }
     Ok(combine(&codes))

@@ -97,6 +97,80 @@ fn label_mirrors_reports_and_skips_bad_files() {
 }
 
 #[test]
+fn in_place_needs_backup_and_never_stamps_twice() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let root = make_tree(&t, 3);
+    let before = std::fs::read(root.join("d0/img000.png")).unwrap();
+    hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--in-place",
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(2);
+    assert_eq!(
+        std::fs::read(root.join("d0/img000.png")).unwrap(),
+        before,
+        "modified without --backup"
+    );
+    let r = hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--in-place",
+        "--backup",
+        "--keys",
+        &keys,
+    ])
+    .run();
+    r.code(2); // the corrupt file
+    assert_eq!(
+        std::fs::read(root.join("d0/img000.png.orig")).unwrap(),
+        before,
+        "backup is the original"
+    );
+    let stamped = std::fs::read(root.join("d0/img000.png")).unwrap();
+    assert_ne!(stamped, before);
+    hm(&[
+        "verify",
+        root.join("d0/img000.png").to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
+    // A rerun (journal lost, as after a crash before its first line) restamps from the
+    // backup, never from the stamped file.
+    std::fs::remove_file(root.join(".hallmark-journal.jsonl")).unwrap();
+    hm(&[
+        "label",
+        root.to_str().unwrap(),
+        "--in-place",
+        "--backup",
+        "--keys",
+        &keys,
+    ])
+    .run();
+    assert!(!root.join("d0/img000.png.orig.orig").exists());
+    let r = hm(&[
+        "verify",
+        "--json",
+        root.join("d0/img000.png").to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    r.code(0);
+    assert!(
+        r.json_lines()[0]["c2pa"]["ingredients"]
+            .as_array()
+            .is_none_or(|a| a.is_empty())
+    );
+}
+
+#[test]
 fn shards_partition_the_folder() {
     let t = TestDir::new();
     let keys = t.keygen();

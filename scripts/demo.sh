@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q -p hallmark-cli
-hm=./target/release/hallmark
+hm="${CARGO_TARGET_DIR:-target}/release/hallmark"
 work=$(mktemp -d "${TMPDIR:-/tmp}/hallmark-demo.XXXXXX")
 echo "== keys (throwaway, in $work/keys)"
 "$hm" keygen --out "$work/keys" --org "Demo Lab" --name "demo generator"

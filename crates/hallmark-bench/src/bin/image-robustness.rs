@@ -203,7 +203,9 @@ fn main() {
             Detector::new(&key).detect(&img).detected
         })
         .count();
-    println!("detections: {fp}/{fp_n} (designed bound: <= 96 attempts x 2^-32 = 2.2e-8 per image)");
+    println!(
+        "detections: {fp}/{fp_n} (designed bound: <= 128 attempts x 2^-32 = 3.0e-8 per image)"
+    );
 
     println!("\n## Speed (one core, excluding decode/encode), median of 5");
     for (name, img) in set

@@ -151,3 +151,57 @@ fn stamp_then_verify_matches_and_stripped_copy_still_says_ai() {
     // Without the key, the stripped copy carries no evidence we can read.
     hm(&["verify", stripped.to_str().unwrap()]).run().code(1);
 }
+
+#[test]
+fn watermark_and_manifest_from_different_images_are_not_consistent() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let src = photo("p06_seeding_1920x1080.jpg");
+    // The pixels carry watermark ID ...aaaa; the manifest's soft binding names ...bbbb (as if
+    // a valid manifest of another stamped image had been re-signed over these pixels).
+    let marked = t.path("marked.jpg");
+    hm(&[
+        "image",
+        "embed",
+        "--key",
+        &keys,
+        "--payload",
+        "000000000000aaaa",
+        src.to_str().unwrap(),
+        "-o",
+        marked.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
+    let def = t.path("def.json");
+    std::fs::write(
+        &def,
+        r#"{"assertions": [{"label": "c2pa.soft-binding", "data": {"alg": "io.github.hallmark.image-watermark.v1", "blocks": [{"scope": {}, "value": "AAAAAAAAu7s="}], "name": "hallmark image watermark"}}]}"#,
+    )
+    .unwrap();
+    let signed = t.path("signed.jpg");
+    hm(&[
+        "sign",
+        marked.to_str().unwrap(),
+        "-o",
+        signed.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--manifest",
+        def.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
+    let r = hm(&[
+        "verify",
+        "--json",
+        signed.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    r.code(3);
+    let v = &r.json_lines()[0];
+    assert_eq!(v["consistency"], "mismatch", "{v}");
+    assert_eq!(v["verdict"], "tampered");
+}

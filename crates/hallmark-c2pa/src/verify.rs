@@ -236,16 +236,19 @@ fn is_asset_error(e: &c2pa::Error) -> bool {
     )
 }
 
-fn unreadable(e: &c2pa::Error, embedded: bool) -> Verification {
+/// A verification with the given state and codes and nothing read from a manifest yet.
+fn bare(
+    state: ValidationState,
+    success: Vec<StatusEntry>,
+    informational: Vec<StatusEntry>,
+    failure: Vec<StatusEntry>,
+    embedded: bool,
+) -> Verification {
     Verification {
-        validation_state: ValidationState::Invalid,
-        success: vec![],
-        informational: vec![],
-        failure: vec![StatusEntry {
-            code: "manifest.unreadable".into(),
-            url: None,
-            explanation: Some(format!("the manifest store cannot be read: {e}")),
-        }],
+        validation_state: state,
+        success,
+        informational,
+        failure,
         active_manifest: None,
         embedded,
         signer: SignerSummary::default(),
@@ -257,6 +260,24 @@ fn unreadable(e: &c2pa::Error, embedded: bool) -> Verification {
         watermarked_action: false,
         ingredients: vec![],
         report: Value::Null,
+    }
+}
+
+fn unreadable(e: &c2pa::Error, embedded: bool) -> Verification {
+    let failure = vec![StatusEntry {
+        code: "manifest.unreadable".into(),
+        url: None,
+        explanation: Some(format!("the manifest store cannot be read: {e}")),
+    }];
+    bare(ValidationState::Invalid, vec![], vec![], failure, embedded)
+}
+
+/// `name version` (or `name`) of a claim generator or software agent object.
+fn name_version(o: &Value) -> String {
+    let n = o.get("name").and_then(Value::as_str).unwrap_or("?");
+    match o.get("version").and_then(Value::as_str) {
+        Some(ver) => format!("{n} {ver}"),
+        None => n.to_string(),
     }
 }
 
@@ -300,23 +321,8 @@ fn summarise(reader: &c2pa::Reader, embedded: bool) -> Verification {
     let manifest = active
         .as_deref()
         .and_then(|l| report.get("manifests").and_then(|m| m.get(l)));
-    let mut v = Verification {
-        validation_state: state,
-        success,
-        informational,
-        failure,
-        active_manifest: active.clone(),
-        embedded,
-        signer: SignerSummary::default(),
-        claim_generator: vec![],
-        digital_source_type: None,
-        ai: AiStatus::NotDeclared,
-        software_agent: None,
-        soft_bindings: vec![],
-        watermarked_action: false,
-        ingredients: vec![],
-        report: Value::Null,
-    };
+    let mut v = bare(state, success, informational, failure, embedded);
+    v.active_manifest = active.clone();
     if let Some(m) = manifest {
         let s = |p: &str| m.pointer(p).and_then(Value::as_str).map(str::to_string);
         v.signer = SignerSummary {
@@ -327,16 +333,7 @@ fn summarise(reader: &c2pa::Reader, embedded: bool) -> Verification {
             time: s("/signature_info/time"),
         };
         if let Some(list) = m.get("claim_generator_info").and_then(Value::as_array) {
-            v.claim_generator = list
-                .iter()
-                .map(|g| {
-                    let n = g.get("name").and_then(Value::as_str).unwrap_or("?");
-                    match g.get("version").and_then(Value::as_str) {
-                        Some(ver) => format!("{n} {ver}"),
-                        None => n.to_string(),
-                    }
-                })
-                .collect();
+            v.claim_generator = list.iter().map(name_version).collect();
         } else if let Some(g) = m.get("claim_generator").and_then(Value::as_str) {
             v.claim_generator = vec![g.to_string()];
         }
@@ -371,16 +368,7 @@ fn summarise(reader: &c2pa::Reader, embedded: bool) -> Verification {
                             if let Some(agent) = act.get("softwareAgent") {
                                 v.software_agent = Some(match agent {
                                     Value::String(s) => s.clone(),
-                                    _ => {
-                                        let n = agent
-                                            .get("name")
-                                            .and_then(Value::as_str)
-                                            .unwrap_or("?");
-                                        match agent.get("version").and_then(Value::as_str) {
-                                            Some(ver) => format!("{n} {ver}"),
-                                            None => n.to_string(),
-                                        }
-                                    }
+                                    _ => name_version(agent),
                                 });
                             }
                         }

@@ -74,41 +74,35 @@ impl std::fmt::Debug for Detector {
     }
 }
 
+/// The conjugate spectrum of the pilot rendered on an n x n grid of bins (n a multiple of
+/// the pilot period), ready for FFT cross-correlation.
+fn pilot_template(planner: &mut FftPlanner<f32>, tile: &Tile, n: usize) -> Vec<Complex32> {
+    let mut t: Vec<Complex32> = (0..n * n)
+        .map(|i| {
+            let (by, bx) = (i / n, i % n);
+            let v = tile.pilot(
+                (bx as f64 + 0.5) / BINS_PER_CHIP as f64,
+                (by as f64 + 0.5) / BINS_PER_CHIP as f64,
+            );
+            Complex32::new(v, 0.0)
+        })
+        .collect();
+    fft2d(planner, &mut t, n, n, false);
+    for c in &mut t {
+        *c = c.conj();
+    }
+    t
+}
+
 const HALF_HAT: [f32; 8] = [0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125];
 
 impl Detector {
     /// A detector for `key`.
     pub fn new(key: &WatermarkKey) -> Self {
         let tile = Tile::new(key);
-        let mut t: Vec<Complex32> = (0..G * G)
-            .map(|i| {
-                let (by, bx) = (i / G, i % G);
-                let v = tile.pilot(
-                    (bx as f64 + 0.5) / BINS_PER_CHIP as f64,
-                    (by as f64 + 0.5) / BINS_PER_CHIP as f64,
-                );
-                Complex32::new(v, 0.0)
-            })
-            .collect();
         let mut planner = FftPlanner::new();
-        fft2d(&mut planner, &mut t, G, G, false);
-        for c in &mut t {
-            *c = c.conj();
-        }
-        let mut tp: Vec<Complex32> = (0..GP * GP)
-            .map(|i| {
-                let (by, bx) = (i / GP, i % GP);
-                let v = tile.pilot(
-                    (bx as f64 + 0.5) / BINS_PER_CHIP as f64,
-                    (by as f64 + 0.5) / BINS_PER_CHIP as f64,
-                );
-                Complex32::new(v, 0.0)
-            })
-            .collect();
-        fft2d(&mut planner, &mut tp, GP, GP, false);
-        for c in &mut tp {
-            *c = c.conj();
-        }
+        let t = pilot_template(&mut planner, &tile, G);
+        let tp = pilot_template(&mut planner, &tile, GP);
         Detector {
             key: key.clone(),
             tile,

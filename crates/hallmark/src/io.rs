@@ -247,24 +247,12 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
             }
         }
         Format::Png => {
-            let mut enc = image::codecs::png::PngEncoder::new_with_quality(
+            let enc = image::codecs::png::PngEncoder::new_with_quality(
                 &mut out,
                 image::codecs::png::CompressionType::Default,
                 image::codecs::png::FilterType::Adaptive,
             );
-            if let Some(icc) = &meta.icc {
-                let _ = enc.set_icc_profile(icc.clone());
-            }
-            if let Some(exif) = &meta.exif {
-                let _ = enc.set_exif_metadata(exif.clone());
-            }
-            enc.write_image(
-                image.as_bytes(),
-                image.width(),
-                image.height(),
-                image.color().into(),
-            )
-            .map_err(|e| enc_err(&e))?;
+            write_with_metadata(enc, image, meta, true)?;
         }
         Format::WebP => {
             let rgba;
@@ -275,34 +263,14 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
                     &rgba
                 }
             };
-            let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
-            if let Some(icc) = &meta.icc {
-                let _ = enc.set_icc_profile(icc.clone());
-            }
-            if let Some(exif) = &meta.exif {
-                let _ = enc.set_exif_metadata(exif.clone());
-            }
-            enc.write_image(
-                img.as_bytes(),
-                img.width(),
-                img.height(),
-                img.color().into(),
-            )
-            .map_err(|e| enc_err(&e))?;
+            let enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+            write_with_metadata(enc, img, meta, true)?;
         }
         Format::Tiff => {
             let mut cur = Cursor::new(&mut out);
-            let mut enc = image::codecs::tiff::TiffEncoder::new(&mut cur);
-            if let Some(icc) = &meta.icc {
-                let _ = enc.set_icc_profile(icc.clone());
-            }
-            enc.write_image(
-                image.as_bytes(),
-                image.width(),
-                image.height(),
-                image.color().into(),
-            )
-            .map_err(|e| enc_err(&e))?;
+            let enc = image::codecs::tiff::TiffEncoder::new(&mut cur);
+            // The TIFF encoder has no EXIF hook; the ICC profile is kept.
+            write_with_metadata(enc, image, meta, false)?;
         }
         Format::Gif => {
             return Err(Error::Unsupported(
@@ -311,6 +279,28 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
         }
     }
     Ok(out)
+}
+
+fn write_with_metadata(
+    mut enc: impl image::ImageEncoder,
+    image: &DynamicImage,
+    meta: &Decoded,
+    exif: bool,
+) -> Result<(), Error> {
+    // Metadata is best effort: an encoder that cannot carry it still writes the pixels.
+    if let Some(icc) = &meta.icc {
+        let _ = enc.set_icc_profile(icc.clone());
+    }
+    if exif && let Some(e) = &meta.exif {
+        let _ = enc.set_exif_metadata(e.clone());
+    }
+    enc.write_image(
+        image.as_bytes(),
+        image.width(),
+        image.height(),
+        image.color().into(),
+    )
+    .map_err(|e| Error::Encode(e.to_string()))
 }
 
 /// Whether a JPEG's last scan is followed by an end-of-image marker. Decoders fill a cut-off
@@ -416,3 +406,6 @@ pub(crate) fn estimate_quality(table: &[u16; 64]) -> u8 {
     }
     best.1
 }
+
+#[cfg(test)]
+mod tests;

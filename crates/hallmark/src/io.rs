@@ -203,7 +203,6 @@ pub struct EncodeOptions {
 /// # Errors
 /// [`Error::Encode`] when the encoder fails or the format cannot hold these pixels.
 pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Result<Vec<u8>, Error> {
-    use image::ImageEncoder;
     let enc_err = |e: &dyn std::fmt::Display| Error::Encode(e.to_string());
     let mut out = Vec::new();
     match meta.format {

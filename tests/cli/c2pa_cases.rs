@@ -82,16 +82,7 @@ fn webp_tiff_and_gif_embed_manifests_too() {
         let p = t.path(&format!("a.{ext}"));
         img.save_with_format(&p, fmt).unwrap();
         let out = t.path(&format!("s.{ext}"));
-        hm(&[
-            "sign",
-            p.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--keys",
-            &keys,
-        ])
-        .run()
-        .code(0);
+        sign(&p, &out, &keys);
         let (r, v) = verify_json(&[out.to_str().unwrap(), "--keys", &keys]);
         r.code(0);
         assert_eq!(v["c2pa"]["validation_state"], "Trusted", "{ext}: {v}");
@@ -121,16 +112,7 @@ fn wrong_trust_anchor_is_not_trusted() {
     let other = t.keygen_in("other");
     let p = t.write_jpeg("a.jpg", 256, 256, 3);
     let out = t.path("s.jpg");
-    hm(&[
-        "sign",
-        p.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(0);
+    sign(&p, &out, &keys);
     let (_, v) = verify_json(&[
         out.to_str().unwrap(),
         "--trust",
@@ -145,16 +127,7 @@ fn pixels_changed_after_signing_is_tampered() {
     let keys = t.keygen();
     let p = t.write_jpeg("a.jpg", 320, 240, 6);
     let out = t.path("s.jpg");
-    hm(&[
-        "sign",
-        p.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(0);
+    sign(&p, &out, &keys);
     let mut bytes = std::fs::read(&out).unwrap();
     let n = bytes.len();
     bytes[n - 200] ^= 0x5a; // inside the entropy-coded scan, after the manifest
@@ -176,16 +149,7 @@ fn manifest_bytes_changed_is_invalid() {
     let keys = t.keygen();
     let p = t.write_png("a.png", 256, 256, 7);
     let out = t.path("s.png");
-    hm(&[
-        "sign",
-        p.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(0);
+    sign(&p, &out, &keys);
     let mut bytes = std::fs::read(&out).unwrap();
     // The claim signature lives in the manifest store: flip a byte inside it.
     let at = find(&bytes, b"c2cs").expect("claim signature box");
@@ -204,16 +168,7 @@ fn manifest_pasted_onto_another_image_is_tampered() {
     let a = t.write_jpeg("a.jpg", 320, 240, 8);
     let b = t.write_jpeg("b.jpg", 320, 240, 9);
     let sa = t.path("sa.jpg");
-    hm(&[
-        "sign",
-        a.to_str().unwrap(),
-        "-o",
-        sa.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(0);
+    sign(&a, &sa, &keys);
     // Lift the APP11 (JUMBF) segments from the signed file and paste them into b.
     let signed = std::fs::read(&sa).unwrap();
     let app11 = jpeg_segments(&signed, 0xEB);
@@ -269,16 +224,7 @@ fn truncated_signed_file_is_not_valid() {
     let keys = t.keygen();
     let p = t.write_jpeg("a.jpg", 320, 240, 11);
     let out = t.path("s.jpg");
-    hm(&[
-        "sign",
-        p.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(0);
+    sign(&p, &out, &keys);
     let bytes = std::fs::read(&out).unwrap();
     std::fs::write(&out, &bytes[..bytes.len() * 2 / 3]).unwrap();
     let r = hm(&["verify", out.to_str().unwrap(), "--keys", &keys]).run();
@@ -316,26 +262,8 @@ fn resigning_keeps_the_old_manifest_as_parent() {
     let p = t.write_jpeg("a.jpg", 256, 256, 13);
     let once = t.path("once.jpg");
     let twice = t.path("twice.jpg");
-    hm(&[
-        "sign",
-        p.to_str().unwrap(),
-        "-o",
-        once.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(0);
-    hm(&[
-        "sign",
-        once.to_str().unwrap(),
-        "-o",
-        twice.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(0);
+    sign(&p, &once, &keys);
+    sign(&once, &twice, &keys);
     let (r, v) = verify_json(&[twice.to_str().unwrap(), "--keys", &keys]);
     r.code(0);
     let ingredients = v["c2pa"]["ingredients"].as_array().expect("ingredients");

@@ -182,6 +182,21 @@ pub fn bmp(w: u32, h: u32) -> Vec<u8> {
     v
 }
 
+/// `hallmark sign IN -o OUT --keys KEYS`, which must succeed.
+#[track_caller]
+pub fn sign(input: &Path, out: &Path, keys: &str) {
+    hm(&[
+        "sign",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        keys,
+    ])
+    .run()
+    .code(0);
+}
+
 pub fn photo(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/photos")

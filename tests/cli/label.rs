@@ -70,16 +70,7 @@ fn label_mirrors_reports_and_skips_bad_files() {
     // Originals untouched, no output for the text file.
     assert!(!out.join("notes.txt").exists());
     // A second run without --resume refuses to mix runs.
-    hm(&[
-        "label",
-        root.to_str().unwrap(),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(2);
+    label_into(&root, &out, &keys).code(2);
     // Dry run writes nothing.
     let dry = t.path("dry");
     let r = hm(&[
@@ -304,15 +295,7 @@ fn unwritable_output_gives_a_clear_error() {
     let blocker = t.path("blocker");
     std::fs::write(&blocker, "a file, not a folder").unwrap();
     let out = blocker.join("out");
-    let r = hm(&[
-        "label",
-        root.to_str().unwrap(),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run();
+    let r = label_into(&root, &out, &keys);
     r.code(2);
     assert!(r.stderr.contains("cannot create"), "{}", r.stderr);
     // A read-only output folder (effective only when not running as root).
@@ -322,15 +305,7 @@ fn unwritable_output_gives_a_clear_error() {
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
     let probe = std::fs::write(ro.join("probe"), "x").is_err();
     if probe {
-        let r = hm(&[
-            "label",
-            root.to_str().unwrap(),
-            "--out-dir",
-            ro.to_str().unwrap(),
-            "--keys",
-            &keys,
-        ])
-        .run();
+        let r = label_into(&root, &ro, &keys);
         r.code(2);
         assert!(r.stderr.contains("cannot"), "{}", r.stderr);
     }

@@ -197,6 +197,19 @@ pub fn sign(input: &Path, out: &Path, keys: &str) {
     .code(0);
 }
 
+/// `hallmark label DIR --out-dir OUT --keys KEYS`.
+pub fn label_into(dir: &Path, out: &Path, keys: &str) -> Run {
+    hm(&[
+        "label",
+        dir.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--keys",
+        keys,
+    ])
+    .run()
+}
+
 pub fn photo(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/photos")

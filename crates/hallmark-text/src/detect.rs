@@ -1,8 +1,7 @@
-use std::collections::HashSet;
-
 use hallmark_core::stats;
+use rustc_hash::FxHashSet;
 
-use crate::{Error, Scheme, TextMark};
+use crate::{Error, Scheme, TextMark, prf};
 
 /// A token range found to carry the watermark.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -11,16 +10,21 @@ pub struct Span {
     pub start: usize,
     /// Last token index (exclusive).
     pub end: usize,
-    /// p-value of the window, multiplied by the number of windows examined (Bonferroni).
+    /// p-value of the best window in the span, multiplied by the number of windows examined
+    /// (Bonferroni).
     pub p_value: f64,
 }
 
 /// The outcome of scoring a token sequence. "Not watermarked" is a large p-value.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Detection {
-    /// Probability that unwatermarked text scores at least this high (exact tail).
+    /// The test's p-value: the smaller of the whole-text p-value and the best corrected window
+    /// p-value, times two (Bonferroni over the two tests) when windows were searched.
     pub p_value: f64,
-    /// z-score (KGW only).
+    /// Probability that unwatermarked text scores at least this high over the whole text
+    /// (exact tail: binomial for KGW, Gamma for Gumbel).
+    pub p_value_whole: f64,
+    /// z-score of the whole text (KGW only).
     pub z_score: Option<f64>,
     /// Unique (context, token) pairs scored.
     pub tokens_scored: usize,
@@ -29,6 +33,12 @@ pub struct Detection {
     /// Watermarked spans (corrected p < 0.001), possibly empty.
     pub spans: Vec<Span>,
 }
+
+/// Window lengths (tokens) of the span search; the stride is a quarter window.
+pub(crate) const WINDOWS: [usize; 4] = [50, 100, 200, 400];
+
+/// Corrected p-value below which a window is reported as a span.
+pub(crate) const SPAN_ALPHA: f64 = 1e-3;
 
 fn tail(scheme: Scheme, n: usize, score: f64) -> (f64, Option<f64>) {
     if n == 0 {
@@ -45,7 +55,32 @@ fn tail(scheme: Scheme, n: usize, score: f64) -> (f64, Option<f64>) {
     }
 }
 
-pub(crate) fn detect(m: &TextMark, tokens: &[u32], skip: usize) -> Result<Detection, Error> {
+/// Keyed 64-bit value of the pair (context before `i`, token `i`): both the dedup key and the
+/// source of the score. Distinct pairs collide with probability 2^-64.
+#[inline]
+fn pair_bits(m: &TextMark, tokens: &[u32], i: usize) -> u64 {
+    let h = m.config.context;
+    let seed = m.prf.context_seed(&tokens[i - h..i]);
+    m.prf.token_bits(seed, tokens[i])
+}
+
+#[inline]
+fn score_bits(scheme: Scheme, bits: u64) -> f64 {
+    match scheme {
+        Scheme::Kgw { gamma, .. } => f64::from(u8::from(bits < prf::threshold(gamma))),
+        Scheme::Gumbel => {
+            let u = ((bits >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            -(1.0 - u).ln()
+        }
+    }
+}
+
+pub(crate) fn detect(
+    m: &TextMark,
+    tokens: &[u32],
+    skip: usize,
+    exclude: &[u32],
+) -> Result<Detection, Error> {
     let h = m.config.context;
     let start = skip.max(h);
     if tokens.len() <= start {
@@ -59,39 +94,55 @@ pub(crate) fn detect(m: &TextMark, tokens: &[u32], skip: usize) -> Result<Detect
             }
         )));
     }
-    // Per position: the score if this (context, token) pair is new, else None.
-    let mut seen: HashSet<&[u32]> = HashSet::new();
-    let mut per: Vec<Option<f64>> = vec![None; tokens.len()];
-    for i in start..tokens.len() {
-        let pair = &tokens[i - h..=i];
-        if seen.insert(pair) {
-            per[i] = m.score_token(&tokens[i - h..i], tokens[i]);
-        }
+    let scheme = m.config.scheme;
+    // Pairs already seen (in the excluded prompt, or earlier in the text) are not scored again.
+    let mut seen: FxHashSet<u64> = FxHashSet::default();
+    seen.reserve(tokens.len() + exclude.len());
+    for i in h..exclude.len() {
+        seen.insert(pair_bits(m, exclude, i));
     }
-    let scored: Vec<f64> = per.iter().flatten().copied().collect();
-    let total: f64 = scored.iter().sum();
-    let (p, z) = tail(m.config.scheme, scored.len(), total);
+    // Prefix sums over positions: scored count and score.
+    let n = tokens.len();
+    let mut cnt = vec![0u32; n + 1];
+    let mut sum = vec![0f64; n + 1];
+    for i in 0..n {
+        let (mut c, mut s) = (0, 0.0);
+        if i >= start {
+            let bits = pair_bits(m, tokens, i);
+            if seen.insert(bits) {
+                c = 1;
+                s = score_bits(scheme, bits);
+            }
+        }
+        cnt[i + 1] = cnt[i] + c;
+        sum[i + 1] = sum[i] + s;
+    }
+    let scored = cnt[n] as usize;
+    let total = sum[n];
+    let (p_whole, z) = tail(scheme, scored, total);
     // Span search: windows of several lengths, stride a quarter window; Bonferroni over all
     // windows examined.
     let mut windows = vec![];
-    for &len in &[50usize, 100, 200, 400] {
-        if len > tokens.len() - start {
+    for &len in &WINDOWS {
+        if len > n - start {
             continue;
         }
         let stride = (len / 4).max(1);
         let mut s = start;
-        while s + len <= tokens.len() {
+        while s + len <= n {
             windows.push((s, s + len));
             s += stride;
         }
     }
-    let n_windows = windows.len().max(1) as f64;
+    let n_windows = windows.len() as f64;
     let mut spans: Vec<Span> = vec![];
+    let mut best = 1.0f64;
     for (s, e) in windows {
-        let vals: Vec<f64> = per[s..e].iter().flatten().copied().collect();
-        let (wp, _) = tail(m.config.scheme, vals.len(), vals.iter().sum());
+        let c = (cnt[e] - cnt[s]) as usize;
+        let (wp, _) = tail(scheme, c, sum[e] - sum[s]);
         let corrected = (wp * n_windows).min(1.0);
-        if corrected < 1e-3 {
+        best = best.min(corrected);
+        if corrected < SPAN_ALPHA {
             // Merge overlapping windows into one span, keeping the smallest p.
             if let Some(last) = spans.last_mut()
                 && s <= last.end
@@ -107,10 +158,17 @@ pub(crate) fn detect(m: &TextMark, tokens: &[u32], skip: usize) -> Result<Detect
             });
         }
     }
+    spans.sort_by_key(|s| s.start);
+    let p_value = if n_windows > 0.0 {
+        (2.0 * p_whole.min(best)).min(1.0)
+    } else {
+        p_whole
+    };
     Ok(Detection {
-        p_value: p,
+        p_value,
+        p_value_whole: p_whole,
         z_score: z,
-        tokens_scored: scored.len(),
+        tokens_scored: scored,
         score: total,
         spans,
     })

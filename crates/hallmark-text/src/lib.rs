@@ -238,37 +238,105 @@ impl TextMark {
             }
             return best.1;
         }
-        let mut u = uniform.clamp(0.0, 1.0 - 1e-12) * z;
-        for (v, &pv) in p.iter().enumerate() {
-            u -= pv;
-            if u < 0.0 {
-                return v as u32;
-            }
-        }
-        (p.len().saturating_sub(1)) as u32
+        inverse_cdf(&p, z, uniform)
     }
 
-    /// Scores `tokens` (generated text, prompt excluded by the caller or via
-    /// `skip`): see [`Detection`].
+    /// Scores `tokens` (generated text; the first `skip` tokens are context only, e.g. a
+    /// prompt the text starts with): see [`Detection`].
     ///
     /// # Errors
-    /// [`Error::Input`] when fewer than one token can be scored.
+    /// [`Error::Input`] when no token can be scored.
     pub fn detect(&self, tokens: &[u32], skip: usize) -> Result<Detection, Error> {
-        detect::detect(self, tokens, skip)
+        detect::detect(self, tokens, skip, &[])
     }
 
-    pub(crate) fn score_token(&self, context: &[u32], token: u32) -> Option<f64> {
-        let seed = self.seed(context)?;
-        Some(match self.config.scheme {
-            Scheme::Kgw { gamma, .. } => {
-                if self.prf.token_bits(seed, token) < prf::threshold(gamma) {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Scheme::Gumbel => -(1.0 - self.prf.token_uniform(seed, token)).ln(),
-        })
+    /// Like [`TextMark::detect`], but no (context, token) pair that occurs in `exclude` (a
+    /// prompt, or any text known not to be generated) is scored.
+    ///
+    /// # Errors
+    /// [`Error::Input`] when no token can be scored.
+    pub fn detect_excluding(
+        &self,
+        tokens: &[u32],
+        skip: usize,
+        exclude: &[u32],
+    ) -> Result<Detection, Error> {
+        detect::detect(self, tokens, skip, exclude)
+    }
+}
+
+/// Samples from unnormalised probabilities `p` (total `z`) with one uniform number.
+fn inverse_cdf(p: &[f64], z: f64, uniform: f64) -> u32 {
+    let mut u = uniform.clamp(0.0, 1.0 - 1e-12) * z;
+    for (v, &pv) in p.iter().enumerate() {
+        u -= pv;
+        if u < 0.0 {
+            return v as u32;
+        }
+    }
+    (p.len().saturating_sub(1)) as u32
+}
+
+/// Plain temperature sampling (no watermark) with one uniform number.
+pub fn sample_plain(logits: &[f32], temperature: f32, uniform: f64) -> u32 {
+    let t = temperature.max(1e-4);
+    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let p: Vec<f64> = logits
+        .iter()
+        .map(|v| f64::from(((v - m) / t).exp()))
+        .collect();
+    let z: f64 = p.iter().sum();
+    inverse_cdf(&p, z, uniform)
+}
+
+/// A sampler a generation loop calls once per step: temperature sampling with a seeded random
+/// stream, through the watermark when there is one.
+///
+/// ```
+/// use hallmark_core::WatermarkKey;
+/// use hallmark_text::{Config, Sampler, TextMark};
+///
+/// let mark = TextMark::new(&WatermarkKey::from_bytes([7; 32]), Config::default());
+/// let mut sampler = Sampler::new(Some(mark), 1);
+/// let logits = vec![0.5f32; 50_000];
+/// let token = sampler.next(&[1, 2, 3], &logits, 0.7);
+/// assert!(token < 50_000);
+/// ```
+pub struct Sampler {
+    mark: Option<TextMark>,
+    rng: rand::rngs::StdRng,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("mark", &self.mark)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sampler {
+    /// A sampler with an optional watermark, its random stream seeded by `seed`.
+    pub fn new(mark: Option<TextMark>, seed: u64) -> Self {
+        use rand::SeedableRng;
+        Sampler {
+            mark,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// The watermark, if any.
+    pub fn mark(&self) -> Option<&TextMark> {
+        self.mark.as_ref()
+    }
+
+    /// The next token after `context` (all previous ids, prompt included) given `logits`.
+    pub fn next(&mut self, context: &[u32], logits: &[f32], temperature: f32) -> u32 {
+        let u: f64 = rand::Rng::r#gen(&mut self.rng);
+        match &self.mark {
+            Some(m) => m.sample(context, logits, temperature, u),
+            None => sample_plain(logits, temperature, u),
+        }
     }
 }
 

@@ -1,0 +1,216 @@
+//! Tokenizers: from a `tokenizer.json` or rebuilt from a GGUF file's metadata.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
+
+use crate::Error;
+
+/// A tokenizer plus what generation and detection need to know about it.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    eos: Vec<u32>,
+    chatml: bool,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("vocab", &self.vocab_size())
+            .field("eos", &self.eos)
+            .field("chatml", &self.chatml)
+            .finish()
+    }
+}
+
+/// Token ids of a text with the character range each token covers.
+#[derive(Clone, Debug, Default)]
+pub struct Encoded {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Character (not byte) offsets `[start, end)` into the text, one per token.
+    pub offsets: Vec<(usize, usize)>,
+}
+
+impl TextTokenizer {
+    /// Loads a tokenizer from `path`: a `tokenizer.json`, or a `.gguf` model whose metadata holds
+    /// a gpt2-style BPE (`tokenizer.ggml.*`).
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] when the file is neither, or its tokenizer cannot be built.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
+        let mut magic = [0u8; 4];
+        let is_gguf = std::io::Read::read_exact(&mut f, &mut magic).is_ok() && &magic == b"GGUF";
+        if is_gguf {
+            let mut f = std::io::BufReader::new(
+                std::fs::File::open(path)
+                    .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?,
+            );
+            let ct = gguf_file::Content::read(&mut f).map_err(|e| {
+                Error::Model(format!("{}: not a readable GGUF file: {e}", path.display()))
+            })?;
+            return Self::from_gguf(&ct);
+        }
+        let inner = Tokenizer::from_file(path).map_err(|e| {
+            Error::Tokenizer(format!(
+                "{} is neither a GGUF model nor a tokenizer.json: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(Self::wrap(inner))
+    }
+
+    fn wrap(inner: Tokenizer) -> Self {
+        let eos = ["<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>"]
+            .iter()
+            .filter_map(|t| inner.token_to_id(t))
+            .collect();
+        let chatml = inner.token_to_id("<|im_start|>").is_some()
+            && inner.token_to_id("<|im_end|>").is_some();
+        TextTokenizer { inner, eos, chatml }
+    }
+
+    /// Rebuilds the tokenizer stored in a GGUF file's metadata (gpt2 BPE; the "smollm",
+    /// "llama-bpe" style pre-tokenizers split digits individually before the byte-level split).
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] when the metadata is missing or not a gpt2 BPE.
+    pub fn from_gguf(ct: &gguf_file::Content) -> Result<Self, Error> {
+        let md = |k: &str| {
+            ct.metadata
+                .get(k)
+                .ok_or_else(|| Error::Tokenizer(format!("GGUF metadata has no {k}")))
+        };
+        let kind = md("tokenizer.ggml.model")?
+            .to_string()
+            .map_err(|e| Error::Tokenizer(e.to_string()))?
+            .clone();
+        if kind != "gpt2" {
+            return Err(Error::Tokenizer(format!(
+                "GGUF tokenizer model {kind:?} is not supported (gpt2 BPE only); pass a tokenizer.json"
+            )));
+        }
+        let bad = |e: candle_core::Error| Error::Tokenizer(e.to_string());
+        let tokens: Vec<String> = md("tokenizer.ggml.tokens")?
+            .to_vec()
+            .map_err(bad)?
+            .iter()
+            .map(|v| v.to_string().cloned())
+            .collect::<Result<_, _>>()
+            .map_err(bad)?;
+        let merges: Vec<(String, String)> = md("tokenizer.ggml.merges")?
+            .to_vec()
+            .map_err(bad)?
+            .iter()
+            .map(|v| {
+                let s = v.to_string().map_err(bad)?;
+                s.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| Error::Tokenizer(format!("bad merge {s:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let types: Vec<i32> = match ct.metadata.get("tokenizer.ggml.token_type") {
+            Some(v) => v
+                .to_vec()
+                .map_err(bad)?
+                .iter()
+                .map(|t| t.to_i32())
+                .collect::<Result<_, _>>()
+                .map_err(bad)?,
+            None => vec![],
+        };
+        let pre = ct
+            .metadata
+            .get("tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| Error::Tokenizer(format!("cannot build the BPE: {e}")))?;
+        let mut tk = Tokenizer::new(bpe);
+        let byte_level = ByteLevel::new(false, true, true);
+        let pre_tok: PreTokenizerWrapper = if pre == "default" || pre == "gpt2" {
+            byte_level.into()
+        } else {
+            Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
+        };
+        tk.with_pre_tokenizer(Some(pre_tok));
+        tk.with_decoder(Some(ByteLevelDecoder::default()));
+        // Control tokens (type 3) are special: matched whole, never split.
+        let special: Vec<AddedToken> = types
+            .iter()
+            .enumerate()
+            .filter(|&(_, &t)| t == 3)
+            .map(|(i, _)| AddedToken::from(tokens[i].clone(), true))
+            .collect();
+        tk.add_special_tokens(&special);
+        Ok(Self::wrap(tk))
+    }
+
+    /// Vocabulary size including special tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// End-of-text tokens generation stops at.
+    pub fn eos(&self) -> &[u32] {
+        &self.eos
+    }
+
+    /// Whether the tokenizer has ChatML tokens (`<|im_start|>`, `<|im_end|>`).
+    pub fn chatml(&self) -> bool {
+        self.chatml
+    }
+
+    /// Tokenizes `text` without adding special tokens; offsets are in characters.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] if the tokenizer fails.
+    pub fn encode(&self, text: &str) -> Result<Encoded, Error> {
+        let enc = self
+            .inner
+            .encode_char_offsets(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(Encoded {
+            ids: enc.get_ids().to_vec(),
+            offsets: enc.get_offsets().to_vec(),
+        })
+    }
+
+    /// Tokenizes a prompt that may contain special tokens such as `<|im_start|>`.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] if the tokenizer fails.
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, Error> {
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Turns ids back into text, dropping special tokens.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] if an id is out of range.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, Error> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+}

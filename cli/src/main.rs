@@ -5,6 +5,7 @@ mod files;
 mod keys;
 mod label;
 mod ledger;
+mod text;
 
 use std::{
     io::IsTerminal,
@@ -67,7 +68,7 @@ enum Cmd {
     Image(ImageCmd),
     /// The text watermark (applied while an LLM generates).
     #[command(subcommand)]
-    Text(TextCmd),
+    Text(text::TextCmd),
     /// Re-encode an image's pixels without any metadata or manifest, as many platforms do
     /// on upload (for demos and tests of stripped copies).
     Strip {
@@ -218,20 +219,6 @@ enum ImageCmd {
     },
 }
 
-#[derive(Subcommand, Debug)]
-enum TextCmd {
-    /// Generate text with a watermark (not built yet).
-    Generate {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
-    /// Detect a text watermark (not built yet).
-    Detect {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        rest: Vec<String>,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -308,9 +295,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Label(a) => label::label(cli.json, cli.quiet, a),
         Cmd::Sign(a) => sign(cli, a),
         Cmd::Image(c) => image(cli, c),
-        Cmd::Text(_) => bail!(
-            "`hallmark text` is not built yet: the text watermark (issue 5) has not landed in this version"
-        ),
+        Cmd::Text(c) => text::run(cli.json, cli.quiet, c),
         Cmd::Ledger(c) => ledger::run(cli.json, cli.quiet, c),
         Cmd::Strip { input, output } => {
             files::check_not_input(output, std::slice::from_ref(input), false)?;

@@ -34,8 +34,35 @@ pub fn binomial_sf(k: u64, n: u64, p: f64) -> f64 {
         return 1.0;
     }
     let (lp, lq) = (p.ln(), (1.0 - p).ln());
-    let terms = (k..=n).map(|i| ln_choose(n, i) + i as f64 * lp + (n - i) as f64 * lq);
-    log_sum_exp(terms).exp().min(1.0)
+    let ln_pmf = |i: u64| ln_choose(n, i) + i as f64 * lp + (n - i) as f64 * lq;
+    let ratio = p / (1.0 - p);
+    if (k as f64) <= n as f64 * p {
+        // The upper tail is large: one minus the lower tail, summed downwards from k - 1
+        // (terms shrink away from the mean).
+        let (mut t, mut rel) = (1.0f64, 1.0f64);
+        let mut i = k - 1;
+        while i > 0 {
+            t *= i as f64 / (n - i + 1) as f64 / ratio;
+            rel += t;
+            if t < rel * 1e-17 {
+                break;
+            }
+            i -= 1;
+        }
+        return (1.0 - (ln_pmf(k - 1) + rel.ln()).exp()).clamp(0.0, 1.0);
+    }
+    // Upper tail summed upwards from k, relative to its first term (no underflow).
+    let (mut t, mut rel) = (1.0f64, 1.0f64);
+    let mut i = k;
+    while i < n {
+        t *= (n - i) as f64 / (i + 1) as f64 * ratio;
+        rel += t;
+        if t < rel * 1e-17 {
+            break;
+        }
+        i += 1;
+    }
+    (ln_pmf(k) + rel.ln()).exp().min(1.0)
 }
 
 fn log_sum_exp(it: impl Iterator<Item = f64> + Clone) -> f64 {
@@ -187,6 +214,31 @@ mod tests {
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
         ((a - b) / b).abs() < rel
+    }
+
+    #[test]
+    fn binomial_matches_log_sum_of_all_terms() {
+        for &(n, p) in &[
+            (1u64, 0.25),
+            (7, 0.5),
+            (50, 0.25),
+            (200, 0.25),
+            (1000, 0.1),
+            (3000, 0.5),
+        ] {
+            for k in 0..=n {
+                let (lp, lq) = (f64::ln(p), f64::ln(1.0 - p));
+                let terms = (k..=n).map(|i| ln_choose(n, i) + i as f64 * lp + (n - i) as f64 * lq);
+                let direct = log_sum_exp(terms).exp().min(1.0);
+                let got = binomial_sf(k, n, p);
+                let ok = if direct > 1e-300 {
+                    (got - direct).abs() <= if direct < 0.3 { 1e-9 * direct } else { 1e-10 }
+                } else {
+                    got < 1e-290
+                };
+                assert!(ok, "n={n} p={p} k={k}: {got} vs {direct}");
+            }
+        }
     }
 
     #[test]

@@ -135,30 +135,53 @@ pub(crate) fn detect(
         }
     }
     let n_windows = windows.len() as f64;
-    let mut spans: Vec<Span> = vec![];
+    let mut hits: Vec<Span> = vec![];
     let mut best = 1.0f64;
+    // With 20 or more windows, a window whose score is less than 1.5 standard deviations above
+    // its null mean has an exact tail above 0.05 (both nulls are right-skewed), so its corrected
+    // p-value is 1: skip the exact tail. Fewer windows: compute every tail.
+    let screen = n_windows >= 20.0;
+    let (mean, var) = match scheme {
+        Scheme::Kgw { gamma, .. } => (gamma, gamma * (1.0 - gamma)),
+        Scheme::Gumbel => (1.0, 1.0),
+    };
     for (s, e) in windows {
         let c = (cnt[e] - cnt[s]) as usize;
-        let (wp, _) = tail(scheme, c, sum[e] - sum[s]);
+        let score = sum[e] - sum[s];
+        if screen && (c == 0 || score - mean * c as f64 <= 1.5 * (var * c as f64).sqrt()) {
+            continue;
+        }
+        let (wp, _) = tail(scheme, c, score);
         let corrected = (wp * n_windows).min(1.0);
         best = best.min(corrected);
         if corrected < SPAN_ALPHA {
-            // Merge overlapping windows into one span, keeping the smallest p.
-            if let Some(last) = spans.last_mut()
-                && s <= last.end
-            {
-                last.end = last.end.max(e);
-                last.p_value = last.p_value.min(corrected);
-                continue;
-            }
-            spans.push(Span {
+            hits.push(Span {
                 start: s,
                 end: e,
                 p_value: corrected,
             });
         }
     }
-    spans.sort_by_key(|s| s.start);
+    // The whole text counts as a window too (its test is the uncorrected one).
+    if n_windows > 0.0 && 2.0 * p_whole < SPAN_ALPHA {
+        hits.push(Span {
+            start,
+            end: n,
+            p_value: 2.0 * p_whole,
+        });
+    }
+    // Merge overlapping windows into spans, keeping each span's smallest p.
+    hits.sort_by_key(|s| s.start);
+    let mut spans: Vec<Span> = vec![];
+    for w in hits {
+        match spans.last_mut() {
+            Some(last) if w.start <= last.end => {
+                last.end = last.end.max(w.end);
+                last.p_value = last.p_value.min(w.p_value);
+            }
+            _ => spans.push(w),
+        }
+    }
     let p_value = if n_windows > 0.0 {
         (2.0 * p_whole.min(best)).min(1.0)
     } else {

@@ -217,28 +217,46 @@ impl TextMark {
     /// caller's RNG) for KGW, or the keyed exponential-minimum rule for Gumbel (which uses no
     /// outside randomness once the context is long enough).
     pub fn sample(&self, context: &[u32], logits: &[f32], temperature: f32, uniform: f64) -> u32 {
-        let t = temperature.max(1e-4);
-        let mut l: Vec<f32> = logits.to_vec();
-        self.bias(context, &mut l);
-        let m = l.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-        let p: Vec<f64> = l.iter().map(|v| f64::from(((v - m) / t).exp())).collect();
-        let z: f64 = p.iter().sum();
-        if let (Scheme::Gumbel, Some(seed)) = (self.config.scheme, self.seed(context)) {
-            // argmax r^(1/p) == argmax ln(r)/p.
-            let mut best = (f64::NEG_INFINITY, 0u32);
-            for (v, &pv) in p.iter().enumerate() {
-                if pv <= 0.0 {
-                    continue;
-                }
-                let r = self.prf.token_uniform(seed, v as u32);
-                let score = r.ln() / (pv / z);
-                if score > best.0 {
-                    best = (score, v as u32);
-                }
+        let inv_t = 1.0 / temperature.max(1e-4);
+        let seed = self.seed(context);
+        match (self.config.scheme, seed) {
+            (Scheme::Kgw { gamma, delta }, Some(seed)) => {
+                let thr = prf::threshold(gamma);
+                let mut w: Vec<f32> = logits
+                    .iter()
+                    .enumerate()
+                    .map(|(v, &l)| {
+                        if self.prf.token_bits(seed, v as u32) < thr {
+                            l + delta
+                        } else {
+                            l
+                        }
+                    })
+                    .collect();
+                let z = softmax_weights(&mut w, inv_t);
+                inverse_cdf(&w, z, uniform)
             }
-            return best.1;
+            (Scheme::Gumbel, Some(seed)) => {
+                let mut w = logits.to_vec();
+                let z = softmax_weights(&mut w, inv_t);
+                // argmax r^(1/p) == argmax ln(r)/p. Tokens with probability below 1e-10 are
+                // left out (they would win with that probability: a negligible truncation).
+                let floor = z * 1e-10;
+                let mut best = (f64::NEG_INFINITY, 0u32);
+                for (v, &q) in w.iter().enumerate() {
+                    if q <= floor {
+                        continue;
+                    }
+                    let r = self.prf.token_uniform(seed, v as u32);
+                    let score = r.ln() / f64::from(q);
+                    if score > best.0 {
+                        best = (score, v as u32);
+                    }
+                }
+                best.1
+            }
+            _ => sample_plain(logits, temperature, uniform),
         }
-        inverse_cdf(&p, z, uniform)
     }
 
     /// Scores `tokens` (generated text; the first `skip` tokens are context only, e.g. a
@@ -265,28 +283,40 @@ impl TextMark {
     }
 }
 
-/// Samples from unnormalised probabilities `p` (total `z`) with one uniform number.
-fn inverse_cdf(p: &[f64], z: f64, uniform: f64) -> u32 {
-    let mut u = uniform.clamp(0.0, 1.0 - 1e-12) * z;
-    for (v, &pv) in p.iter().enumerate() {
-        u -= pv;
-        if u < 0.0 {
-            return v as u32;
+/// Turns logits into unnormalised probabilities `exp((l - max) / t)` in place; returns their
+/// sum. Logits more than 40 / t below the maximum get weight 0 without an `exp`.
+fn softmax_weights(w: &mut [f32], inv_t: f32) -> f32 {
+    let m = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut z = 0.0f32;
+    for x in w.iter_mut() {
+        let a = (*x - m) * inv_t;
+        *x = if a > -40.0 { a.exp() } else { 0.0 };
+        z += *x;
+    }
+    z
+}
+
+/// Samples from unnormalised probabilities `w` (total `z`) with one uniform number.
+fn inverse_cdf(w: &[f32], z: f32, uniform: f64) -> u32 {
+    let mut u = uniform.clamp(0.0, 1.0 - 1e-12) * f64::from(z);
+    let mut last = 0;
+    for (v, &q) in w.iter().enumerate() {
+        if q > 0.0 {
+            last = v;
+            u -= f64::from(q);
+            if u < 0.0 {
+                return v as u32;
+            }
         }
     }
-    (p.len().saturating_sub(1)) as u32
+    last as u32
 }
 
 /// Plain temperature sampling (no watermark) with one uniform number.
 pub fn sample_plain(logits: &[f32], temperature: f32, uniform: f64) -> u32 {
-    let t = temperature.max(1e-4);
-    let m = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let p: Vec<f64> = logits
-        .iter()
-        .map(|v| f64::from(((v - m) / t).exp()))
-        .collect();
-    let z: f64 = p.iter().sum();
-    inverse_cdf(&p, z, uniform)
+    let mut w = logits.to_vec();
+    let z = softmax_weights(&mut w, 1.0 / temperature.max(1e-4));
+    inverse_cdf(&w, z, uniform)
 }
 
 /// A sampler a generation loop calls once per step: temperature sampling with a seeded random

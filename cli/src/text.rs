@@ -1,0 +1,459 @@
+//! `hallmark text generate` and `hallmark text detect`.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use hallmark::text::{Config, Detection, Sampler, Scheme, TextMark};
+use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextTokenizer};
+use serde_json::json;
+
+use crate::{files, keys};
+
+/// File next to the watermark key (in a keys folder) that fixes the text scheme.
+pub const TEXT_CONFIG: &str = "text-watermark.conf";
+
+/// Largest text `detect` reads (bytes).
+const MAX_TEXT: u64 = 64 << 20;
+
+#[derive(Subcommand, Debug)]
+pub enum TextCmd {
+    /// Generate text with a local GGUF model, watermarked while it samples.
+    Generate(GenerateArgs),
+    /// Detect the text watermark: a p-value from the text, the key and the tokenizer.
+    Detect(DetectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SchemeArgs {
+    /// Watermark scheme: `kgw` (green list, default), `gumbel` (distortion-free), or a full
+    /// header such as "hallmark-text/1 kgw h=3 gamma=0.25 delta=2". Default: the
+    /// text-watermark.conf in the keys folder, else kgw.
+    #[arg(long)]
+    scheme: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// The model (GGUF, llama family; e.g. SmolLM2-135M-Instruct, see scripts/fetch-model.sh).
+    #[arg(long)]
+    model: PathBuf,
+    /// Watermark key file or keys folder.
+    #[arg(long, required_unless_present = "no_watermark")]
+    key: Option<PathBuf>,
+    /// The prompt.
+    #[arg(
+        long,
+        conflicts_with = "prompt_file",
+        required_unless_present = "prompt_file"
+    )]
+    prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(long)]
+    prompt_file: Option<PathBuf>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f32,
+    /// Seed of the sampler (default: random).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[command(flatten)]
+    scheme: SchemeArgs,
+    /// Feed the prompt as is, without the model's chat template.
+    #[arg(long)]
+    raw: bool,
+    /// Generate without a watermark (for comparisons).
+    #[arg(long)]
+    no_watermark: bool,
+    /// Keep quantized weights quantized (less memory, much slower on CPU for Q4_1).
+    #[arg(long)]
+    keep_quantized: bool,
+    /// Write the text here (atomically) instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// Watermark key file or keys folder.
+    #[arg(long)]
+    key: PathBuf,
+    /// The tokenizer the text was generated with: the GGUF model or a tokenizer.json.
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// Text file, or `-` for standard input (the default). With --jsonl: a file of
+    /// {"id": ..., "text": ...} lines.
+    input: Option<PathBuf>,
+    /// Batch mode: read JSON lines {"id", "text"} and print one JSON result per line, in order.
+    #[arg(long)]
+    jsonl: bool,
+    /// The prompt the text was generated from: its word pairs are not counted as evidence.
+    #[arg(long)]
+    prompt_file: Option<PathBuf>,
+    /// p-value below which a text is reported as watermarked.
+    #[arg(long, default_value_t = 1e-3)]
+    threshold: f64,
+    #[command(flatten)]
+    scheme: SchemeArgs,
+}
+
+/// The scheme: `--scheme`, else text-watermark.conf next to the key, else the default.
+fn resolve_config(scheme: &SchemeArgs, key: Option<&Path>) -> Result<Config> {
+    if let Some(s) = &scheme.scheme {
+        return Ok(match s.as_str() {
+            "kgw" => Config::default(),
+            "gumbel" => Config {
+                scheme: Scheme::Gumbel,
+                ..Config::default()
+            },
+            header => Config::from_header(header).with_context(|| {
+                format!("--scheme {header:?}: expected kgw, gumbel or a hallmark-text/1 header")
+            })?,
+        });
+    }
+    if let Some(dir) = key.filter(|k| k.is_dir()) {
+        let p = dir.join(TEXT_CONFIG);
+        if p.exists() {
+            let t = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            return Config::from_header(t.trim())
+                .with_context(|| format!("{} is not a text watermark header", p.display()));
+        }
+    }
+    Ok(Config::default())
+}
+
+pub fn run(json: bool, quiet: bool, cmd: &TextCmd) -> Result<i32> {
+    match cmd {
+        TextCmd::Generate(a) => generate(json, quiet, a),
+        TextCmd::Detect(a) => detect(json, quiet, a),
+    }
+}
+
+fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
+    if !(a.temperature > 0.0 && a.temperature.is_finite()) {
+        bail!("--temperature must be a positive number");
+    }
+    if a.max_tokens == 0 {
+        bail!("--max-tokens must be at least 1");
+    }
+    let prompt = match (&a.prompt, &a.prompt_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the prompt {}", f.display()))?,
+        (None, None) => bail!("give --prompt or --prompt-file"),
+    };
+    if prompt.trim().is_empty() {
+        bail!("the prompt is empty");
+    }
+    if let Some(o) = &a.output {
+        files::check_not_input(o, &[a.model.clone()], false)?;
+    }
+    let config = resolve_config(&a.scheme, a.key.as_deref())?;
+    let mark = match (&a.key, a.no_watermark) {
+        (Some(k), false) => {
+            let key = keys::load_watermark_key(k)?;
+            Some((TextMark::new(&key, config), key.id().to_string()))
+        }
+        _ => None,
+    };
+    let t0 = std::time::Instant::now();
+    let mut model = Model::load(
+        &a.model,
+        LoadOptions {
+            dequantize: !a.keep_quantized,
+        },
+    )
+    .with_context(|| format!("cannot load the model {}", a.model.display()))?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let prompt_ids = model.prompt_ids(&prompt, a.raw)?;
+    let seed = a.seed.unwrap_or_else(rand_seed);
+    let (mark, key_id) = match mark {
+        Some((m, id)) => (Some(m), Some(id)),
+        None => (None, None),
+    };
+    let mut sampler = Sampler::new(mark, seed);
+    let t1 = std::time::Instant::now();
+    let g = model.generate(
+        &prompt_ids,
+        &GenerateOptions {
+            max_tokens: a.max_tokens,
+            temperature: a.temperature,
+            seed,
+        },
+        &mut sampler,
+    )?;
+    let gen_s = t1.elapsed().as_secs_f64();
+    let n = g.ids.len().max(1) as f64;
+    let header = key_id.as_ref().map(|_| config.to_header());
+    if let Some(o) = &a.output {
+        files::write_atomic(o, g.text.as_bytes(), None)?;
+    }
+    if json {
+        println!(
+            "{}",
+            json!({
+                "text": g.text,
+                "watermarked": key_id.is_some(),
+                "scheme": header,
+                "key_id": key_id,
+                "model": a.model.display().to_string(),
+                "seed": seed,
+                "temperature": a.temperature,
+                "prompt_tokens": g.prompt_ids.len(),
+                "tokens": g.ids.len(),
+                "perplexity": g.perplexity(),
+                "load_seconds": load_s,
+                "seconds": gen_s,
+                "tokens_per_second": g.ids.len() as f64 / gen_s.max(1e-9),
+                "model_ms_per_token": g.model_ms / n,
+                "sampler_ms_per_token": g.sampler_ms / n,
+                "output": a.output.as_ref().map(|p| p.display().to_string()),
+            })
+        );
+    } else {
+        if a.output.is_none() {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", g.text)?;
+        }
+        if !quiet {
+            eprintln!(
+                "hallmark: {} tokens in {:.1} s ({:.1} tokens/s, sampler {:.3} ms/token); {}",
+                g.ids.len(),
+                gen_s,
+                g.ids.len() as f64 / gen_s.max(1e-9),
+                g.sampler_ms / n,
+                match (&header, &key_id) {
+                    (Some(h), Some(id)) => format!("watermark {h}, key {id}"),
+                    _ => "no watermark".into(),
+                }
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// One text's result, as printed.
+fn result_json(
+    d: &Detection,
+    enc: &hallmark_lm::Encoded,
+    threshold: f64,
+    header: &str,
+) -> serde_json::Value {
+    let spans: Vec<serde_json::Value> = d
+        .spans
+        .iter()
+        .map(|s| {
+            let start = enc.offsets.get(s.start).map_or(0, |o| o.0);
+            let end = enc
+                .offsets
+                .get(s.end.saturating_sub(1))
+                .map_or(start, |o| o.1);
+            json!({"start": start, "end": end, "token_start": s.start, "token_end": s.end, "p_value": s.p_value})
+        })
+        .collect();
+    json!({
+        "detected": d.p_value < threshold,
+        "p_value": d.p_value,
+        "p_value_whole": d.p_value_whole,
+        "z_score": d.z_score,
+        "tokens": enc.ids.len(),
+        "tokens_scored": d.tokens_scored,
+        "score": d.score,
+        "spans": spans,
+        "scheme": header,
+    })
+}
+
+fn read_text(input: Option<&Path>) -> Result<String> {
+    let mut buf = vec![];
+    match input {
+        None => {
+            std::io::stdin()
+                .lock()
+                .take(MAX_TEXT + 1)
+                .read_to_end(&mut buf)
+                .context("cannot read standard input")?;
+        }
+        Some(p) if p == Path::new("-") => {
+            std::io::stdin()
+                .lock()
+                .take(MAX_TEXT + 1)
+                .read_to_end(&mut buf)
+                .context("cannot read standard input")?;
+        }
+        Some(p) => {
+            let f =
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            f.take(MAX_TEXT + 1)
+                .read_to_end(&mut buf)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+        }
+    }
+    if buf.len() as u64 > MAX_TEXT {
+        bail!("the text is larger than {} MiB", MAX_TEXT >> 20);
+    }
+    String::from_utf8(buf).context("the text is not valid UTF-8")
+}
+
+fn detect_one(
+    mark: &TextMark,
+    tok: &TextTokenizer,
+    text: &str,
+    prompt_ids: &[u32],
+) -> Result<(Detection, hallmark_lm::Encoded)> {
+    if text.trim().is_empty() {
+        bail!("the text is empty");
+    }
+    let enc = tok.encode(text)?;
+    let d = mark.detect_excluding(&enc.ids, 0, prompt_ids)?;
+    Ok((d, enc))
+}
+
+fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
+    if !(a.threshold > 0.0 && a.threshold < 1.0) {
+        bail!("--threshold must be in (0, 1)");
+    }
+    let config = resolve_config(&a.scheme, Some(&a.key))?;
+    let key = keys::load_watermark_key(&a.key)?;
+    let mark = TextMark::new(&key, config);
+    let header = config.to_header();
+    let tok = TextTokenizer::from_file(&a.tokenizer)
+        .with_context(|| format!("cannot load the tokenizer {}", a.tokenizer.display()))?;
+    let prompt_ids = match &a.prompt_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the prompt {}", p.display()))?;
+            tok.encode(&t)?.ids
+        }
+        None => vec![],
+    };
+    if a.jsonl {
+        return detect_jsonl(&mark, &tok, &prompt_ids, a, &header);
+    }
+    let text = read_text(a.input.as_deref())?;
+    let (d, enc) = detect_one(&mark, &tok, &text, &prompt_ids)?;
+    let v = result_json(&d, &enc, a.threshold, &header);
+    let detected = d.p_value < a.threshold;
+    if json {
+        println!("{v}");
+    } else if !quiet {
+        let z = d
+            .z_score
+            .map(|z| format!(", z = {z:.2}"))
+            .unwrap_or_default();
+        if detected {
+            println!(
+                "watermark detected: p-value {:.2e}{z} over {} scored tokens ({header}, key {})",
+                d.p_value,
+                d.tokens_scored,
+                key.id()
+            );
+        } else {
+            println!(
+                "no watermark detected: p-value {:.2e}{z} over {} scored tokens ({header}, key {})",
+                d.p_value,
+                d.tokens_scored,
+                key.id()
+            );
+        }
+        for s in v["spans"].as_array().into_iter().flatten() {
+            println!(
+                "  watermarked span: characters {}..{} (corrected p-value {:.2e})",
+                s["start"],
+                s["end"],
+                s["p_value"].as_f64().unwrap_or(1.0)
+            );
+        }
+        if d.tokens_scored < 50 {
+            println!(
+                "  note: short text ({} scored tokens): weak evidence either way",
+                d.tokens_scored
+            );
+        }
+    }
+    Ok(if detected { 0 } else { 1 })
+}
+
+fn detect_jsonl(
+    mark: &TextMark,
+    tok: &TextTokenizer,
+    prompt_ids: &[u32],
+    a: &DetectArgs,
+    header: &str,
+) -> Result<i32> {
+    let reader: Box<dyn BufRead> = match a.input.as_deref() {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p == Path::new("-") => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+    };
+    let mut out = std::io::stdout().lock();
+    let (mut n, mut hits, mut errors) = (0usize, 0usize, 0usize);
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read line {}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        n += 1;
+        let parsed: Result<(serde_json::Value, String)> =
+            serde_json::from_str::<serde_json::Value>(&line)
+                .context("not JSON")
+                .and_then(|v| {
+                    let text = v
+                        .get("text")
+                        .and_then(|t| t.as_str())
+                        .context("no \"text\" string")?
+                        .to_string();
+                    Ok((
+                        v.get("id").cloned().unwrap_or(serde_json::Value::Null),
+                        text,
+                    ))
+                });
+        let v = match parsed {
+            Err(e) => {
+                errors += 1;
+                json!({"line": i + 1, "id": null, "error": format!("line {}: {e:#}", i + 1)})
+            }
+            Ok((id, text)) => match detect_one(mark, tok, &text, prompt_ids) {
+                Ok((d, enc)) => {
+                    hits += usize::from(d.p_value < a.threshold);
+                    let mut v = result_json(&d, &enc, a.threshold, header);
+                    v["id"] = id;
+                    v
+                }
+                Err(e) => {
+                    errors += 1;
+                    json!({"id": id, "error": format!("{e:#}")})
+                }
+            },
+        };
+        writeln!(out, "{v}")?;
+    }
+    if n == 0 {
+        bail!("no input lines");
+    }
+    Ok(if errors > 0 {
+        2
+    } else if hits == n {
+        0
+    } else {
+        1
+    })
+}

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use hallmark::text::{Config, Detection, Sampler, Scheme, TextMark};
-use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextTokenizer};
+use hallmark::text::{Config, Sampler, Scheme, TextMark};
+use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextDetection, TextTokenizer, detect_text};
 use serde_json::json;
 
 use crate::{files, keys};
@@ -55,6 +55,9 @@ pub struct GenerateArgs {
     /// Most tokens to generate.
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,
+    /// Do not stop before this many tokens (end-of-text is suppressed until then).
+    #[arg(long, default_value_t = 0)]
+    min_tokens: usize,
     /// Sampling temperature.
     #[arg(long, default_value_t = 0.7)]
     temperature: f32,
@@ -151,7 +154,7 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
         bail!("the prompt is empty");
     }
     if let Some(o) = &a.output {
-        files::check_not_input(o, &[a.model.clone()], false)?;
+        files::check_not_input(o, std::slice::from_ref(&a.model), false)?;
     }
     let config = resolve_config(&a.scheme, a.key.as_deref())?;
     let mark = match (&a.key, a.no_watermark) {
@@ -182,6 +185,7 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
         &prompt_ids,
         &GenerateOptions {
             max_tokens: a.max_tokens,
+            min_tokens: a.min_tokens,
             temperature: a.temperature,
             seed,
         },
@@ -249,33 +253,17 @@ fn rand_seed() -> u64 {
 }
 
 /// One text's result, as printed.
-fn result_json(
-    d: &Detection,
-    enc: &hallmark_lm::Encoded,
-    threshold: f64,
-    header: &str,
-) -> serde_json::Value {
-    let spans: Vec<serde_json::Value> = d
-        .spans
-        .iter()
-        .map(|s| {
-            let start = enc.offsets.get(s.start).map_or(0, |o| o.0);
-            let end = enc
-                .offsets
-                .get(s.end.saturating_sub(1))
-                .map_or(start, |o| o.1);
-            json!({"start": start, "end": end, "token_start": s.start, "token_end": s.end, "p_value": s.p_value})
-        })
-        .collect();
+fn result_json(d: &TextDetection, threshold: f64, header: &str) -> serde_json::Value {
+    let det = &d.detection;
     json!({
-        "detected": d.p_value < threshold,
-        "p_value": d.p_value,
-        "p_value_whole": d.p_value_whole,
-        "z_score": d.z_score,
-        "tokens": enc.ids.len(),
-        "tokens_scored": d.tokens_scored,
-        "score": d.score,
-        "spans": spans,
+        "detected": det.p_value < threshold,
+        "p_value": det.p_value,
+        "p_value_whole": det.p_value_whole,
+        "z_score": det.z_score,
+        "tokens": d.tokens,
+        "tokens_scored": det.tokens_scored,
+        "score": det.score,
+        "spans": d.char_spans,
         "scheme": header,
     })
 }
@@ -311,20 +299,6 @@ fn read_text(input: Option<&Path>) -> Result<String> {
     String::from_utf8(buf).context("the text is not valid UTF-8")
 }
 
-fn detect_one(
-    mark: &TextMark,
-    tok: &TextTokenizer,
-    text: &str,
-    prompt_ids: &[u32],
-) -> Result<(Detection, hallmark_lm::Encoded)> {
-    if text.trim().is_empty() {
-        bail!("the text is empty");
-    }
-    let enc = tok.encode(text)?;
-    let d = mark.detect_excluding(&enc.ids, 0, prompt_ids)?;
-    Ok((d, enc))
-}
-
 fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
     if !(a.threshold > 0.0 && a.threshold < 1.0) {
         bail!("--threshold must be in (0, 1)");
@@ -335,20 +309,20 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
     let header = config.to_header();
     let tok = TextTokenizer::from_file(&a.tokenizer)
         .with_context(|| format!("cannot load the tokenizer {}", a.tokenizer.display()))?;
-    let prompt_ids = match &a.prompt_file {
-        Some(p) => {
-            let t = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the prompt {}", p.display()))?;
-            tok.encode(&t)?.ids
-        }
-        None => vec![],
+    let prompt = match &a.prompt_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the prompt {}", p.display()))?,
+        ),
+        None => None,
     };
     if a.jsonl {
-        return detect_jsonl(&mark, &tok, &prompt_ids, a, &header);
+        return detect_jsonl(&mark, &tok, prompt.as_deref(), a, &header);
     }
     let text = read_text(a.input.as_deref())?;
-    let (d, enc) = detect_one(&mark, &tok, &text, &prompt_ids)?;
-    let v = result_json(&d, &enc, a.threshold, &header);
+    let td = detect_text(&mark, &tok, &text, prompt.as_deref())?;
+    let v = result_json(&td, a.threshold, &header);
+    let d = &td.detection;
     let detected = d.p_value < a.threshold;
     if json {
         println!("{v}");
@@ -393,7 +367,7 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
 fn detect_jsonl(
     mark: &TextMark,
     tok: &TextTokenizer,
-    prompt_ids: &[u32],
+    prompt: Option<&str>,
     a: &DetectArgs,
     header: &str,
 ) -> Result<i32> {
@@ -431,10 +405,10 @@ fn detect_jsonl(
                 errors += 1;
                 json!({"line": i + 1, "id": null, "error": format!("line {}: {e:#}", i + 1)})
             }
-            Ok((id, text)) => match detect_one(mark, tok, &text, prompt_ids) {
-                Ok((d, enc)) => {
-                    hits += usize::from(d.p_value < a.threshold);
-                    let mut v = result_json(&d, &enc, a.threshold, header);
+            Ok((id, text)) => match detect_text(mark, tok, &text, prompt) {
+                Ok(d) => {
+                    hits += usize::from(d.detection.p_value < a.threshold);
+                    let mut v = result_json(&d, a.threshold, header);
                     v["id"] = id;
                     v
                 }

@@ -5,6 +5,7 @@ mod c2pa_cases;
 mod keygen;
 mod label;
 mod ledger;
+mod text;
 mod util;
 mod watermark;
 
@@ -39,13 +40,6 @@ fn usage_errors_exit_2() {
     hm(&["stamp"]).run().code(2);
     hm(&["image", "detect"]).run().code(2);
     hm(&["stamp", "x.png", "--keys", "nowhere"]).run().code(2);
-}
-
-#[test]
-fn text_commands_say_they_are_not_built() {
-    let out = hm(&["text", "generate", "--prompt", "hi"]).run();
-    out.code(2);
-    assert!(out.stderr.contains("not built yet"), "{}", out.stderr);
 }
 
 #[test]

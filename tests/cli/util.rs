@@ -39,6 +39,30 @@ impl Cmd {
         self.0.env(k, v);
         self
     }
+    /// Runs with `input` on standard input.
+    pub fn stdin(mut self, input: &str) -> Run {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .0
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run hallmark");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        let o = child.wait_with_output().expect("wait");
+        Run {
+            status: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
     pub fn run(mut self) -> Run {
         let o = self.0.output().expect("run hallmark");
         Run {

@@ -65,14 +65,6 @@ pub fn binomial_sf(k: u64, n: u64, p: f64) -> f64 {
     (ln_pmf(k) + rel.ln()).exp().min(1.0)
 }
 
-fn log_sum_exp(it: impl Iterator<Item = f64> + Clone) -> f64 {
-    let m = it.clone().fold(f64::NEG_INFINITY, f64::max);
-    if m == f64::NEG_INFINITY {
-        return m;
-    }
-    m + it.map(|x| (x - m).exp()).sum::<f64>().ln()
-}
-
 /// Upper tail of the standard normal distribution, `P(Z >= z)`, accurate in the far tail.
 pub fn normal_sf(z: f64) -> f64 {
     0.5 * erfc(z / std::f64::consts::SQRT_2)
@@ -214,6 +206,14 @@ mod tests {
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
         ((a - b) / b).abs() < rel
+    }
+
+    fn log_sum_exp(it: impl Iterator<Item = f64> + Clone) -> f64 {
+        let m = it.clone().fold(f64::NEG_INFINITY, f64::max);
+        if m == f64::NEG_INFINITY {
+            return m;
+        }
+        m + it.map(|x| (x - m).exp()).sum::<f64>().ln()
     }
 
     #[test]

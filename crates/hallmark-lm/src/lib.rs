@@ -7,10 +7,12 @@
 //! path (load, generate, detect) without downloading anything.
 #![deny(missing_docs)]
 
+mod detect;
 mod model;
 pub mod tiny;
 mod tokenizer;
 
+pub use detect::{CharSpan, TextDetection, canonical_whitespace, detect_text};
 pub use model::{GenerateOptions, Generation, LoadOptions, Model};
 pub use tokenizer::{Encoded, TextTokenizer};
 

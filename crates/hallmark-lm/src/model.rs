@@ -48,6 +48,8 @@ impl std::fmt::Debug for Model {
 pub struct GenerateOptions {
     /// Upper bound on generated tokens (generation also stops at an end-of-text token).
     pub max_tokens: usize,
+    /// End-of-text tokens are masked until this many tokens are generated (0: never masked).
+    pub min_tokens: usize,
     /// Sampling temperature (> 0).
     pub temperature: f32,
     /// Seed of the sampler's random numbers (KGW and unwatermarked sampling use them).
@@ -191,12 +193,20 @@ impl Model {
             let input = Tensor::new(&seq[pos..], &self.device)
                 .and_then(|t| t.unsqueeze(0))
                 .map_err(err)?;
-            let logits = self
+            let mut logits = self
                 .weights
                 .forward(&input, pos)
                 .and_then(|l| l.squeeze(0))
                 .and_then(|l| l.to_vec1::<f32>())
                 .map_err(err)?;
+            let lse = log_sum_exp(&logits);
+            if ids.len() < opts.min_tokens {
+                for &e in self.tokenizer.eos() {
+                    if let Some(l) = logits.get_mut(e as usize) {
+                        *l = f32::NEG_INFINITY;
+                    }
+                }
+            }
             pos = seq.len();
             let t1 = Instant::now();
             let next = sampler.next(&seq, &logits, opts.temperature);
@@ -205,7 +215,11 @@ impl Model {
             if self.tokenizer.eos().contains(&next) {
                 break;
             }
-            nll.push(token_nll(&logits, next));
+            nll.push(
+                lse - logits
+                    .get(next as usize)
+                    .map_or(f64::INFINITY, |&l| f64::from(l)),
+            );
             seq.push(next);
             ids.push(next);
         }
@@ -221,14 +235,10 @@ impl Model {
     }
 }
 
-fn token_nll(logits: &[f32], token: u32) -> f64 {
+fn log_sum_exp(logits: &[f32]) -> f64 {
     let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let z: f64 = logits.iter().map(|&l| f64::from(l - m).exp()).sum();
-    let lt = logits
-        .get(token as usize)
-        .copied()
-        .unwrap_or(f32::NEG_INFINITY);
-    z.ln() - f64::from(lt - m)
+    z.ln() + f64::from(m)
 }
 
 fn has_quantized(ct: &gguf_file::Content) -> bool {

@@ -1,6 +1,7 @@
 //! A tiny random llama model in GGUF, with a byte-level BPE tokenizer in its metadata: for
-//! tests that run generation and detection end to end without a download. Its text is
-//! gibberish, its entropy is controlled by `sharpness`, and it is deterministic in `seed`.
+//! tests that run generation and detection end to end without a download. Its vocabulary is
+//! printable ASCII plus a few merges; its text is gibberish, its entropy is controlled by
+//! `sharpness`, and it is deterministic in `seed`.
 
 use std::path::Path;
 
@@ -57,7 +58,11 @@ impl Rng {
 /// [`Error::Io`] / [`Error::Model`] if the file cannot be written.
 pub fn write_model(path: &Path, seed: u64, sharpness: f32) -> Result<(), Error> {
     let chars = byte_chars();
-    let mut tokens: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
+    // Printable ASCII, space, tab and newline: generated text always decodes to valid UTF-8.
+    let mut tokens: Vec<String> = (0u8..=126)
+        .filter(|&b| b >= 32 || b == b'\n' || b == b'\t')
+        .map(|b| chars[b as usize].to_string())
+        .collect();
     let g = chars[b' ' as usize];
     let merge_pairs = [
         (format!("{g}"), "t".to_string()),

@@ -158,7 +158,8 @@ impl TextTokenizer {
             .filter(|&(_, &t)| t == 3)
             .map(|(i, _)| AddedToken::from(tokens[i].clone(), true))
             .collect();
-        tk.add_special_tokens(&special);
+        tk.add_special_tokens(special)
+            .map_err(|e| Error::Tokenizer(format!("cannot add special tokens: {e}")))?;
         Ok(Self::wrap(tk))
     }
 

@@ -1,6 +1,8 @@
 //! Speed of the text watermark: one sampling step at a 49,152-token vocabulary (SmolLM2's),
 //! and detection throughput on token ids.
 //! `cargo bench -p hallmark-text --bench text`
+#![allow(missing_docs)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hallmark_core::WatermarkKey;
 use hallmark_text::{Config, Scheme, TextMark, sample_plain};

@@ -1,0 +1,820 @@
+//! The text watermark's benchmark with a real model (SmolLM2-135M-Instruct) and a null corpus
+//! of human text built from Debian packages.
+//!
+//! ```text
+//! scripts/fetch-model.sh models && scripts/fetch-text-corpus.sh corpus
+//! cargo run --release -p hallmark-bench --bin text-eval -- generate --model models/SmolLM2-135M-Instruct.Q4_1.gguf
+//! cargo run --release -p hallmark-bench --bin text-eval -- report --model models/SmolLM2-135M-Instruct.Q4_1.gguf --corpus corpus
+//! ```
+//!
+//! `generate` writes (and resumes) `target/text-eval/generations.jsonl`: for each prompt, both
+//! temperatures (0.7, 1.0) and each scheme (kgw, gumbel, none) one 200-token generation with
+//! its own key. `report` reads it and prints the tables: power at 100 and 200 tokens,
+//! perplexity, false positives on the human corpus (several keys, per row, with a 95% upper
+//! bound), robustness to edits, localisation in a 2,000-word document, and speed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use hallmark::WatermarkKey;
+use hallmark::text::{Config, Sampler, Scheme, TextMark};
+use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextTokenizer, detect_text};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::{Value, json};
+
+const TOPICS: &[&str] = &[
+    "the history of lighthouses",
+    "how bees communicate",
+    "why the sky is blue",
+    "the invention of the printing press",
+    "how to care for a sourdough starter",
+    "the life cycle of stars",
+    "the rules of chess for a beginner",
+    "the benefits of walking every day",
+    "how volcanoes form",
+    "the history of the bicycle",
+    "how a refrigerator works",
+    "the water cycle",
+    "what makes a good teacher",
+    "the origins of jazz",
+    "how to plan a vegetable garden",
+    "the migration of birds",
+    "how the internet routes a message",
+    "the importance of sleep",
+    "the construction of the pyramids",
+    "how to write a cover letter",
+    "the causes of ocean tides",
+    "the history of coffee",
+    "how vaccines train the immune system",
+    "the culture of ancient Rome",
+    "how to learn a new language",
+    "the role of fungi in forests",
+    "a day in the life of a lighthouse keeper",
+    "how electric cars work",
+    "the history of the Olympic Games",
+    "why leaves change colour in autumn",
+    "how to make a budget",
+    "the discovery of penicillin",
+    "the geography of Iceland",
+    "how clocks keep time",
+    "the art of origami",
+    "what causes earthquakes",
+    "the history of paper money",
+    "how to train a puppy",
+    "the exploration of Mars",
+    "how compilers translate programs",
+    "the life of honeybee colonies in winter",
+    "the history of maps",
+    "how rainbows form",
+    "the benefits of reading fiction",
+    "how bridges carry weight",
+    "the story of the first airplane flight",
+    "how to cook rice well",
+    "the deep sea and its creatures",
+    "how recycling works",
+    "the history of the violin",
+    "why cats purr",
+    "how solar panels make electricity",
+    "the rise of public libraries",
+    "how to prepare for a job interview",
+    "the Silk Road",
+    "how glaciers shape valleys",
+    "the history of tea",
+    "how memory works in the brain",
+    "the design of a good city park",
+    "the first voyages around the world",
+];
+
+const TEMPS: [f32; 2] = [0.7, 1.0];
+
+fn schemes() -> Vec<(&'static str, Option<Config>)> {
+    vec![
+        ("kgw", Some(Config::default())),
+        (
+            "gumbel",
+            Some(Config {
+                scheme: Scheme::Gumbel,
+                ..Config::default()
+            }),
+        ),
+        ("none", None),
+    ]
+}
+
+fn key_for(i: usize) -> WatermarkKey {
+    let mut b = [0x5au8; 32];
+    b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    WatermarkKey::from_bytes(b)
+}
+
+struct Args {
+    cmd: String,
+    model: PathBuf,
+    corpus: PathBuf,
+    out: PathBuf,
+    prompts: usize,
+    tokens: usize,
+    threads: usize,
+    keys: usize,
+    docs: usize,
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        cmd: String::new(),
+        model: PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        corpus: PathBuf::from("corpus"),
+        out: PathBuf::from("target/text-eval"),
+        prompts: 50,
+        tokens: 200,
+        threads: 2,
+        keys: 5,
+        docs: 400,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let next = |i: usize| v.get(i + 1).cloned().unwrap_or_default();
+        match v[i].as_str() {
+            "--model" => a.model = next(i).into(),
+            "--corpus" => a.corpus = next(i).into(),
+            "--out" => a.out = next(i).into(),
+            "--prompts" => a.prompts = next(i).parse().unwrap_or(a.prompts),
+            "--tokens" => a.tokens = next(i).parse().unwrap_or(a.tokens),
+            "--threads" => a.threads = next(i).parse().unwrap_or(a.threads),
+            "--keys" => a.keys = next(i).parse().unwrap_or(a.keys),
+            "--docs" => a.docs = next(i).parse().unwrap_or(a.docs),
+            c if a.cmd.is_empty() && !c.starts_with('-') => {
+                a.cmd = c.to_string();
+                i += 1;
+                continue;
+            }
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+fn main() {
+    let a = parse();
+    let r = match a.cmd.as_str() {
+        "generate" => generate(&a),
+        "report" => report(&a),
+        _ => {
+            eprintln!(
+                "usage: text-eval (generate|report) [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
+            );
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = r {
+        eprintln!("text-eval: {e}");
+        std::process::exit(1);
+    }
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn gen_path(a: &Args) -> PathBuf {
+    a.out.join("generations.jsonl")
+}
+
+fn job_id(prompt: usize, temp: f32, scheme: &str) -> String {
+    format!("{prompt}/{temp}/{scheme}")
+}
+
+fn load_generations(p: &Path) -> Vec<Value> {
+    let Ok(f) = std::fs::File::open(p) else {
+        return vec![];
+    };
+    std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect()
+}
+
+fn generate(a: &Args) -> Res<()> {
+    std::fs::create_dir_all(&a.out)?;
+    let done: std::collections::HashSet<String> = load_generations(&gen_path(a))
+        .iter()
+        .filter_map(|v| v["job"].as_str().map(String::from))
+        .collect();
+    let mut jobs = vec![];
+    for p in 0..a.prompts.min(TOPICS.len()) {
+        for &t in &TEMPS {
+            for (name, cfg) in schemes() {
+                if !done.contains(&job_id(p, t, name)) {
+                    jobs.push((p, t, name, cfg));
+                }
+            }
+        }
+    }
+    let total = jobs.len();
+    eprintln!("{total} generations to run ({} already done)", done.len());
+    let queue = Mutex::new(jobs.into_iter());
+    let out = Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(gen_path(a))?,
+    );
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let t0 = std::time::Instant::now();
+    std::thread::scope(|s| -> Res<()> {
+        let mut hs = vec![];
+        for _ in 0..a.threads.max(1) {
+            hs.push(s.spawn(|| -> Res<()> {
+                let mut model = Model::load(&a.model, LoadOptions::default())?;
+                loop {
+                    let job = queue.lock().map_err(|_| "poisoned")?.next();
+                    let Some((p, t, name, cfg)) = job else {
+                        return Ok(());
+                    };
+                    let prompt = format!("Write a few paragraphs about {}.", TOPICS[p]);
+                    let ids = model.prompt_ids(&prompt, false)?;
+                    let mark = cfg.map(|c| TextMark::new(&key_for(p), c));
+                    let seed = (p as u64) << 8 | u64::from((t * 10.0) as u8);
+                    let mut sampler = Sampler::new(mark, seed);
+                    let g = model.generate(
+                        &ids,
+                        &GenerateOptions {
+                            max_tokens: a.tokens,
+                            min_tokens: a.tokens,
+                            temperature: t,
+                            seed,
+                        },
+                        &mut sampler,
+                    )?;
+                    let v = json!({
+                        "job": job_id(p, t, name), "prompt_index": p, "prompt": prompt,
+                        "temperature": t, "scheme": name,
+                        "header": cfg.map(|c| c.to_header()),
+                        "prompt_ids": g.prompt_ids, "ids": g.ids, "text": g.text,
+                        "nll": g.nll, "model_ms": g.model_ms, "sampler_ms": g.sampler_ms,
+                    });
+                    let mut f = out.lock().map_err(|_| "poisoned")?;
+                    writeln!(f, "{v}")?;
+                    f.flush()?;
+                    let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    eprintln!(
+                        "[{n}/{total}] {} ({:.0} s elapsed)",
+                        job_id(p, t, name),
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+            }));
+        }
+        for h in hs {
+            h.join().map_err(|_| "worker panicked")??;
+        }
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+fn report(a: &Args) -> Res<()> {
+    let gens = load_generations(&gen_path(a));
+    if gens.is_empty() {
+        return Err(format!(
+            "no generations in {}: run `generate` first",
+            gen_path(a).display()
+        )
+        .into());
+    }
+    let tok = TextTokenizer::from_file(&a.model)?;
+    let mut md = String::new();
+    let cfgs: BTreeMap<&str, Config> = schemes()
+        .into_iter()
+        .filter_map(|(n, c)| c.map(|c| (n, c)))
+        .collect();
+    let marked: Vec<&Value> = gens
+        .iter()
+        .filter(|g| g["scheme"].as_str() != Some("none"))
+        .collect();
+    let mark_of = |g: &Value| -> Option<TextMark> {
+        let p = g["prompt_index"].as_u64()? as usize;
+        let c = cfgs.get(g["scheme"].as_str()?)?;
+        Some(TextMark::new(&key_for(p), *c))
+    };
+    let ids_of = |g: &Value| -> Vec<u32> {
+        g["ids"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_u64().map(|x| x as u32))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let pv = |m: &TextMark, text: &str, prompt: Option<&str>| -> f64 {
+        detect_text(m, &tok, text, prompt).map_or(1.0, |d| d.detection.p_value)
+    };
+
+    // Power.
+    md.push_str(&format!(
+        "### Power: detection rate at p < 0.001 ({} prompts, one key each; text decoded, re-tokenized, prompt excluded)\n\n",
+        a.prompts
+    ));
+    md.push_str("| scheme | temperature | 100 tokens | 200 tokens | median p (200) | target |\n|---|---|---|---|---|---|\n");
+    for name in cfgs.keys() {
+        for &t in &TEMPS {
+            let sel: Vec<&&Value> = marked
+                .iter()
+                .filter(|g| {
+                    g["scheme"].as_str() == Some(name)
+                        && g["temperature"]
+                            .as_f64()
+                            .map(|x| (x - f64::from(t)).abs() < 1e-6)
+                            == Some(true)
+                })
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            let mut row = format!("| {name} | {t} |");
+            let mut med = 1.0;
+            let mut rates = vec![];
+            for n in [100usize, 200] {
+                let mut ps: Vec<f64> = sel
+                    .iter()
+                    .filter_map(|g| {
+                        let m = mark_of(g)?;
+                        let ids = ids_of(g);
+                        let text = tok.decode(&ids[..n.min(ids.len())]).ok()?;
+                        Some(pv(&m, &text, g["prompt"].as_str()))
+                    })
+                    .collect();
+                let hits = ps.iter().filter(|&&p| p < 1e-3).count();
+                rates.push(hits as f64 / ps.len().max(1) as f64);
+                row.push_str(&format!(
+                    " {hits}/{} = {:.3} |",
+                    ps.len(),
+                    hits as f64 / ps.len().max(1) as f64
+                ));
+                ps.sort_by(f64::total_cmp);
+                med = ps.get(ps.len() / 2).copied().unwrap_or(1.0);
+            }
+            let ok = rates[0] >= 0.95 && rates[1] >= 0.99;
+            row.push_str(&format!(
+                " {med:.1e} | {} (>=0.95 / >=0.99) |\n",
+                if ok { "met" } else { "MISSED" }
+            ));
+            md.push_str(&row);
+        }
+    }
+
+    // Perplexity.
+    md.push_str("\n### Quality: perplexity of the generated tokens under the same model (mean over prompts)\n\n| scheme | temperature | perplexity | vs. unwatermarked |\n|---|---|---|---|\n");
+    let ppl = |name: &str, t: f32| -> Option<f64> {
+        let v: Vec<f64> = gens
+            .iter()
+            .filter(|g| {
+                g["scheme"].as_str() == Some(name)
+                    && g["temperature"]
+                        .as_f64()
+                        .map(|x| (x - f64::from(t)).abs() < 1e-6)
+                        == Some(true)
+            })
+            .filter_map(|g| {
+                let n: Vec<f64> = g["nll"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_f64)
+                    .collect();
+                (!n.is_empty()).then(|| (n.iter().sum::<f64>() / n.len() as f64).exp())
+            })
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    for &t in &TEMPS {
+        let base = ppl("none", t);
+        for (name, _) in schemes() {
+            if let Some(p) = ppl(name, t) {
+                let rel = base
+                    .map(|b| format!("{:+.1}%", 100.0 * (p / b - 1.0)))
+                    .unwrap_or_default();
+                md.push_str(&format!("| {name} | {t} | {p:.2} | {rel} |\n"));
+            }
+        }
+    }
+
+    // False positives on human text.
+    md.push_str(&null_table(a, &tok, &cfgs)?);
+
+    // Robustness.
+    md.push_str(
+        "\n### Robustness at 200 tokens: detection rate at p < 0.001 after edits (seeded)\n\n",
+    );
+    let vocab = word_vocab(a)?;
+    let attacks: Vec<(&str, Box<Attack<'_>>)> = vec![
+        ("none", Box::new(|t: &str, _: &mut StdRng| t.to_string())),
+        (
+            "substitute 30% of words",
+            Box::new(|t: &str, r: &mut StdRng| edit_words(t, r, 0.3, Edit::Substitute, &vocab)),
+        ),
+        (
+            "delete 30% of words",
+            Box::new(|t: &str, r: &mut StdRng| edit_words(t, r, 0.3, Edit::Delete, &vocab)),
+        ),
+        (
+            "insert 30% more words",
+            Box::new(|t: &str, r: &mut StdRng| edit_words(t, r, 0.3, Edit::Insert, &vocab)),
+        ),
+        (
+            "lower-case",
+            Box::new(|t: &str, _: &mut StdRng| t.to_lowercase()),
+        ),
+        (
+            "double spaces and newlines",
+            Box::new(|t: &str, _: &mut StdRng| t.replace(' ', "  ").replace('\n', "\n\n")),
+        ),
+        (
+            "collapse whitespace to single spaces",
+            Box::new(|t: &str, _: &mut StdRng| t.split_whitespace().collect::<Vec<_>>().join(" ")),
+        ),
+    ];
+    md.push_str("| attack |");
+    let mut cols = vec![];
+    for name in cfgs.keys() {
+        for &t in &TEMPS {
+            md.push_str(&format!(" {name} T={t} |"));
+            cols.push((*name, t));
+        }
+    }
+    md.push_str(" target |\n|---|");
+    for _ in &cols {
+        md.push_str("---|");
+    }
+    md.push_str("---|\n");
+    for (ai, (aname, f)) in attacks.iter().enumerate() {
+        md.push_str(&format!("| {aname} |"));
+        let mut all_ok = true;
+        for (name, t) in &cols {
+            let sel: Vec<&&Value> = marked
+                .iter()
+                .filter(|g| {
+                    g["scheme"].as_str() == Some(name)
+                        && g["temperature"]
+                            .as_f64()
+                            .map(|x| (x - f64::from(*t)).abs() < 1e-6)
+                            == Some(true)
+                })
+                .collect();
+            let mut hits = 0;
+            for (i, g) in sel.iter().enumerate() {
+                let Some(m) = mark_of(g) else { continue };
+                let text = g["text"].as_str().unwrap_or_default();
+                let mut rng = StdRng::seed_from_u64(1000 * ai as u64 + i as u64);
+                let attacked = f(text, &mut rng);
+                hits += usize::from(pv(&m, &attacked, g["prompt"].as_str()) < 1e-3);
+            }
+            let rate = hits as f64 / sel.len().max(1) as f64;
+            all_ok &= rate >= 0.9;
+            md.push_str(&format!(" {hits}/{} = {rate:.2} |", sel.len()));
+        }
+        md.push_str(&format!(
+            " {} |\n",
+            if ai == 0 {
+                ""
+            } else if all_ok {
+                "met (>=0.9)"
+            } else {
+                "MISSED (>=0.9)"
+            }
+        ));
+    }
+
+    // Localisation.
+    md.push_str(&localisation(a, &tok, &marked, &mark_of)?);
+
+    // Speed.
+    md.push_str("\n### Speed\n\n");
+    let per_tok = |name: &str, field: &str| -> f64 {
+        let (mut ms, mut n) = (0.0, 0usize);
+        for g in gens.iter().filter(|g| g["scheme"].as_str() == Some(name)) {
+            ms += g[field].as_f64().unwrap_or(0.0);
+            n += g["ids"].as_array().map_or(0, Vec::len);
+        }
+        ms / n.max(1) as f64
+    };
+    let model = per_tok("none", "model_ms");
+    let plain = per_tok("none", "sampler_ms");
+    md.push_str(&format!(
+        "Model forward pass: {model:.1} ms per token ({:.1} tokens/s, f32 weights, one process of {} running).\n\n| sampler | ms per step | watermark overhead (vs. plain sampling) | share of the model's step | target |\n|---|---|---|---|---|\n| plain | {plain:.3} | | | |\n",
+        1000.0 / model.max(1e-9),
+        a.threads
+    ));
+    for name in cfgs.keys() {
+        let s = per_tok(name, "sampler_ms");
+        let over = (s - plain).max(0.0);
+        md.push_str(&format!(
+            "| {name} | {s:.3} | {over:.3} ms | {:.2}% | {} (<=2%) |\n",
+            100.0 * over / model.max(1e-9),
+            if over / model.max(1e-9) <= 0.02 {
+                "met"
+            } else {
+                "MISSED"
+            }
+        ));
+    }
+    md.push_str(&detection_speed(&cfgs));
+    std::fs::write(a.out.join("report.md"), &md)?;
+    print!("{md}");
+    Ok(())
+}
+
+/// A text edit: the text and a seeded RNG in, the edited text out.
+type Attack<'a> = dyn Fn(&str, &mut StdRng) -> String + 'a;
+
+fn detection_speed(cfgs: &BTreeMap<&str, Config>) -> String {
+    let mut out = String::from(
+        "\nDetection on token ids, one core (random ids over a 49,152 vocabulary):\n\n| scheme | document length | tokens/s | target |\n|---|---|---|---|\n",
+    );
+    let mut rng = StdRng::seed_from_u64(5);
+    let ids: Vec<u32> = (0..1_000_000)
+        .map(|_| rng.gen_range(0..49_152u32))
+        .collect();
+    for (name, c) in cfgs {
+        let m = TextMark::new(&key_for(0), *c);
+        for len in [200usize, 2_000, 100_000] {
+            let reps = (2_000_000 / len).max(1);
+            let t0 = std::time::Instant::now();
+            let mut acc = 0.0;
+            for r in 0..reps {
+                let s = (r * 7919) % (ids.len() - len);
+                acc += m.detect(&ids[s..s + len], 0).map_or(0.0, |d| d.p_value);
+            }
+            let rate = (reps * len) as f64 / t0.elapsed().as_secs_f64();
+            std::hint::black_box(acc);
+            out.push_str(&format!(
+                "| {name} | {len} | {:.1} M | {} (>=10 M) |\n",
+                rate / 1e6,
+                if rate >= 1e7 { "met" } else { "MISSED" }
+            ));
+        }
+    }
+    out
+}
+
+fn read_jsonl(p: &Path) -> Res<Vec<Value>> {
+    let f = std::fs::File::open(p)
+        .map_err(|e| format!("{}: {e} (run scripts/fetch-text-corpus.sh)", p.display()))?;
+    Ok(std::io::BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .collect())
+}
+
+/// Upper end of the one-sided 95% Clopper-Pearson interval for x successes in n trials.
+fn cp_upper(x: usize, n: usize) -> f64 {
+    if x >= n {
+        return 1.0;
+    }
+    // P(X <= x | p) = 0.05, solved by bisection.
+    let cdf = |p: f64| 1.0 - hallmark_core::stats::binomial_sf(x as u64 + 1, n as u64, p);
+    let (mut lo, mut hi) = (x as f64 / n as f64, 1.0);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if cdf(mid) > 0.05 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+fn null_table(a: &Args, tok: &TextTokenizer, cfgs: &BTreeMap<&str, Config>) -> Res<String> {
+    let docs = read_jsonl(&a.corpus.join("null.jsonl"))?;
+    let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in &docs {
+        if let (Some(r), Some(t)) = (d["row"].as_str(), d["text"].as_str()) {
+            rows.entry(r.to_string()).or_default().push(t.to_string());
+        }
+    }
+    let mut derived: Vec<(String, Vec<String>)> = vec![];
+    let prose: Vec<String> = ["prose", "reference", "python-docs"]
+        .iter()
+        .flat_map(|r| rows.get(*r).cloned().unwrap_or_default())
+        .collect();
+    // Very short texts: the first 50 tokens of prose documents.
+    let short: Vec<String> = pick(&prose, a.docs, 11)
+        .iter()
+        .filter_map(|t| {
+            let ids = tok.encode(t).ok()?.ids;
+            tok.decode(&ids[..50.min(ids.len())]).ok()
+        })
+        .collect();
+    derived.push(("very short (50 tokens)".into(), short));
+    // Stress: a paragraph repeated 4 times; a sentence repeated 20 times.
+    let paras: Vec<String> = prose
+        .iter()
+        .flat_map(|t| t.split("\n\n").map(str::to_string).collect::<Vec<_>>())
+        .filter(|p| p.split_whitespace().count() >= 40)
+        .collect();
+    derived.push((
+        "stress: paragraph x4".into(),
+        pick(&paras, a.docs, 12)
+            .iter()
+            .map(|p| [p.as_str(); 4].join("\n\n"))
+            .collect(),
+    ));
+    let sentences: Vec<String> = prose
+        .iter()
+        .flat_map(|t| {
+            t.split(". ")
+                .map(|s| format!("{}.", s.trim_end_matches('.')))
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| s.split_whitespace().count() >= 8)
+        .collect();
+    derived.push((
+        "stress: sentence x20".into(),
+        pick(&sentences, a.docs, 13)
+            .iter()
+            .map(|s| [s.as_str(); 20].join(" "))
+            .collect(),
+    ));
+    let mut out = format!(
+        "\n### False positives on human text (Debian packages; {} keys; up to {} documents per row; each (document, key) is one trial)\n\n| row | scheme | trials | mean tokens scored | FPR at p < 0.01 | FPR at p < 0.001 | 95% upper bound | target |\n|---|---|---|---|---|---|---|---|\n",
+        a.keys, a.docs
+    );
+    let mut all: Vec<(String, Vec<String>)> = rows
+        .iter()
+        .map(|(r, v)| (r.clone(), pick(v, a.docs, 10)))
+        .collect();
+    all.extend(derived);
+    for (row, texts) in &all {
+        let encoded: Vec<Vec<u32>> = texts
+            .iter()
+            .filter_map(|t| {
+                tok.encode(&hallmark_lm::canonical_whitespace(t).0)
+                    .ok()
+                    .map(|e| e.ids)
+            })
+            .collect();
+        for (name, c) in cfgs {
+            let (mut n, mut h2, mut h3, mut scored) = (0usize, 0usize, 0usize, 0usize);
+            for k in 0..a.keys {
+                let m = TextMark::new(&key_for(100_000 + k), *c);
+                for ids in &encoded {
+                    let Ok(d) = m.detect(ids, 0) else { continue };
+                    n += 1;
+                    scored += d.tokens_scored;
+                    h2 += usize::from(d.p_value < 1e-2);
+                    h3 += usize::from(d.p_value < 1e-3);
+                }
+            }
+            let up = cp_upper(h3, n);
+            let ok = (h3 as f64) <= 0.001 * n as f64 && up < 0.003;
+            out.push_str(&format!(
+                "| {row} | {name} | {n} | {:.0} | {:.2}% | {:.2}% | {:.2}% | {} |\n",
+                scored as f64 / n.max(1) as f64,
+                100.0 * h2 as f64 / n.max(1) as f64,
+                100.0 * h3 as f64 / n.max(1) as f64,
+                100.0 * up,
+                if ok { "met" } else { "MISSED" }
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn word_vocab(a: &Args) -> Res<Vec<String>> {
+    let docs = read_jsonl(&a.corpus.join("null.jsonl"))?;
+    let mut v: Vec<String> = docs
+        .iter()
+        .filter(|d| d["row"].as_str() == Some("prose"))
+        .filter_map(|d| d["text"].as_str())
+        .flat_map(|t| t.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
+#[derive(Clone, Copy)]
+enum Edit {
+    Substitute,
+    Delete,
+    Insert,
+}
+
+/// Edits a random `frac` of the words (whitespace-separated; the result is joined with single
+/// spaces, newlines kept as paragraph breaks).
+fn edit_words(text: &str, rng: &mut StdRng, frac: f64, e: Edit, vocab: &[String]) -> String {
+    let paras: Vec<String> = text
+        .split('\n')
+        .map(|line| {
+            let mut out: Vec<String> = vec![];
+            for w in line.split_whitespace() {
+                let hit = rng.gen_bool(frac);
+                match (hit, e) {
+                    (false, _) => out.push(w.to_string()),
+                    (true, Edit::Substitute) => {
+                        out.push(vocab[rng.gen_range(0..vocab.len())].clone())
+                    }
+                    (true, Edit::Delete) => {}
+                    (true, Edit::Insert) => {
+                        out.push(w.to_string());
+                        out.push(vocab[rng.gen_range(0..vocab.len())].clone());
+                    }
+                }
+            }
+            out.join(" ")
+        })
+        .collect();
+    paras.join("\n")
+}
+
+fn localisation(
+    a: &Args,
+    tok: &TextTokenizer,
+    marked: &[&Value],
+    mark_of: &dyn Fn(&Value) -> Option<TextMark>,
+) -> Res<String> {
+    let long = read_jsonl(&a.corpus.join("long.jsonl"))?;
+    let long: Vec<String> = long
+        .iter()
+        .filter_map(|d| d["text"].as_str().map(String::from))
+        .collect();
+    if long.is_empty() {
+        return Err("long.jsonl is empty".into());
+    }
+    let mut out = String::from(
+        "\n### Localisation: a 200-token watermarked passage pasted into a 2,000-word human document\n\n| scheme | found (corrected p < 0.001, span overlaps the passage) | mean overlap (IoU of characters) | human documents alone with a span |\n|---|---|---|---|\n",
+    );
+    let schemes: Vec<&str> = {
+        let mut s: Vec<&str> = marked.iter().filter_map(|g| g["scheme"].as_str()).collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    for name in schemes {
+        let sel: Vec<&&Value> = marked
+            .iter()
+            .filter(|g| g["scheme"].as_str() == Some(name))
+            .collect();
+        let (mut found, mut iou_sum, mut false_docs) = (0usize, 0.0, 0usize);
+        for (i, g) in sel.iter().enumerate() {
+            let Some(m) = mark_of(g) else { continue };
+            let doc = &long[i % long.len()];
+            let paras: Vec<&str> = doc.split("\n\n").collect();
+            let cut = paras.len() / 2;
+            let before = paras[..cut].join("\n\n");
+            let after = paras[cut..].join("\n\n");
+            let passage = g["text"].as_str().unwrap_or_default().trim();
+            let s0 = before.chars().count() + 2;
+            let s1 = s0 + passage.chars().count();
+            let full = format!("{before}\n\n{passage}\n\n{after}");
+            let Ok(d) = detect_text(&m, tok, &full, None) else {
+                continue;
+            };
+            let hit = d.detection.p_value < 1e-3
+                && d.char_spans
+                    .iter()
+                    .any(|s| s.start < s1 && s.end > s0 && s.p_value < 1e-3);
+            if hit {
+                found += 1;
+                // IoU of the union of spans with the passage.
+                let inter: usize = d
+                    .char_spans
+                    .iter()
+                    .map(|s| s.end.min(s1).saturating_sub(s.start.max(s0)))
+                    .sum();
+                let span_len: usize = d.char_spans.iter().map(|s| s.end - s.start).sum();
+                iou_sum += inter as f64 / (span_len + (s1 - s0) - inter) as f64;
+            }
+            if detect_text(&m, tok, doc, None).is_ok_and(|d| !d.char_spans.is_empty()) {
+                false_docs += 1;
+            }
+        }
+        out.push_str(&format!(
+            "| {name} | {found}/{} = {:.2} | {:.2} | {false_docs}/{} |\n",
+            sel.len(),
+            found as f64 / sel.len().max(1) as f64,
+            iou_sum / found.max(1) as f64,
+            sel.len()
+        ));
+    }
+    Ok(out)
+}
+
+fn pick<T: Clone>(v: &[T], n: usize, seed: u64) -> Vec<T> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut v = v.to_vec();
+    v.shuffle(&mut rng);
+    v.truncate(n);
+    v
+}

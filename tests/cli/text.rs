@@ -1,0 +1,334 @@
+//! `hallmark text generate` / `text detect`, end to end with a tiny random GGUF model (written
+//! by `hallmark_lm::tiny`, no download): the same code path as with a real model.
+
+use crate::util::*;
+
+struct Text {
+    t: TestDir,
+    keys: String,
+    model: String,
+}
+
+fn setup() -> Text {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let model = t.path("tiny.gguf");
+    hallmark_lm::tiny::write_model(&model, 7, 1.0).unwrap();
+    let model = model.to_str().unwrap().to_string();
+    Text { t, keys, model }
+}
+
+impl Text {
+    fn generate(&self, out: &str, seed: u64, extra: &[&str]) -> String {
+        let o = self.t.path(out);
+        let seed = seed.to_string();
+        let mut args = vec![
+            "text",
+            "generate",
+            "--model",
+            &self.model,
+            "--key",
+            &self.keys,
+            "--prompt",
+            "Once upon a time",
+            "--max-tokens",
+            "200",
+            "--min-tokens",
+            "200",
+            "--temperature",
+            "1.0",
+            "--seed",
+            &seed,
+            "-o",
+            o.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        hm(&args).run().code(0);
+        std::fs::read_to_string(&o).unwrap()
+    }
+
+    fn detect_json(&self, file: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+        let p = self.t.path(file);
+        let mut args = vec![
+            "--json",
+            "text",
+            "detect",
+            "--key",
+            &self.keys,
+            "--tokenizer",
+            &self.model,
+            p.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = hm(&args).run();
+        let v = out.json_lines().pop().unwrap_or_default();
+        (out.status, v)
+    }
+}
+
+#[test]
+fn generated_text_is_detected_and_plain_text_is_not() {
+    let x = setup();
+    let text = x.generate("marked.txt", 1, &[]);
+    assert!(text.len() > 150, "{text:?}");
+    let (code, v) = x.detect_json("marked.txt", &[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["detected"], true);
+    assert!(v["p_value"].as_f64().unwrap() < 1e-3, "{v}");
+    assert!(v["tokens_scored"].as_u64().unwrap() > 100, "{v}");
+    assert!(v["z_score"].as_f64().unwrap() > 3.0, "{v}");
+    // The span covers (most of) the text, in characters.
+    let spans = v["spans"].as_array().unwrap();
+    assert!(!spans.is_empty(), "{v}");
+    let chars = text.chars().count() as u64;
+    assert!(spans[0]["end"].as_u64().unwrap() <= chars);
+    assert!(spans[0]["end"].as_u64().unwrap() - spans[0]["start"].as_u64().unwrap() > chars / 2);
+
+    // The same model without the watermark: not detected (exit 1).
+    let o = x.t.path("plain.txt");
+    hm(&[
+        "text",
+        "generate",
+        "--model",
+        &x.model,
+        "--no-watermark",
+        "--prompt",
+        "Once upon a time",
+        "--max-tokens",
+        "200",
+        "--min-tokens",
+        "200",
+        "--temperature",
+        "1.0",
+        "--seed",
+        "1",
+        "-o",
+        o.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
+    let (code, v) = x.detect_json("plain.txt", &[]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["detected"], false);
+    assert!(v["p_value"].as_f64().unwrap() > 1e-3, "{v}");
+}
+
+#[test]
+fn wrong_key_and_wrong_scheme_do_not_detect() {
+    let x = setup();
+    x.generate("marked.txt", 2, &[]);
+    let other = x.t.keygen_in("other");
+    let p = x.t.path("marked.txt");
+    let out = hm(&[
+        "text",
+        "detect",
+        "--key",
+        &other,
+        "--tokenizer",
+        &x.model,
+        p.to_str().unwrap(),
+    ])
+    .run();
+    out.code(1);
+    assert!(
+        out.stdout.contains("no watermark detected"),
+        "{}",
+        out.stdout
+    );
+    let (code, _) = x.detect_json("marked.txt", &["--scheme", "gumbel"]);
+    assert_eq!(code, Some(1));
+}
+
+#[test]
+fn gumbel_scheme_from_the_keys_folder_config() {
+    let x = setup();
+    // The scheme recorded next to the key is used by both sides without flags.
+    std::fs::write(
+        std::path::Path::new(&x.keys).join("text-watermark.conf"),
+        "hallmark-text/1 gumbel h=2\n",
+    )
+    .unwrap();
+    x.generate("g.txt", 3, &[]);
+    let (code, v) = x.detect_json("g.txt", &[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["scheme"], "hallmark-text/1 gumbel h=2");
+    assert!(v["z_score"].is_null());
+    // Forcing the other scheme on the detector finds nothing.
+    let (code, _) = x.detect_json("g.txt", &["--scheme", "kgw"]);
+    assert_eq!(code, Some(1));
+}
+
+#[test]
+fn whitespace_changes_do_not_break_detection() {
+    let x = setup();
+    let text = x.generate("m.txt", 4, &[]);
+    std::fs::write(
+        x.t.path("doubled.txt"),
+        text.replace(' ', "  ").replace('\n', "\n\n"),
+    )
+    .unwrap();
+    let (code, v) = x.detect_json("doubled.txt", &[]);
+    assert_eq!(code, Some(0), "{v}");
+}
+
+#[test]
+fn jsonl_batch_keeps_order_and_reports_bad_lines() {
+    let x = setup();
+    let marked = x.generate("m.txt", 5, &[]);
+    let lines = [
+        serde_json::json!({"id": "a", "text": marked}).to_string(),
+        serde_json::json!({"id": 2, "text": "   "}).to_string(),
+        "not json".to_string(),
+        serde_json::json!({"id": "c", "text": "The quick brown fox jumps over the lazy dog, again and again, for a long while."}).to_string(),
+    ];
+    let out = hm(&[
+        "text",
+        "detect",
+        "--jsonl",
+        "--key",
+        &x.keys,
+        "--tokenizer",
+        &x.model,
+        "-",
+    ])
+    .stdin(&lines.join("\n"));
+    out.code(2);
+    let v = out.json_lines();
+    assert_eq!(v.len(), 4, "{}", out.stdout);
+    assert_eq!(v[0]["id"], "a");
+    assert_eq!(v[0]["detected"], true);
+    assert!(v[0]["spans"].is_array());
+    assert_eq!(v[1]["id"], 2);
+    assert!(
+        v[1]["error"].as_str().unwrap().contains("empty"),
+        "{}",
+        v[1]
+    );
+    assert!(v[2]["error"].is_string());
+    assert_eq!(v[3]["id"], "c");
+    assert_eq!(v[3]["detected"], false);
+    assert!(v[3]["p_value"].as_f64().unwrap() > 1e-3);
+}
+
+#[test]
+fn prompt_text_is_not_evidence() {
+    let x = setup();
+    let marked = x.generate("m.txt", 6, &[]);
+    // A text made only of the prompt scores nothing once the prompt is excluded.
+    std::fs::write(x.t.path("prompt.txt"), &marked).unwrap();
+    let p = x.t.path("prompt.txt");
+    let (code, v) = x.detect_json("m.txt", &["--prompt-file", p.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(v["tokens_scored"], 0, "{v}");
+}
+
+#[test]
+fn bad_inputs_fail_cleanly() {
+    let x = setup();
+    let empty = x.t.path("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let binary = x.t.path("bin.txt");
+    std::fs::write(&binary, [0xffu8, 0xfe, 0x00, 0x80]).unwrap();
+    let not_model = x.t.path("notmodel.gguf");
+    std::fs::write(&not_model, b"GGUF\x03\x00\x00\x00garbage").unwrap();
+    let junk = x.t.path("junk.json");
+    std::fs::write(&junk, b"{not a tokenizer").unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec![
+            "text",
+            "detect",
+            "--key",
+            &x.keys,
+            "--tokenizer",
+            &x.model,
+            empty.to_str().unwrap(),
+        ],
+        vec![
+            "text",
+            "detect",
+            "--key",
+            &x.keys,
+            "--tokenizer",
+            &x.model,
+            binary.to_str().unwrap(),
+        ],
+        vec![
+            "text",
+            "detect",
+            "--key",
+            &x.keys,
+            "--tokenizer",
+            not_model.to_str().unwrap(),
+            empty.to_str().unwrap(),
+        ],
+        vec![
+            "text",
+            "detect",
+            "--key",
+            &x.keys,
+            "--tokenizer",
+            junk.to_str().unwrap(),
+            empty.to_str().unwrap(),
+        ],
+        vec![
+            "text",
+            "detect",
+            "--key",
+            &x.model,
+            "--tokenizer",
+            &x.model,
+            empty.to_str().unwrap(),
+        ],
+        vec![
+            "text",
+            "generate",
+            "--model",
+            not_model.to_str().unwrap(),
+            "--key",
+            &x.keys,
+            "--prompt",
+            "hi",
+        ],
+        vec![
+            "text",
+            "generate",
+            "--model",
+            "/nonexistent.gguf",
+            "--key",
+            &x.keys,
+            "--prompt",
+            "hi",
+        ],
+        vec![
+            "text", "generate", "--model", &x.model, "--key", &x.keys, "--prompt", "  ",
+        ],
+        vec![
+            "text",
+            "generate",
+            "--model",
+            &x.model,
+            "--key",
+            &x.keys,
+            "--prompt",
+            "hi",
+            "--temperature",
+            "0",
+        ],
+        vec![
+            "text",
+            "detect",
+            "--key",
+            &x.keys,
+            "--tokenizer",
+            &x.model,
+            "--scheme",
+            "hallmark-text/1 kgw h=3 gamma=2 delta=1",
+        ],
+    ];
+    for args in cases {
+        let out = hm(&args).stdin("");
+        out.code(2);
+        assert!(out.stderr.contains("error:"), "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+    }
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use hallmark::text::{Config, Sampler, Scheme, TextMark};
+use hallmark::text::{Config, Sampler, TextMark};
 use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextDetection, TextTokenizer, detect_text};
 use serde_json::json;
 
@@ -27,9 +27,9 @@ pub enum TextCmd {
 
 #[derive(Args, Debug)]
 pub struct SchemeArgs {
-    /// Watermark scheme: `kgw` (green list, default), `gumbel` (distortion-free), or a full
-    /// header such as "hallmark-text/1 kgw h=3 gamma=0.25 delta=2". Default: the
-    /// text-watermark.conf in the keys folder, else kgw.
+    /// Watermark scheme: `gumbel` (distortion-free, the default: "hallmark-text/1 gumbel h=2"),
+    /// `kgw` (green list: "hallmark-text/1 kgw h=2 gamma=0.25 delta=2"), or any full header.
+    /// Default: the text-watermark.conf in the keys folder, else gumbel.
     #[arg(long)]
     scheme: Option<String>,
 }
@@ -108,11 +108,8 @@ pub struct DetectArgs {
 fn resolve_config(scheme: &SchemeArgs, key: Option<&Path>) -> Result<Config> {
     if let Some(s) = &scheme.scheme {
         return Ok(match s.as_str() {
-            "kgw" => Config::default(),
-            "gumbel" => Config {
-                scheme: Scheme::Gumbel,
-                ..Config::default()
-            },
+            "kgw" => Config::kgw(),
+            "gumbel" => Config::gumbel(),
             header => Config::from_header(header).with_context(|| {
                 format!("--scheme {header:?}: expected kgw, gumbel or a hallmark-text/1 header")
             })?,

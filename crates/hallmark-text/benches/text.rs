@@ -5,7 +5,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hallmark_core::WatermarkKey;
-use hallmark_text::{Config, Scheme, TextMark, sample_plain};
+use hallmark_text::{Config, TextMark, sample_plain};
 use std::hint::black_box;
 
 const VOCAB: usize = 49_152;
@@ -26,16 +26,7 @@ fn logits(seed: u64) -> Vec<f32> {
 }
 
 fn schemes() -> Vec<(&'static str, Config)> {
-    vec![
-        ("kgw", Config::default()),
-        (
-            "gumbel",
-            Config {
-                scheme: Scheme::Gumbel,
-                ..Config::default()
-            },
-        ),
-    ]
+    vec![("kgw", Config::kgw()), ("gumbel", Config::gumbel())]
 }
 
 fn sampling(c: &mut Criterion) {

@@ -182,6 +182,31 @@ pub(crate) fn detect(
             _ => spans.push(w),
         }
     }
+    // Windows overhang the marked text by up to a window length: trim each span to its
+    // maximum-sum stretch of scores above the null mean.
+    let mean = match scheme {
+        Scheme::Kgw { gamma, .. } => gamma,
+        Scheme::Gumbel => 1.0,
+    };
+    for sp in &mut spans {
+        let (mut best, mut best_range) = (f64::NEG_INFINITY, (sp.start, sp.end));
+        let (mut run, mut run_start) = (0.0f64, sp.start);
+        for i in sp.start..sp.end {
+            let c = f64::from(cnt[i + 1] - cnt[i]);
+            run += (sum[i + 1] - sum[i]) - mean * c;
+            if run > best {
+                best = run;
+                best_range = (run_start, i + 1);
+            }
+            if run < 0.0 {
+                run = 0.0;
+                run_start = i + 1;
+            }
+        }
+        if best > 0.0 {
+            (sp.start, sp.end) = best_range;
+        }
+    }
     let p_value = if n_windows > 0.0 {
         (2.0 * p_whole.min(best)).min(1.0)
     } else {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use hallmark::WatermarkKey;
-use hallmark::text::{Config, Sampler, Scheme, TextMark};
+use hallmark::text::{Config, Sampler, TextMark};
 use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextTokenizer, detect_text};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -92,14 +92,8 @@ const TEMPS: [f32; 2] = [0.7, 1.0];
 
 fn schemes() -> Vec<(&'static str, Option<Config>)> {
     vec![
-        ("kgw", Some(Config::default())),
-        (
-            "gumbel",
-            Some(Config {
-                scheme: Scheme::Gumbel,
-                ..Config::default()
-            }),
-        ),
+        ("kgw", Some(Config::kgw())),
+        ("gumbel", Some(Config::gumbel())),
         ("none", None),
     ]
 }
@@ -120,6 +114,7 @@ struct Args {
     threads: usize,
     keys: usize,
     docs: usize,
+    schemes: Option<String>,
 }
 
 fn parse() -> Args {
@@ -133,6 +128,7 @@ fn parse() -> Args {
         threads: 2,
         keys: 5,
         docs: 400,
+        schemes: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -147,6 +143,7 @@ fn parse() -> Args {
             "--threads" => a.threads = next(i).parse().unwrap_or(a.threads),
             "--keys" => a.keys = next(i).parse().unwrap_or(a.keys),
             "--docs" => a.docs = next(i).parse().unwrap_or(a.docs),
+            "--schemes" => a.schemes = Some(next(i)),
             c if a.cmd.is_empty() && !c.starts_with('-') => {
                 a.cmd = c.to_string();
                 i += 1;
@@ -167,9 +164,10 @@ fn main() {
     let r = match a.cmd.as_str() {
         "generate" => generate(&a),
         "report" => report(&a),
+        "null" => null_only(&a),
         _ => {
             eprintln!(
-                "usage: text-eval (generate|report) [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
+                "usage: text-eval (generate|report|null) [--schemes HEADER;HEADER] [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
             );
             std::process::exit(2);
         }
@@ -535,6 +533,29 @@ fn report(a: &Args) -> Res<()> {
 
 /// A text edit: the text and a seeded RNG in, the edited text out.
 type Attack<'a> = dyn Fn(&str, &mut StdRng) -> String + 'a;
+
+/// Only the false-positive table, for any schemes (`--schemes "hallmark-text/1 gumbel h=2;..."`):
+/// needs no generations, so scheme parameters can be checked against human text cheaply.
+fn null_only(a: &Args) -> Res<()> {
+    let tok = TextTokenizer::from_file(&a.model)?;
+    let headers: Vec<String> = match &a.schemes {
+        Some(s) => s
+            .split(';')
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect(),
+        None => schemes()
+            .into_iter()
+            .filter_map(|(_, c)| c.map(|c| c.to_header()))
+            .collect(),
+    };
+    let mut cfgs: BTreeMap<&str, Config> = BTreeMap::new();
+    for h in &headers {
+        cfgs.insert(h.as_str(), Config::from_header(h)?);
+    }
+    print!("{}", null_table(a, &tok, &cfgs)?);
+    Ok(())
+}
 
 fn detection_speed(cfgs: &BTreeMap<&str, Config>) -> String {
     let mut out = String::from(

@@ -76,7 +76,14 @@ fn generated_text_is_detected_and_plain_text_is_not() {
     assert_eq!(v["detected"], true);
     assert!(v["p_value"].as_f64().unwrap() < 1e-3, "{v}");
     assert!(v["tokens_scored"].as_u64().unwrap() > 100, "{v}");
-    assert!(v["z_score"].as_f64().unwrap() > 3.0, "{v}");
+    assert_eq!(
+        v["scheme"], "hallmark-text/1 gumbel h=2",
+        "the default scheme"
+    );
+    assert!(
+        v["z_score"].is_null(),
+        "the Gumbel scheme has no z-score: {v}"
+    );
     // The span covers (most of) the text, in characters.
     let spans = v["spans"].as_array().unwrap();
     assert!(!spans.is_empty(), "{v}");
@@ -135,25 +142,27 @@ fn wrong_key_and_wrong_scheme_do_not_detect() {
         "{}",
         out.stdout
     );
-    let (code, _) = x.detect_json("marked.txt", &["--scheme", "gumbel"]);
+    let (code, _) = x.detect_json("marked.txt", &["--scheme", "kgw"]);
     assert_eq!(code, Some(1));
 }
 
 #[test]
-fn gumbel_scheme_from_the_keys_folder_config() {
+fn kgw_scheme_from_the_keys_folder_config() {
     let x = setup();
     // The scheme recorded next to the key is used by both sides without flags.
     std::fs::write(
         std::path::Path::new(&x.keys).join("text-watermark.conf"),
-        "hallmark-text/1 gumbel h=2\n",
+        "hallmark-text/1 kgw h=3 gamma=0.25 delta=2\n",
     )
     .unwrap();
     x.generate("g.txt", 3, &[]);
     let (code, v) = x.detect_json("g.txt", &[]);
     assert_eq!(code, Some(0), "{v}");
-    assert_eq!(v["scheme"], "hallmark-text/1 gumbel h=2");
-    assert!(v["z_score"].is_null());
-    // Forcing the other scheme on the detector finds nothing.
+    assert_eq!(v["scheme"], "hallmark-text/1 kgw h=3 gamma=0.25 delta=2");
+    assert!(v["z_score"].as_f64().unwrap() > 3.0, "{v}");
+    // Forcing another scheme (or width) on the detector finds nothing.
+    let (code, _) = x.detect_json("g.txt", &["--scheme", "gumbel"]);
+    assert_eq!(code, Some(1));
     let (code, _) = x.detect_json("g.txt", &["--scheme", "kgw"]);
     assert_eq!(code, Some(1));
 }

@@ -193,3 +193,19 @@ fn empty_and_short_inputs_are_errors() {
     assert!(m.detect(&[1, 2], 0).is_err());
     assert!(m.detect(&[1, 2, 3, 4, 5, 6], 6).is_err());
 }
+
+#[test]
+fn sampler_watermarks_a_context_once_then_samples_plainly() {
+    let m = TextMark::new(&key(), Config::gumbel());
+    let logits = vec![0.0f32; 1000];
+    let ctx = [5u32, 6, 7];
+    // The keyed rule alone always picks the same token for the same context...
+    let first = m.sample(&ctx, &logits, 1.0, 0.5);
+    assert!((0..20).all(|i| m.sample(&ctx, &logits, 1.0, f64::from(i) / 20.0) == first));
+    // ...the sampler uses it once, then samples the repeated context plainly.
+    let mut s = Sampler::new(Some(m), 9);
+    assert_eq!(s.next(&ctx, &logits, 1.0), first);
+    let distinct: std::collections::HashSet<u32> =
+        (0..50).map(|_| s.next(&ctx, &logits, 1.0)).collect();
+    assert!(distinct.len() > 30, "{}", distinct.len());
+}

@@ -183,11 +183,10 @@ pub(crate) fn detect(
         }
     }
     // Windows overhang the marked text by up to a window length: trim each span to its
-    // maximum-sum stretch of scores above the null mean.
-    let mean = match scheme {
-        Scheme::Kgw { gamma, .. } => gamma,
-        Scheme::Gumbel => 1.0,
-    };
+    // maximum-sum stretch of scores above the null mean plus a quarter standard deviation (the
+    // drift keeps the stretch from wandering into unmarked text, where the centred scores are
+    // a zero-mean walk).
+    let mean = mean + 0.25 * var.sqrt();
     for sp in &mut spans {
         let (mut best, mut best_range) = (f64::NEG_INFINITY, (sp.start, sp.end));
         let (mut run, mut run_start) = (0.0f64, sp.start);

@@ -43,7 +43,7 @@ fn sampling(c: &mut Criterion) {
             b.iter(|| m.sample(black_box(&ctx), black_box(&l), 0.7, 0.37))
         });
     }
-    let m = TextMark::new(&key, Config::default());
+    let m = TextMark::new(&key, Config::kgw());
     g.bench_function("kgw_bias_only", |b| {
         let mut buf = l.clone();
         b.iter(|| m.bias(black_box(&ctx), black_box(&mut buf)))

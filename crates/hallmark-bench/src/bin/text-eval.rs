@@ -123,11 +123,11 @@ fn parse() -> Args {
         model: PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
         corpus: PathBuf::from("corpus"),
         out: PathBuf::from("target/text-eval"),
-        prompts: 50,
+        prompts: 40,
         tokens: 200,
         threads: 2,
-        keys: 5,
-        docs: 400,
+        keys: 10,
+        docs: 500,
         schemes: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();

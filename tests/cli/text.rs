@@ -242,99 +242,49 @@ fn bad_inputs_fail_cleanly() {
     std::fs::write(&not_model, b"GGUF\x03\x00\x00\x00garbage").unwrap();
     let junk = x.t.path("junk.json");
     std::fs::write(&junk, b"{not a tokenizer").unwrap();
-    let cases: Vec<Vec<&str>> = vec![
-        vec![
+    let path = |p: &std::path::PathBuf| p.to_str().unwrap().to_string();
+    // text detect --key KEY --tokenizer TOK FILE
+    let detect = |key: &str, tok: &str, file: &str| -> Vec<String> {
+        ["text", "detect", "--key", key, "--tokenizer", tok, file]
+            .map(String::from)
+            .to_vec()
+    };
+    // text generate --model MODEL --key KEYS --prompt PROMPT EXTRA...
+    let generate = |model: &str, prompt: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "text", "generate", "--model", model, "--key", &x.keys, "--prompt", prompt,
+        ]
+        .map(String::from)
+        .to_vec();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let (e, m, k) = (path(&empty), x.model.as_str(), x.keys.as_str());
+    let cases: Vec<Vec<String>> = vec![
+        detect(k, m, &e),
+        detect(k, m, &path(&binary)),
+        detect(k, &path(&not_model), &e),
+        detect(k, &path(&junk), &e),
+        detect(m, m, &e),
+        generate(&path(&not_model), "hi", &[]),
+        generate("/nonexistent.gguf", "hi", &[]),
+        generate(m, "  ", &[]),
+        generate(m, "hi", &["--temperature", "0"]),
+        [
             "text",
             "detect",
             "--key",
-            &x.keys,
+            k,
             "--tokenizer",
-            &x.model,
-            empty.to_str().unwrap(),
-        ],
-        vec![
-            "text",
-            "detect",
-            "--key",
-            &x.keys,
-            "--tokenizer",
-            &x.model,
-            binary.to_str().unwrap(),
-        ],
-        vec![
-            "text",
-            "detect",
-            "--key",
-            &x.keys,
-            "--tokenizer",
-            not_model.to_str().unwrap(),
-            empty.to_str().unwrap(),
-        ],
-        vec![
-            "text",
-            "detect",
-            "--key",
-            &x.keys,
-            "--tokenizer",
-            junk.to_str().unwrap(),
-            empty.to_str().unwrap(),
-        ],
-        vec![
-            "text",
-            "detect",
-            "--key",
-            &x.model,
-            "--tokenizer",
-            &x.model,
-            empty.to_str().unwrap(),
-        ],
-        vec![
-            "text",
-            "generate",
-            "--model",
-            not_model.to_str().unwrap(),
-            "--key",
-            &x.keys,
-            "--prompt",
-            "hi",
-        ],
-        vec![
-            "text",
-            "generate",
-            "--model",
-            "/nonexistent.gguf",
-            "--key",
-            &x.keys,
-            "--prompt",
-            "hi",
-        ],
-        vec![
-            "text", "generate", "--model", &x.model, "--key", &x.keys, "--prompt", "  ",
-        ],
-        vec![
-            "text",
-            "generate",
-            "--model",
-            &x.model,
-            "--key",
-            &x.keys,
-            "--prompt",
-            "hi",
-            "--temperature",
-            "0",
-        ],
-        vec![
-            "text",
-            "detect",
-            "--key",
-            &x.keys,
-            "--tokenizer",
-            &x.model,
+            m,
             "--scheme",
             "hallmark-text/1 kgw h=3 gamma=2 delta=1",
-        ],
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = hm(&args).stdin("");
         out.code(2);
         assert!(out.stderr.contains("error:"), "{args:?}: {}", out.stderr);

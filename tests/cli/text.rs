@@ -291,3 +291,30 @@ fn bad_inputs_fail_cleanly() {
         assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn a_tokenizer_json_detects_like_the_model_file() {
+    let x = setup();
+    x.generate("m.txt", 8, &[]);
+    let tok = hallmark_lm::TextTokenizer::from_file(std::path::Path::new(&x.model)).unwrap();
+    let json = x.t.path("tokenizer.json");
+    std::fs::write(&json, tok.to_json().unwrap()).unwrap();
+    let (code_gguf, v_gguf) = x.detect_json("m.txt", &[]);
+    let p = x.t.path("m.txt");
+    let out = hm(&[
+        "--json",
+        "text",
+        "detect",
+        "--key",
+        &x.keys,
+        "--tokenizer",
+        json.to_str().unwrap(),
+        p.to_str().unwrap(),
+    ])
+    .run();
+    assert_eq!(out.status, code_gguf);
+    let v_json = out.json_lines().pop().unwrap();
+    assert_eq!(v_json["p_value"], v_gguf["p_value"]);
+    assert_eq!(v_json["tokens"], v_gguf["tokens"]);
+    assert_eq!(code_gguf, Some(0), "{v_gguf}");
+}

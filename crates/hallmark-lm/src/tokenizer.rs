@@ -163,6 +163,17 @@ impl TextTokenizer {
         Ok(Self::wrap(tk))
     }
 
+    /// The tokenizer as `tokenizer.json` text (Hugging Face format), e.g. to detect without
+    /// the model file at hand.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] if it cannot be serialised.
+    pub fn to_json(&self) -> Result<String, Error> {
+        self.inner
+            .to_string(false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
     /// Vocabulary size including special tokens.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

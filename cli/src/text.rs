@@ -22,6 +22,9 @@ pub enum TextCmd {
     /// Generate text with a local GGUF model, watermarked while it samples.
     Generate(GenerateArgs),
     /// Detect the text watermark: a p-value from the text, the key and the tokenizer.
+    #[command(
+        after_help = "Exit codes: 0 watermarked (every text, with --jsonl), 1 not watermarked, 2 bad input (empty text, not UTF-8, unreadable key or tokenizer; with --jsonl: any bad line)."
+    )]
     Detect(DetectArgs),
 }
 

@@ -97,7 +97,7 @@ pub struct DetectArgs {
     /// Batch mode: read JSON lines {"id", "text"} and print one JSON result per line, in order.
     #[arg(long)]
     jsonl: bool,
-    /// The prompt the text was generated from: its word pairs are not counted as evidence.
+    /// The prompt the text was generated from: its (context, token) pairs are not counted as evidence.
     #[arg(long)]
     prompt_file: Option<PathBuf>,
     /// p-value below which a text is reported as watermarked.

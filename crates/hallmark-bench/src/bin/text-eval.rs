@@ -94,6 +94,14 @@ fn schemes() -> Vec<(&'static str, Option<Config>)> {
     vec![
         ("kgw", Some(Config::kgw())),
         ("gumbel", Some(Config::gumbel())),
+        // A candidate: a one-token context keeps more pairs through edits.
+        (
+            "gumbel-h1",
+            Some(Config {
+                context: 1,
+                ..Config::gumbel()
+            }),
+        ),
         ("none", None),
     ]
 }

@@ -14,6 +14,9 @@ use crate::{files, keys};
 /// File next to the watermark key (in a keys folder) that fixes the text scheme.
 pub const TEXT_CONFIG: &str = "text-watermark.conf";
 
+/// Lines `detect --jsonl` scores in parallel at a time.
+const CHUNK: usize = 256;
+
 /// Largest text `detect` reads (bytes).
 const MAX_TEXT: u64 = 64 << 20;
 
@@ -380,14 +383,10 @@ fn detect_jsonl(
     };
     let mut out = std::io::stdout().lock();
     let (mut n, mut hits, mut errors) = (0usize, 0usize, 0usize);
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read line {}", i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        n += 1;
+    // Lines are scored in parallel chunks; results are printed in input order.
+    let score = |(i, line): &(usize, String)| -> (serde_json::Value, Option<bool>) {
         let parsed: Result<(serde_json::Value, String)> =
-            serde_json::from_str::<serde_json::Value>(&line)
+            serde_json::from_str::<serde_json::Value>(line)
                 .context("not JSON")
                 .and_then(|v| {
                     let text = v
@@ -400,25 +399,48 @@ fn detect_jsonl(
                         text,
                     ))
                 });
-        let v = match parsed {
-            Err(e) => {
-                errors += 1;
-                json!({"line": i + 1, "id": null, "error": format!("line {}: {e:#}", i + 1)})
-            }
+        match parsed {
+            Err(e) => (
+                json!({"line": i + 1, "id": null, "error": format!("line {}: {e:#}", i + 1)}),
+                None,
+            ),
             Ok((id, text)) => match detect_text(mark, tok, &text, prompt) {
                 Ok(d) => {
-                    hits += usize::from(d.detection.p_value < a.threshold);
                     let mut v = result_json(&d, a.threshold, header);
                     v["id"] = id;
-                    v
+                    (v, Some(d.detection.p_value < a.threshold))
                 }
-                Err(e) => {
-                    errors += 1;
-                    json!({"id": id, "error": format!("{e:#}")})
-                }
+                Err(e) => (json!({"id": id, "error": format!("{e:#}")}), None),
             },
+        }
+    };
+    let mut lines = reader.lines().enumerate();
+    loop {
+        let mut chunk: Vec<(usize, String)> = Vec::with_capacity(CHUNK);
+        for (i, line) in lines.by_ref() {
+            let line = line.with_context(|| format!("cannot read line {}", i + 1))?;
+            if !line.trim().is_empty() {
+                chunk.push((i, line));
+                if chunk.len() == CHUNK {
+                    break;
+                }
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let results: Vec<(serde_json::Value, Option<bool>)> = {
+            use rayon::prelude::*;
+            chunk.par_iter().map(score).collect()
         };
-        writeln!(out, "{v}")?;
+        for (v, outcome) in results {
+            n += 1;
+            match outcome {
+                Some(hit) => hits += usize::from(hit),
+                None => errors += 1,
+            }
+            writeln!(out, "{v}")?;
+        }
     }
     if n == 0 {
         bail!("no input lines");

@@ -344,11 +344,14 @@ pub(crate) fn stamper(
     Ok(s)
 }
 
-fn refuse_text(path: &Path, bytes: &[u8]) -> Result<()> {
-    let looks_text = !bytes.is_empty()
+fn looks_like_text(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
         && hallmark::io::Format::sniff(bytes).is_none()
-        && std::str::from_utf8(&bytes[..bytes.len().min(4096)]).is_ok();
-    if looks_text {
+        && std::str::from_utf8(&bytes[..bytes.len().min(4096)]).is_ok()
+}
+
+fn refuse_text(path: &Path, bytes: &[u8]) -> Result<()> {
+    if looks_like_text(bytes) {
         bail!(
             "{} looks like text: a text watermark can only be applied while the text is generated (see `hallmark text generate`), not stamped after the fact",
             path.display()
@@ -511,6 +514,13 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
             .par_iter()
             .map(|f| {
                 let bytes = files::read_input(f)?;
+                if looks_like_text(&bytes) {
+                    bail!(
+                        "{} looks like text: check it with `hallmark text detect --key KEY --tokenizer MODEL.gguf {}`",
+                        f.display(),
+                        f.display()
+                    );
+                }
                 let side = sidecar_for(f).map(|p| files::read_input(&p)).transpose()?;
                 hallmark::verify(&bytes, side.as_deref(), &verifier)
                     .with_context(|| format!("cannot verify {}", f.display()))

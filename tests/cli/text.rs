@@ -318,3 +318,13 @@ fn a_tokenizer_json_detects_like_the_model_file() {
     assert_eq!(v_json["tokens"], v_gguf["tokens"]);
     assert_eq!(code_gguf, Some(0), "{v_gguf}");
 }
+
+#[test]
+fn verify_points_text_files_to_text_detect() {
+    let x = setup();
+    x.generate("m.txt", 9, &[]);
+    let p = x.t.path("m.txt");
+    let out = hm(&["verify", p.to_str().unwrap(), "--keys", &x.keys]).run();
+    out.code(2);
+    assert!(out.stderr.contains("text detect"), "{}", out.stderr);
+}

@@ -157,7 +157,27 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
         bail!("the prompt is empty");
     }
     if let Some(o) = &a.output {
-        files::check_not_input(o, std::slice::from_ref(&a.model), false)?;
+        // The output must not land on any input: model, prompt file or key.
+        let mut inputs = vec![a.model.clone()];
+        inputs.extend(a.prompt_file.clone());
+        if let Some(k) = &a.key {
+            inputs.push(if k.is_dir() {
+                k.join(keys::WATERMARK_KEY)
+            } else {
+                k.clone()
+            });
+        }
+        let canon = |p: &Path| std::fs::canonicalize(p).ok();
+        if let Some(out) = canon(o) {
+            for i in &inputs {
+                if canon(i).as_ref() == Some(&out) {
+                    bail!(
+                        "refusing to write the output over the input {}",
+                        i.display()
+                    );
+                }
+            }
+        }
     }
     let config = resolve_config(&a.scheme, a.key.as_deref())?;
     let mark = match (&a.key, a.no_watermark) {

@@ -92,28 +92,8 @@ fn generated_text_is_detected_and_plain_text_is_not() {
     assert!(spans[0]["end"].as_u64().unwrap() - spans[0]["start"].as_u64().unwrap() > chars / 2);
 
     // The same model without the watermark: not detected (exit 1).
-    let o = x.t.path("plain.txt");
-    hm(&[
-        "text",
-        "generate",
-        "--model",
-        &x.model,
-        "--no-watermark",
-        "--prompt",
-        "Once upon a time",
-        "--max-tokens",
-        "200",
-        "--min-tokens",
-        "200",
-        "--temperature",
-        "1.0",
-        "--seed",
-        "1",
-        "-o",
-        o.to_str().unwrap(),
-    ])
-    .run()
-    .code(0);
+    // (--no-watermark wins over --key.)
+    x.generate("plain.txt", 1, &["--no-watermark"]);
     let (code, v) = x.detect_json("plain.txt", &[]);
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(v["detected"], false);
@@ -327,4 +307,52 @@ fn verify_points_text_files_to_text_detect() {
     let out = hm(&["verify", p.to_str().unwrap(), "--keys", &x.keys]).run();
     out.code(2);
     assert!(out.stderr.contains("text detect"), "{}", out.stderr);
+}
+
+#[test]
+fn outputs_never_replace_inputs_and_huge_texts_are_refused() {
+    let x = setup();
+    let prompt = x.t.path("prompt.txt");
+    std::fs::write(&prompt, "Once upon a time").unwrap();
+    let key_file = std::path::Path::new(&x.keys).join("watermark.key");
+    let key_before = std::fs::read(&key_file).unwrap();
+    for out in [prompt.clone(), key_file.clone()] {
+        let r = hm(&[
+            "text",
+            "generate",
+            "--model",
+            &x.model,
+            "--key",
+            &x.keys,
+            "--prompt-file",
+            prompt.to_str().unwrap(),
+            "--max-tokens",
+            "5",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .run();
+        r.code(2);
+        assert!(r.stderr.contains("refusing"), "{}", r.stderr);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&prompt).unwrap(),
+        "Once upon a time"
+    );
+    assert_eq!(std::fs::read(&key_file).unwrap(), key_before);
+    // Larger than the 64 MiB cap: a clear error, not an out-of-memory.
+    let big = x.t.path("big.txt");
+    std::fs::write(&big, "a ".repeat(33 << 20)).unwrap();
+    let r = hm(&[
+        "text",
+        "detect",
+        "--key",
+        &x.keys,
+        "--tokenizer",
+        &x.model,
+        big.to_str().unwrap(),
+    ])
+    .run();
+    r.code(2);
+    assert!(r.stderr.contains("larger than"), "{}", r.stderr);
 }

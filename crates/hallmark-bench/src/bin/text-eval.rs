@@ -334,16 +334,7 @@ fn report(a: &Args) -> Res<()> {
     md.push_str("| scheme | temperature | 100 tokens | 200 tokens | median p (200) | target |\n|---|---|---|---|---|---|\n");
     for name in cfgs.keys() {
         for &t in &TEMPS {
-            let sel: Vec<&&Value> = marked
-                .iter()
-                .filter(|g| {
-                    g["scheme"].as_str() == Some(name)
-                        && g["temperature"]
-                            .as_f64()
-                            .map(|x| (x - f64::from(t)).abs() < 1e-6)
-                            == Some(true)
-                })
-                .collect();
+            let sel: Vec<&&Value> = marked.iter().filter(|g| is_run(g, name, t)).collect();
             if sel.is_empty() {
                 continue;
             }
@@ -384,13 +375,7 @@ fn report(a: &Args) -> Res<()> {
     let ppl = |name: &str, t: f32| -> Option<f64> {
         let v: Vec<f64> = gens
             .iter()
-            .filter(|g| {
-                g["scheme"].as_str() == Some(name)
-                    && g["temperature"]
-                        .as_f64()
-                        .map(|x| (x - f64::from(t)).abs() < 1e-6)
-                        == Some(true)
-            })
+            .filter(|g| is_run(g, name, t))
             .filter_map(|g| {
                 let n: Vec<f64> = g["nll"]
                     .as_array()?
@@ -466,16 +451,7 @@ fn report(a: &Args) -> Res<()> {
         md.push_str(&format!("| {aname} |"));
         let mut all_ok = true;
         for (name, t) in &cols {
-            let sel: Vec<&&Value> = marked
-                .iter()
-                .filter(|g| {
-                    g["scheme"].as_str() == Some(name)
-                        && g["temperature"]
-                            .as_f64()
-                            .map(|x| (x - f64::from(*t)).abs() < 1e-6)
-                            == Some(true)
-                })
-                .collect();
+            let sel: Vec<&&Value> = marked.iter().filter(|g| is_run(g, name, *t)).collect();
             let mut hits = 0;
             for (i, g) in sel.iter().enumerate() {
                 let Some(m) = mark_of(g) else { continue };
@@ -593,6 +569,14 @@ fn detection_speed(cfgs: &BTreeMap<&str, Config>) -> String {
         }
     }
     out
+}
+
+/// Whether generation record `g` used scheme `name` at temperature `t`.
+fn is_run(g: &Value, name: &str, t: f32) -> bool {
+    g["scheme"].as_str() == Some(name)
+        && g["temperature"]
+            .as_f64()
+            .is_some_and(|x| (x - f64::from(t)).abs() < 1e-6)
 }
 
 fn read_jsonl(p: &Path) -> Res<Vec<Value>> {

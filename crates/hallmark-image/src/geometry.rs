@@ -85,14 +85,52 @@ pub(crate) fn analyse(
             }
         }
     }
+    // Blocking puts energy along whole lines of the spectrum, while a pilot line is a point:
+    // on the block grid's rows and columns, measure power against the line's own median, so
+    // blocking flattens out and a pilot line that happens to fall there (a small image
+    // halved puts every pilot line on the grid) still stands out.
+    let line_median = |vals: Vec<f32>| -> f32 {
+        let mut v = vals;
+        let mid = v.len() / 2;
+        if v.is_empty() {
+            return 0.0;
+        }
+        *v.select_nth_unstable_by(mid, f32::total_cmp).1
+    };
+    let col_med: Vec<f32> = (0..w)
+        .map(|x| {
+            if notch_x[x] {
+                line_median(
+                    (0..h)
+                        .map(|y| power.data[((y + h / 2) % h) * w + (x + w / 2) % w])
+                        .collect(),
+                )
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let row_med: Vec<f32> = (0..h)
+        .map(|y| {
+            if notch_y[y] {
+                let sy = (y + h / 2) % h;
+                line_median(power.data[sy * w..(sy + 1) * w].to_vec())
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let mut ratio = Plane::new(w, h);
     for y in 0..h {
         for x in 0..w {
             let sy = (y + h / 2) % h;
             let sx = (x + w / 2) % w;
-            let e = env.data[sy * w + sx].max(1e-12);
+            let e = env.data[sy * w + sx]
+                .max(col_med[x])
+                .max(row_med[y])
+                .max(1e-12);
             let near_dc = (x <= 1 || x + 1 >= w) && (y <= 1 || y + 1 >= h);
-            if near_dc || notch_x[x] || notch_y[y] {
+            if near_dc {
                 spec[y * w + x] = Complex32::new(0.0, 0.0);
                 continue;
             }

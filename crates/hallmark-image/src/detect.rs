@@ -7,7 +7,7 @@ use rustfft::{FftPlanner, num_complex::Complex32};
 use crate::{
     geometry::{Lattice, analyse, fft2d, find_lattices},
     pattern::{BINS_PER_CHIP, CHIP_PX, G, GP, M, MP, PILOT_HARMONICS, Tile},
-    plane::{Plane, working_scale},
+    plane::{Plane, floor, working_scale},
 };
 
 /// The geometric transform the detector estimated between the marked original and the
@@ -136,7 +136,7 @@ impl Detector {
             ((w as f64 * f).round() as usize).max(1),
             ((h as f64 * f).round() as usize).max(1),
         );
-        let y = Plane::luma(img).resize(ww, wh);
+        let y = Plane::luma_resized(img, ww, wh);
         let r = highpass_clipped(&y);
         let mut planner = FftPlanner::new();
         let (ratio, white) = analyse(&mut planner, &r, 8.0 * f);
@@ -309,11 +309,12 @@ fn soft_bits_raw(tile: &Tile, t: &[f32], dy: usize, dx: usize) -> Vec<f32> {
 pub(crate) fn bit_statistics(
     tile: &Tile,
     yw: &Plane,
+    yw_mean: &Plane,
     mark: &Plane,
     chip: (f64, f64),
 ) -> (Vec<f32>, Vec<f32>) {
-    let (rh, norm) = normalised_residual(yw);
-    let m = mark.box_mean(2);
+    let (rh, norm) = normalised_residual_with(yw, yw_mean);
+    let m = mark.box_mean(HIGHPASS_RADIUS);
     let rm = Plane {
         w: mark.w,
         h: mark.h,
@@ -345,12 +346,15 @@ pub(crate) fn bit_statistics(
 /// larger there too; normalising by local activity weighs every region by its
 /// signal-to-noise ratio, and clipping keeps edges from dominating.
 pub(crate) fn highpass_clipped(y: &Plane) -> Plane {
-    normalised_residual(y).0
+    normalised_residual_with(y, &y.box_mean(HIGHPASS_RADIUS)).0
 }
 
-/// The clipped, normalised residual and the per-pixel normaliser used.
-fn normalised_residual(y: &Plane) -> (Plane, Vec<f32>) {
-    let m = y.box_mean(2);
+/// Radius of the box mean that the high-pass subtracts (a 5x5 box).
+pub(crate) const HIGHPASS_RADIUS: usize = 2;
+
+/// The clipped, normalised residual and the per-pixel normaliser used; `m` is
+/// `y.box_mean(HIGHPASS_RADIUS)`.
+fn normalised_residual_with(y: &Plane, m: &Plane) -> (Plane, Vec<f32>) {
     let mut r = Plane::new(y.w, y.h);
     let mut abs = Plane::new(y.w, y.h);
     for (((o, a), b), ab) in r
@@ -366,7 +370,8 @@ fn normalised_residual(y: &Plane) -> (Plane, Vec<f32>) {
     let local = abs.box_mean(NORM_RADIUS);
     let global = abs.data.iter().map(|v| f64::from(*v)).sum::<f64>() / abs.data.len().max(1) as f64;
     let floor = (0.25 * global).max(0.25) as f32;
-    let norm: Vec<f32> = local.data.iter().map(|l| l + floor).collect();
+    let mut norm = local.data;
+    norm.iter_mut().for_each(|l| *l += floor);
     for (v, n) in r.data.iter_mut().zip(&norm) {
         *v = (*v / n).clamp(-3.0, 3.0);
     }
@@ -388,19 +393,35 @@ fn fold(r: &Plane, l: &Lattice, n: usize, region: (usize, usize, usize, usize)) 
     let (i00, i01, i10, i11) = (l.b[1] / det, -l.b[0] / det, -l.a[1] / det, l.a[0] / det);
     let g = n as f64;
     let (x0, y0, x1, y1) = region;
-    for y in y0..y1.min(r.h) {
-        let yf = y as f64 + 0.5;
-        let xf = x0 as f64 + 0.5;
-        let (mut u, mut v) = (i00 * xf + i01 * yf, i10 * xf + i11 * yf);
-        let row = &r.data[y * r.w + x0..y * r.w + x1.min(r.w)];
-        for &val in row {
-            let bu = ((u - u.floor()) * g) as usize % n;
-            let bv = ((v - v.floor()) * g) as usize % n;
-            let idx = bv * n + bu;
-            sum[idx] += val;
-            cnt[idx] += 1;
-            u += i00;
-            v += i10;
+    let (x1, y1) = (x1.min(r.w), y1.min(r.h));
+    if x0 >= x1 || y0 >= y1 {
+        return sum;
+    }
+    let bin = |t: f64| (((t - floor(t)) * g) as usize).min(n - 1);
+    if l.a[1] == 0.0 && l.b[0] == 0.0 {
+        // Axis-aligned (the embedder's own geometry): bins per column and per row.
+        let cols: Vec<usize> = (x0..x1).map(|x| bin(i00 * (x as f64 + 0.5))).collect();
+        for y in y0..y1 {
+            let row_base = bin(i11 * (y as f64 + 0.5)) * n;
+            let row = &r.data[y * r.w + x0..y * r.w + x1];
+            for (&val, &bu) in row.iter().zip(&cols) {
+                sum[row_base + bu] += val;
+                cnt[row_base + bu] += 1;
+            }
+        }
+    } else {
+        for y in y0..y1 {
+            let yf = y as f64 + 0.5;
+            let xf = x0 as f64 + 0.5;
+            let (mut u, mut v) = (i00 * xf + i01 * yf, i10 * xf + i11 * yf);
+            let row = &r.data[y * r.w + x0..y * r.w + x1];
+            for &val in row {
+                let idx = bin(v) * n + bin(u);
+                sum[idx] += val;
+                cnt[idx] += 1;
+                u += i00;
+                v += i10;
+            }
         }
     }
     for (s, c) in sum.iter_mut().zip(&cnt) {

@@ -4,7 +4,7 @@ use image::DynamicImage;
 use crate::{
     Error, MIN_SIDE,
     pattern::{CHIP_PX, M, MP, PILOT_HARMONICS, PILOT_SHARE, Tile},
-    plane::{Plane, working_scale},
+    plane::{Plane, round_i32, working_scale},
 };
 
 /// Embedding parameters, with documented defaults.
@@ -112,8 +112,18 @@ impl ImageMark {
                 min: MIN_SIDE,
             });
         }
-        let delta = self.delta(img, payload);
-        let psnr = apply(img, &delta);
+        let (field, budget) = self.field(img, payload);
+        // Large images: the mark is smooth at working resolution (chips of 4 px or more), so
+        // it is rendered there and upsampled row by row while it is added: no full-size float
+        // plane is ever allocated.
+        let rows = Rows::new(&field, w as usize, h as usize);
+        let ms = rows.mean_square();
+        let gain = if ms > 0.0 {
+            (budget / ms).sqrt() as f32
+        } else {
+            0.0
+        };
+        let psnr = apply(img, &rows, gain);
         let f = working_scale(w as usize, h as usize);
         Ok(EmbedReport {
             payload,
@@ -123,28 +133,29 @@ impl ImageMark {
         })
     }
 
-    /// The luminance change to add, per pixel, before rounding.
+    /// The luminance change at working resolution, up to a gain, and the mean squared change
+    /// the image may take.
     ///
     /// Informed embedding (Malvar and Florencio's improved spread spectrum): the detector's
     /// statistic for each coded bit is a linear function of the picture, so the embedder
     /// measures how much the picture itself already pushes each bit up or down and gives
     /// every bit an amplitude that cancels most of that push. The same energy then buys a
     /// much larger margin than a blind mark.
-    fn delta(&self, img: &DynamicImage, payload: Payload) -> Plane {
-        let y = Plane::luma(img);
-        let (w, h) = (y.w, y.h);
+    fn field(&self, img: &DynamicImage, payload: Payload) -> (Plane, f64) {
+        let (w, h) = (img.width() as usize, img.height() as usize);
         let f = working_scale(w, h);
         let (ww, wh) = (
             ((w as f64 * f).round() as usize).max(1),
             ((h as f64 * f).round() as usize).max(1),
         );
-        let yw = y.resize(ww, wh);
+        let yw = Plane::luma_resized(img, ww, wh);
         // Pixels of the working copy per chip, per axis (rounding makes them differ a hair).
         let chip_w = (
             CHIP_PX * ww as f64 / (w as f64 * f),
             CHIP_PX * wh as f64 / (h as f64 * f),
         );
-        let act = self.mask(&yw);
+        let yw_mean = yw.box_mean(crate::detect::HIGHPASS_RADIUS);
+        let act = self.mask(&yw, &yw_mean);
         let signs = self.tile.chips(&self.key, payload);
         let target_mse = (255.0 / 10f64.powf(self.params.target_psnr / 20.0)).powi(2);
         // Rounding to 8 bits adds about 1/12 to the mean squared change.
@@ -158,18 +169,20 @@ impl ImageMark {
                 .map(|(s, &k)| s * amps[usize::from(k)])
                 .collect()
         };
-        let unit = render(
-            &self.tile,
-            &chips_for(&amps),
-            &act,
-            chip_w,
-            (ww, wh),
-            true,
-            true,
-        );
-        let gain = (budget / unit.mean_square()).sqrt();
+        // The pilot is the costly part to render and does not depend on the payload: render
+        // it once. Rendering is linear, so the unit-amplitude mark is pilot + data.
+        let pilot = render(&self.tile, &signs, &act, chip_w, (ww, wh), true, false);
         let data_only = render(&self.tile, &signs, &act, chip_w, (ww, wh), false, true);
-        let (host, mark) = crate::detect::bit_statistics(&self.tile, &yw, &data_only, chip_w);
+        let unit_ms = pilot
+            .data
+            .iter()
+            .zip(&data_only.data)
+            .map(|(p, d)| f64::from((p + d) * (p + d)))
+            .sum::<f64>()
+            / pilot.data.len().max(1) as f64;
+        let gain = (budget / unit_ms).sqrt();
+        let (host, mark) =
+            crate::detect::bit_statistics(&self.tile, &yw, &yw_mean, &data_only, chip_w);
         let coded = ecc::encode(&self.key, payload);
         for (k, a) in amps.iter_mut().enumerate() {
             let sign = if coded[k] { 1.0 } else { -1.0 };
@@ -179,30 +192,17 @@ impl ImageMark {
             }
         }
         let chips = chips_for(&amps);
-        if (ww, wh) == (w, h) {
-            let m = render(&self.tile, &chips, &act, chip_w, (w, h), true, true);
-            let g = (budget / m.mean_square()).sqrt() as f32;
-            return Plane {
-                w,
-                h,
-                data: m.data.iter().map(|v| v * g).collect(),
-            };
+        let mut m = render(&self.tile, &chips, &act, chip_w, (ww, wh), false, true);
+        for (v, p) in m.data.iter_mut().zip(&pilot.data) {
+            *v += p;
         }
-        // Large images: the mark is smooth at working resolution (chips of 4 px), so render it
-        // there, mask included, and upsample the finished pattern; rendering 2-8 million
-        // pixels directly would cost several times more for the same field.
-        let m = render(&self.tile, &chips, &act, chip_w, (ww, wh), true, true);
-        let mut full = m.upsample_bilinear(w, h);
-        let g = (budget / full.mean_square()).sqrt() as f32;
-        full.data.iter_mut().for_each(|v| *v *= g);
-        full
+        (m, budget)
     }
 
     /// Texture mask at working resolution: local standard deviation over about one chip,
     /// relative to the median, clamped to [flat_floor, busy_ceiling].
-    fn mask(&self, y: &Plane) -> Plane {
-        let r = 2;
-        let mean = y.box_mean(r);
+    fn mask(&self, y: &Plane, mean: &Plane) -> Plane {
+        let r = crate::detect::HIGHPASS_RADIUS;
         let sq = Plane {
             w: y.w,
             h: y.h,
@@ -215,7 +215,9 @@ impl ImageMark {
             .zip(&mean_sq.data)
             .map(|(m, s)| (s - m * m).max(0.0).sqrt())
             .collect();
-        let mut sorted = act.clone();
+        // The median sets the scale only: every 7th value estimates it well and costs a
+        // seventh of a full selection.
+        let mut sorted: Vec<f32> = act.iter().step_by(7).copied().collect();
         let mid = sorted.len() / 2;
         let median = *sorted.select_nth_unstable_by(mid, f32::total_cmp).1;
         let norm = if median > 0.5 { median } else { 0.5 };
@@ -307,90 +309,199 @@ fn render(
     out
 }
 
-/// Adds `delta` to every colour channel; returns the PSNR over colour channels.
-fn apply(img: &mut DynamicImage, delta: &Plane) -> f64 {
-    fn add8(px: &mut [u8], d: f32, colour: usize, se: &mut f64) {
-        // The input is integer, so round(old + d) == old + round(d): one rounding per pixel.
-        let di = d.round() as i32;
-        if di == 0 {
+/// The working-resolution field, read back row by row at the image's size (bilinear when
+/// the two differ).
+struct Rows<'a> {
+    field: &'a Plane,
+    w: usize,
+    h: usize,
+    /// Per output column: the left source column and the weight of the right one.
+    x0: Vec<u32>,
+    tx: Vec<f32>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(field: &'a Plane, w: usize, h: usize) -> Self {
+        let sx = field.w as f64 / w as f64;
+        let (mut x0, mut tx) = (Vec::with_capacity(w), Vec::with_capacity(w));
+        for x in 0..w {
+            let u = ((x as f64 + 0.5) * sx - 0.5).max(0.0);
+            let i = (u as usize).min(field.w - 1);
+            x0.push(i as u32);
+            tx.push((u - i as f64) as f32);
+        }
+        Rows {
+            field,
+            w,
+            h,
+            x0,
+            tx,
+        }
+    }
+
+    fn same_size(&self) -> bool {
+        (self.field.w, self.field.h) == (self.w, self.h)
+    }
+
+    /// Row `y` of the field at the image's size. `blend` is scratch of the field's width + 1.
+    fn row(&self, y: usize, blend: &mut [f32], out: &mut [f32]) {
+        let f = self.field;
+        if self.same_size() {
+            out.copy_from_slice(&f.data[y * f.w..(y + 1) * f.w]);
             return;
         }
+        // Vertical blend at the field's width first (fewer samples), then horizontal.
+        let v = ((y as f64 + 0.5) * f.h as f64 / self.h as f64 - 0.5).max(0.0);
+        let y0 = (v as usize).min(f.h - 1);
+        let y1 = (y0 + 1).min(f.h - 1);
+        let ty = (v - y0 as f64) as f32;
+        let r0 = &f.data[y0 * f.w..(y0 + 1) * f.w];
+        let r1 = &f.data[y1 * f.w..(y1 + 1) * f.w];
+        for ((b, a), c) in blend.iter_mut().zip(r0).zip(r1) {
+            *b = a + (c - a) * ty;
+        }
+        blend[f.w] = blend[f.w - 1];
+        for ((o, &i), &t) in out.iter_mut().zip(&self.x0).zip(&self.tx) {
+            let i = i as usize;
+            let (a, c) = (blend[i], blend[i + 1]);
+            *o = a + (c - a) * t;
+        }
+    }
+
+    /// Mean square of the field at the image's size (every fourth row when resampled: the
+    /// field is smooth, and this only sets the gain that the PSNR target asks for).
+    fn mean_square(&self) -> f64 {
+        if self.same_size() {
+            return self.field.mean_square();
+        }
+        let mut blend = vec![0f32; self.field.w + 1];
+        let mut buf = vec![0f32; self.w];
+        let (mut sum, mut n) = (0f64, 0usize);
+        for y in (0..self.h).step_by(4) {
+            self.row(y, &mut blend, &mut buf);
+            sum += f64::from(buf.iter().map(|v| v * v).sum::<f32>());
+            n += self.w;
+        }
+        sum / n.max(1) as f64
+    }
+}
+
+/// Adds `delta` to every colour channel; returns the PSNR over colour channels.
+fn apply(img: &mut DynamicImage, rows: &Rows<'_>, gain: f32) -> f64 {
+    /// Adds the rounded change `di` to the first `colour` samples of an 8-bit pixel; returns
+    /// the squared error. The input is integer, so round(old + d) == old + round(d). Integer
+    /// sums: a float accumulator would chain every pixel's add on the last.
+    #[inline(always)]
+    fn add8(px: &mut [u8], di: i32, colour: usize) -> u32 {
+        let mut se = 0u32;
         for c in &mut px[..colour] {
             let old = i32::from(*c);
             let new = (old + di).clamp(0, 255);
             let e = new - old;
-            *se += f64::from(e * e);
+            se += (e * e) as u32;
             *c = new as u8;
         }
+        se
     }
-    fn add16(px: &mut [u16], d: f32, colour: usize, se: &mut f64) {
+    /// The same for 16-bit samples (`di` already in 16-bit units).
+    #[inline(always)]
+    fn add16(px: &mut [u16], di: i32, colour: usize) -> u32 {
+        let mut se = 0u32;
         for c in &mut px[..colour] {
-            let old = f32::from(*c);
-            let new = (old + d * 257.0).round().clamp(0.0, 65535.0);
-            let e = (new - old) / 257.0;
-            *se += f64::from(e * e);
+            let old = i32::from(*c);
+            let new = (old + di).clamp(0, 65535);
+            let e = (new - old).unsigned_abs();
+            se = se.saturating_add(e.saturating_mul(e));
             *c = new as u16;
         }
+        se
     }
-    let mut se = 0f64;
-    let channels;
-    match img {
-        DynamicImage::ImageLuma8(b) => {
-            channels = 1;
-            for (px, d) in b.chunks_exact_mut(1).zip(&delta.data) {
-                add8(px, *d, 1, &mut se);
+    /// Walks the buffer row by row (`stride` samples per pixel, the first `colour` of them
+    /// changed, `unit` = one 8-bit step in sample units); returns the summed squared error.
+    #[inline(always)]
+    fn walk<T>(
+        buf: &mut [T],
+        rows: &Rows<'_>,
+        gain: f32,
+        (stride, colour, unit): (usize, usize, f32),
+        add: impl Fn(&mut [T], i32, usize) -> u32,
+    ) -> f64 {
+        let mut se = 0u64;
+        let mut d = vec![0f32; rows.w];
+        let mut q = vec![0i32; rows.w];
+        let mut blend = vec![0f32; rows.field.w + 1];
+        let g = gain * unit;
+        for (y, line) in buf
+            .chunks_exact_mut(rows.w * stride)
+            .enumerate()
+            .take(rows.h)
+        {
+            rows.row(y, &mut blend, &mut d);
+            for (qv, dv) in q.iter_mut().zip(&d) {
+                *qv = round_i32(dv * g);
             }
+            se += add_row(line, &q, stride, colour, &add);
         }
-        DynamicImage::ImageLumaA8(b) => {
-            channels = 1;
-            for (px, d) in b.chunks_exact_mut(2).zip(&delta.data) {
-                add8(px, *d, 1, &mut se);
+        se as f64
+    }
+    /// One row, generic: pixel by pixel.
+    #[inline(always)]
+    fn add_row<T>(
+        line: &mut [T],
+        q: &[i32],
+        stride: usize,
+        colour: usize,
+        add: &impl Fn(&mut [T], i32, usize) -> u32,
+    ) -> u64 {
+        let mut row_se = 0u64;
+        for (px, &qv) in line.chunks_exact_mut(stride).zip(q) {
+            row_se += u64::from(add(px, qv, colour));
+        }
+        row_se
+    }
+    /// RGB8, the common case: spread the changes over the samples, then one flat loop the
+    /// compiler vectorises.
+    fn walk_rgb8(buf: &mut [u8], rows: &Rows<'_>, gain: f32) -> f64 {
+        let mut se = 0u64;
+        let mut d = vec![0f32; rows.w];
+        let mut qs = vec![0i16; rows.w * 3];
+        let mut blend = vec![0f32; rows.field.w + 1];
+        for (y, line) in buf.chunks_exact_mut(rows.w * 3).enumerate().take(rows.h) {
+            rows.row(y, &mut blend, &mut d);
+            for (q3, dv) in qs.chunks_exact_mut(3).zip(&d) {
+                let q = round_i32(dv * gain).clamp(-255, 255) as i16;
+                q3.copy_from_slice(&[q, q, q]);
             }
-        }
-        DynamicImage::ImageRgb8(b) => {
-            channels = 3;
-            for (px, d) in b.chunks_exact_mut(3).zip(&delta.data) {
-                add8(px, *d, 3, &mut se);
+            let mut row_se = 0u32;
+            for (c, &q) in line.iter_mut().zip(&qs) {
+                let old = i16::from(*c);
+                let new = (old + q).clamp(0, 255);
+                let e = i32::from(new - old);
+                row_se += (e * e) as u32;
+                *c = new as u8;
             }
+            se += u64::from(row_se);
         }
-        DynamicImage::ImageRgba8(b) => {
-            channels = 3;
-            for (px, d) in b.chunks_exact_mut(4).zip(&delta.data) {
-                add8(px, *d, 3, &mut se);
-            }
-        }
-        DynamicImage::ImageLuma16(b) => {
-            channels = 1;
-            for (px, d) in b.chunks_exact_mut(1).zip(&delta.data) {
-                add16(px, *d, 1, &mut se);
-            }
-        }
-        DynamicImage::ImageLumaA16(b) => {
-            channels = 1;
-            for (px, d) in b.chunks_exact_mut(2).zip(&delta.data) {
-                add16(px, *d, 1, &mut se);
-            }
-        }
-        DynamicImage::ImageRgb16(b) => {
-            channels = 3;
-            for (px, d) in b.chunks_exact_mut(3).zip(&delta.data) {
-                add16(px, *d, 3, &mut se);
-            }
-        }
-        DynamicImage::ImageRgba16(b) => {
-            channels = 3;
-            for (px, d) in b.chunks_exact_mut(4).zip(&delta.data) {
-                add16(px, *d, 3, &mut se);
-            }
-        }
+        se as f64
+    }
+    const U16: f64 = 257.0 * 257.0;
+    let (se, channels) = match img {
+        DynamicImage::ImageLuma8(b) => (walk(b, rows, gain, (1, 1, 1.0), add8), 1),
+        DynamicImage::ImageLumaA8(b) => (walk(b, rows, gain, (2, 1, 1.0), add8), 1),
+        DynamicImage::ImageRgb8(b) => (walk_rgb8(b, rows, gain), 3),
+        DynamicImage::ImageRgba8(b) => (walk(b, rows, gain, (4, 3, 1.0), add8), 3),
+        DynamicImage::ImageLuma16(b) => (walk(b, rows, gain, (1, 1, 257.0), add16) / U16, 1),
+        DynamicImage::ImageLumaA16(b) => (walk(b, rows, gain, (2, 1, 257.0), add16) / U16, 1),
+        DynamicImage::ImageRgb16(b) => (walk(b, rows, gain, (3, 3, 257.0), add16) / U16, 3),
+        DynamicImage::ImageRgba16(b) => (walk(b, rows, gain, (4, 3, 257.0), add16) / U16, 3),
         other => {
             let mut rgb = DynamicImage::ImageRgb8(other.to_rgb8());
-            let p = apply(&mut rgb, delta);
+            let p = apply(&mut rgb, rows, gain);
             *other = rgb;
             return p;
         }
-    }
-    let mse = se / (delta.data.len() * channels) as f64;
+    };
+    let mse = se / (rows.w * rows.h * channels) as f64;
     if mse <= 0.0 {
         f64::INFINITY
     } else {

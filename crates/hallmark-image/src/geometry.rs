@@ -3,7 +3,7 @@
 
 use rustfft::{FftPlanner, num_complex::Complex32};
 
-use crate::plane::Plane;
+use crate::plane::{Plane, floor};
 
 /// In-place 2-D FFT of a `w x h` row-major buffer.
 pub(crate) fn fft2d(
@@ -26,12 +26,17 @@ pub(crate) fn fft2d(
         planner.plan_fft_forward(h)
     };
     col.process(&mut t);
-    let back = transpose(&t, h, w);
-    buf.copy_from_slice(&back);
+    transpose_into(&t, h, w, buf);
 }
 
 fn transpose(src: &[Complex32], w: usize, h: usize) -> Vec<Complex32> {
     let mut out = vec![Complex32::new(0.0, 0.0); w * h];
+    transpose_into(src, w, h, &mut out);
+    out
+}
+
+/// Writes the transpose of the `w x h` `src` into `out` (`h x w`).
+fn transpose_into(src: &[Complex32], w: usize, h: usize, out: &mut [Complex32]) {
     const B: usize = 32;
     for by in (0..h).step_by(B) {
         for bx in (0..w).step_by(B) {
@@ -42,7 +47,6 @@ fn transpose(src: &[Complex32], w: usize, h: usize) -> Vec<Complex32> {
             }
         }
     }
-    out
 }
 
 /// Spectral analysis of the high-passed plane `r`.
@@ -186,7 +190,7 @@ impl Spectrum<'_> {
             return 0.0;
         }
         let (bx, by) = self.bin(fx, fy);
-        let (cx, cy) = (bx.round() as i64, by.round() as i64);
+        let (cx, cy) = (floor(bx + 0.5) as i64, floor(by + 0.5) as i64);
         let mut best = 0.0f64;
         for dy in -1..=1 {
             for dx in -1..=1 {

@@ -16,24 +16,57 @@ impl Plane {
         }
     }
 
-    /// Luminance (BT.601 weights) of any decoded image, 0..255.
-    pub fn luma(img: &image::DynamicImage) -> Self {
+    /// Luminance (BT.601 weights, 0..255) resampled to `nw x nh` (separable triangle filter
+    /// scaled to the footprint when shrinking, bilinear when enlarging), computed row by row
+    /// so a large image never exists as a full-size float plane.
+    pub fn luma_resized(img: &image::DynamicImage, nw: usize, nh: usize) -> Self {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let mut p = Plane::new(w, h);
-        match img {
-            image::DynamicImage::ImageLuma8(g) => {
-                for (d, s) in p.data.iter_mut().zip(g.as_raw()) {
+        let converted;
+        let (raw, stride): (&[u8], usize) = match img {
+            image::DynamicImage::ImageLuma8(g) => (g.as_raw(), 1),
+            image::DynamicImage::ImageRgb8(rgb) => (rgb.as_raw(), 3),
+            image::DynamicImage::ImageRgba8(rgba) => (rgba.as_raw(), 4),
+            other => {
+                converted = other.to_rgb8();
+                (converted.as_raw(), 3)
+            }
+        };
+        let row_luma = |y: usize, dst: &mut [f32]| {
+            let src = &raw[y * w * stride..(y + 1) * w * stride];
+            if stride == 1 {
+                for (d, s) in dst.iter_mut().zip(src) {
                     *d = f32::from(*s);
                 }
+            } else {
+                fill_rgb(dst, src, stride);
             }
-            image::DynamicImage::ImageRgb8(rgb) => fill_rgb(&mut p.data, rgb.as_raw(), 3),
-            image::DynamicImage::ImageRgba8(rgba) => fill_rgb(&mut p.data, rgba.as_raw(), 4),
-            other => {
-                let rgb = other.to_rgb8();
-                fill_rgb(&mut p.data, rgb.as_raw(), 3);
+        };
+        if (nw, nh) == (w, h) {
+            let mut p = Plane::new(w, h);
+            for (y, row) in p.data.chunks_exact_mut(w.max(1)).enumerate() {
+                row_luma(y, row);
+            }
+            return p;
+        }
+        // Horizontal pass row by row from the pixels, then the vertical pass. The taps are
+        // laid out flat with a fixed count (zero-padded, the row padded to match), so the
+        // inner loop has a constant trip count.
+        let htaps = taps(w, nw);
+        let k = htaps.iter().map(|(_, ws)| ws.len()).max().unwrap_or(1);
+        let mut flat = vec![0f32; nw * k];
+        for ((_, ws), f) in htaps.iter().zip(flat.chunks_exact_mut(k)) {
+            f[..ws.len()].copy_from_slice(ws);
+        }
+        let mut line = vec![0f32; w + k];
+        let mut tmp = vec![0f32; nw * h];
+        for y in 0..h {
+            row_luma(y, &mut line[..w]);
+            let orow = &mut tmp[y * nw..(y + 1) * nw];
+            for ((o, (lo, _)), f) in orow.iter_mut().zip(&htaps).zip(flat.chunks_exact(k)) {
+                *o = f.iter().zip(&line[*lo..*lo + k]).map(|(a, b)| a * b).sum();
             }
         }
-        p
+        vertical(&tmp, nw, h, nh)
     }
 
     /// Mean of the squared values.
@@ -41,86 +74,66 @@ impl Plane {
         self.data.iter().map(|v| f64::from(v * v)).sum::<f64>() / self.data.len().max(1) as f64
     }
 
-    /// Area-weighted resampling to `nw x nh` (separable triangle filter scaled to the
-    /// footprint when shrinking, bilinear when enlarging).
-    pub fn resize(&self, nw: usize, nh: usize) -> Plane {
-        if nw == self.w && nh == self.h {
-            return self.clone();
+    /// Mean over a (2r+1)^2 box, clamped at the borders (the mean of the part of the box
+    /// inside the plane). Small boxes sum directly (vectorisable, no drift); larger ones use
+    /// running sums, so the cost does not depend on `r`.
+    pub fn box_mean(&self, r: usize) -> Plane {
+        if r <= 8 && self.w > 2 * r && self.h > 2 * r {
+            return self.box_mean_small(r);
         }
-        let tmp = resample_rows(&self.data, self.w, self.h, nw);
-        // Vertical pass over whole rows (no transpose): each output row is a weighted sum of
-        // a few input rows.
-        let taps = taps(self.h, nh);
-        let mut out = Plane::new(nw, nh);
-        for (y, (lo, ws)) in taps.iter().enumerate() {
-            let orow = &mut out.data[y * nw..(y + 1) * nw];
-            for (k, &wgt) in ws.iter().enumerate() {
-                let src = &tmp[(lo + k) * nw..(lo + k + 1) * nw];
-                for (o, v) in orow.iter_mut().zip(src) {
-                    *o += wgt * v;
+        self.box_mean_running(r)
+    }
+
+    fn box_mean_small(&self, r: usize) -> Plane {
+        let (w, h) = (self.w, self.h);
+        // Horizontal sums (not yet divided), then vertical sums of whole rows.
+        let mut tmp = vec![0f32; w * h];
+        for (row, out) in self.data.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
+            for x in 0..r {
+                out[x] = row[..=x + r].iter().sum::<f32>() / (x + r + 1) as f32;
+                out[w - 1 - x] = row[w - 1 - x - r..].iter().sum::<f32>() / (x + r + 1) as f32;
+            }
+            // Shifted whole-row adds: vectorisable, unlike a sum per window.
+            let k = 1.0 / (2 * r + 1) as f32;
+            let inner = &mut out[r..w - r];
+            inner.copy_from_slice(&row[..w - 2 * r]);
+            for d in 1..=2 * r {
+                for (o, v) in inner.iter_mut().zip(&row[d..d + w - 2 * r]) {
+                    *o += v;
                 }
             }
+            inner.iter_mut().for_each(|o| *o *= k);
         }
-        out
-    }
-
-    /// Bilinear upsampling to `nw x nh` (pixel centres aligned), for smooth fields.
-    pub fn upsample_bilinear(&self, nw: usize, nh: usize) -> Plane {
-        let sx = self.w as f64 / nw as f64;
-        let sy = self.h as f64 / nh as f64;
-        let cols: Vec<(usize, usize, f32)> = (0..nw)
-            .map(|x| {
-                let u = ((x as f64 + 0.5) * sx - 0.5).max(0.0);
-                let x0 = (u.floor() as usize).min(self.w - 1);
-                let x1 = (x0 + 1).min(self.w - 1);
-                (x0, x1, (u - x0 as f64) as f32)
-            })
-            .collect();
-        let mut out = Plane::new(nw, nh);
-        for y in 0..nh {
-            let v = ((y as f64 + 0.5) * sy - 0.5).max(0.0);
-            let y0 = (v.floor() as usize).min(self.h - 1);
-            let y1 = (y0 + 1).min(self.h - 1);
-            let ty = (v - y0 as f64) as f32;
-            let r0 = &self.data[y0 * self.w..(y0 + 1) * self.w];
-            let r1 = &self.data[y1 * self.w..(y1 + 1) * self.w];
-            let orow = &mut out.data[y * nw..(y + 1) * nw];
-            for (o, &(x0, x1, tx)) in orow.iter_mut().zip(&cols) {
-                let a = r0[x0] + (r0[x1] - r0[x0]) * tx;
-                let b = r1[x0] + (r1[x1] - r1[x0]) * tx;
-                *o = a + (b - a) * ty;
+        let mut out = Plane::new(w, h);
+        for y in 0..h {
+            let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
+            let orow = &mut out.data[y * w..(y + 1) * w];
+            for yy in lo..=hi {
+                for (o, v) in orow.iter_mut().zip(&tmp[yy * w..(yy + 1) * w]) {
+                    *o += v;
+                }
             }
+            let k = 1.0 / (hi - lo + 1) as f32;
+            orow.iter_mut().for_each(|o| *o *= k);
         }
         out
     }
 
-    /// Mean over a (2r+1)^2 box, clamped at the borders: two separable running sums, so
-    /// the cost does not depend on `r`.
-    pub fn box_mean(&self, r: usize) -> Plane {
+    fn box_mean_running(&self, r: usize) -> Plane {
         let (w, h) = (self.w, self.h);
         if w == 0 || h == 0 {
             return self.clone();
         }
-        // Horizontal pass: running window sum per row.
+        // Horizontal pass: differences of a prefix sum per row.
         let mut tmp = vec![0f32; w * h];
-        for y in 0..h {
-            let row = &self.data[y * w..(y + 1) * w];
-            let out = &mut tmp[y * w..(y + 1) * w];
-            let mut acc = 0f64;
-            let mut lo = 0usize;
-            let mut hi = 0usize; // window is [lo, hi)
+        let mut pre = vec![0f64; w + 1];
+        for (row, out) in self.data.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
+            for (x, v) in row.iter().enumerate() {
+                pre[x + 1] = pre[x] + f64::from(*v);
+            }
             for (x, o) in out.iter_mut().enumerate() {
-                let want_hi = (x + r + 1).min(w);
-                let want_lo = x.saturating_sub(r);
-                while hi < want_hi {
-                    acc += f64::from(row[hi]);
-                    hi += 1;
-                }
-                while lo < want_lo {
-                    acc -= f64::from(row[lo]);
-                    lo += 1;
-                }
-                *o = (acc / (hi - lo) as f64) as f32;
+                let (lo, hi) = (x.saturating_sub(r), (x + r + 1).min(w));
+                *o = ((pre[hi] - pre[lo]) / (hi - lo) as f64) as f32;
             }
         }
         // Vertical pass: running sums of whole rows, cache-friendly.
@@ -183,15 +196,18 @@ fn taps(n: usize, nn: usize) -> Vec<(usize, Vec<f32>)> {
         .collect()
 }
 
-/// Resamples each row of a `w x h` buffer to `nw` samples.
-fn resample_rows(src: &[f32], w: usize, h: usize, nw: usize) -> Vec<f32> {
-    let taps = taps(w, nw);
-    let mut out = vec![0.0; nw * h];
-    for y in 0..h {
-        let row = &src[y * w..(y + 1) * w];
-        let orow = &mut out[y * nw..(y + 1) * nw];
-        for (o, (lo, ws)) in orow.iter_mut().zip(&taps) {
-            *o = ws.iter().zip(&row[*lo..]).map(|(a, b)| a * b).sum();
+/// The vertical pass of a resize: `src` is `w x h`, the result `w x nh`. Each output row is a
+/// weighted sum of a few whole input rows (no transpose).
+fn vertical(src: &[f32], w: usize, h: usize, nh: usize) -> Plane {
+    let taps = taps(h, nh);
+    let mut out = Plane::new(w, nh);
+    for (y, (lo, ws)) in taps.iter().enumerate() {
+        let orow = &mut out.data[y * w..(y + 1) * w];
+        for (k, &wgt) in ws.iter().enumerate() {
+            let row = &src[(lo + k) * w..(lo + k + 1) * w];
+            for (o, v) in orow.iter_mut().zip(row) {
+                *o += wgt * v;
+            }
         }
     }
     out
@@ -205,4 +221,45 @@ pub(crate) fn working_scale(w: usize, h: usize) -> f64 {
     let by_side = 512.0 / short;
     let by_area = (600_000.0 / (w as f64 * h as f64)).sqrt();
     by_side.min(by_area).min(1.0)
+}
+
+/// `x.floor()` without a libm call (the baseline x86-64 target has no rounding instruction,
+/// and these run once per pixel). Exact for |x| < 2^52.
+#[inline]
+pub(crate) fn floor(x: f64) -> f64 {
+    let t = x as i64 as f64;
+    if t > x { t - 1.0 } else { t }
+}
+
+/// Nearest integer, halves away from zero (as `f32::round`), without a libm call.
+#[inline]
+pub(crate) fn round_i32(x: f32) -> i32 {
+    if x >= 0.0 {
+        (x + 0.5) as i32
+    } else {
+        (x - 0.5) as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_box_mean_matches_running_sums() {
+        for (w, h) in [(7, 9), (17, 18), (40, 13), (128, 64)] {
+            let p = Plane {
+                w,
+                h,
+                data: (0..w * h).map(|i| ((i * 7919) % 251) as f32).collect(),
+            };
+            for r in (1..=8).filter(|&r| w > 2 * r && h > 2 * r) {
+                let a = p.box_mean_small(r);
+                let b = p.box_mean_running(r);
+                for (x, y) in a.data.iter().zip(&b.data) {
+                    assert!((x - y).abs() < 1e-3, "{w}x{h} r={r}: {x} vs {y}");
+                }
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The image watermark's benchmark: attack x exact-payload recovery, PSNR/SSIM, false
 //! positives on unmarked images, and speed. Seeded and reproducible.
 //!
-//! cargo run --release -p hallmark-bench --bin image-robustness -- [--trials N] [--fp N] [--only-fp]
+//! cargo run --release -p hallmark-bench --bin image-robustness -- [--trials N] [--fp N] [--only-fp] [--only-speed]
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -14,6 +14,10 @@ use hallmark_bench::*;
 use image::DynamicImage;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;
+
+/// Counts heap use, so the speed section can report each operation's peak memory.
+#[global_allocator]
+static HEAP: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
 
 type Attack = (&'static str, f64, fn(&DynamicImage, u64) -> DynamicImage);
 
@@ -75,6 +79,10 @@ fn main() {
     );
     for (n, i) in &set {
         println!("  {n}: {}x{}", i.width(), i.height());
+    }
+    if std::env::args().any(|a| a == "--only-speed") {
+        speed(&set);
+        return;
     }
     // Embed every image with `trials` keys and payloads (seeded).
     struct Marked {
@@ -210,32 +218,52 @@ fn main() {
         "detections: {fp}/{fp_n} (designed bound: <= 128 attempts x 2^-32 = 3.0e-8 per image)"
     );
 
-    println!("\n## Speed (one core, excluding decode/encode), median of 5");
+    speed(&set);
+}
+
+/// Embed and detect time and peak memory on one core, for the 512 px, 1080p and 4K images.
+fn speed(set: &[(String, DynamicImage)]) {
+    println!("\n## Speed and memory (one core, excluding decode/encode), median of 5");
+    println!(
+        "Peak memory = the decoded image plus the most heap the operation held at once, as a \
+         multiple of the decoded image (target <= 4x)."
+    );
+    println!("| image | embed ms | detect ms | embed peak | detect peak |");
+    println!("|---|---|---|---|---|");
     for (name, img) in set
         .iter()
         .filter(|(n, _)| n.contains("1920x1080") || n.contains("3840") || n.contains("512x512"))
-        .take(3)
     {
         let key = WatermarkKey::from_bytes([7; 32]);
         let mark = ImageMark::new(&key, EmbedParams::default());
         let det = Detector::new(&key);
         let (mut te, mut td) = (vec![], vec![]);
-        let mut last = img.clone();
+        let (mut pe, mut pd) = (0usize, 0usize);
+        let bytes = img.as_bytes().len();
         for _ in 0..5 {
             let mut i = img.clone();
+            let base = HEAP.current_usage();
+            HEAP.reset_peak_usage();
             let t = Instant::now();
             mark.embed_dynamic(&mut i, Payload(1)).unwrap();
             te.push(t.elapsed().as_secs_f64() * 1e3);
+            pe = pe.max(HEAP.peak_usage().saturating_sub(base));
+            let base = HEAP.current_usage();
+            HEAP.reset_peak_usage();
             let t = Instant::now();
             let _ = det.detect(&i);
             td.push(t.elapsed().as_secs_f64() * 1e3);
-            last = i;
+            pd = pd.max(HEAP.peak_usage().saturating_sub(base));
         }
-        let _ = last;
+        let ratio = |extra: usize| (bytes + extra) as f64 / bytes as f64;
         println!(
-            "{name}: embed {:.1} ms, detect {:.1} ms",
+            "| {name} | {:.1} | {:.1} | {:.2}x ({:.1} MB extra) | {:.2}x ({:.1} MB extra) |",
             median(&mut te),
-            median(&mut td)
+            median(&mut td),
+            ratio(pe),
+            pe as f64 / 1e6,
+            ratio(pd),
+            pd as f64 / 1e6,
         );
     }
 }

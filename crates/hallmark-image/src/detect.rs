@@ -314,18 +314,10 @@ pub(crate) fn bit_statistics(
     chip: (f64, f64),
 ) -> (Vec<f32>, Vec<f32>) {
     let (rh, norm) = normalised_residual_with(yw, yw_mean);
-    let m = mark.box_mean(HIGHPASS_RADIUS);
-    let rm = Plane {
-        w: mark.w,
-        h: mark.h,
-        data: mark
-            .data
-            .iter()
-            .zip(&m.data)
-            .zip(&norm)
-            .map(|((v, mm), n)| (v - mm) / n)
-            .collect(),
-    };
+    let mut rm = mark.box_mean(HIGHPASS_RADIUS);
+    for ((mm, v), n) in rm.data.iter_mut().zip(&mark.data).zip(&norm) {
+        *mm = (v - *mm) / n;
+    }
     let l = Lattice {
         a: [chip.0 * M as f64, 0.0],
         b: [0.0, chip.1 * M as f64],
@@ -368,7 +360,13 @@ fn normalised_residual_with(y: &Plane, m: &Plane) -> (Plane, Vec<f32>) {
         *ab = o.abs();
     }
     let local = abs.box_mean(NORM_RADIUS);
-    let global = abs.data.iter().map(|v| f64::from(*v)).sum::<f64>() / abs.data.len().max(1) as f64;
+    // Row sums in f32 (vectorised), the total in f64.
+    let global = abs
+        .data
+        .chunks(y.w.max(1))
+        .map(|row| f64::from(row.iter().sum::<f32>()))
+        .sum::<f64>()
+        / abs.data.len().max(1) as f64;
     let floor = (0.25 * global).max(0.25) as f32;
     let mut norm = local.data;
     norm.iter_mut().for_each(|l| *l += floor);

@@ -208,13 +208,11 @@ impl ImageMark {
             h: y.h,
             data: y.data.iter().map(|v| v * v).collect(),
         };
-        let mean_sq = sq.box_mean(r);
-        let mut act: Vec<f32> = mean
-            .data
-            .iter()
-            .zip(&mean_sq.data)
-            .map(|(m, s)| (s - m * m).max(0.0).sqrt())
-            .collect();
+        let mut act = sq.box_mean(r).data;
+        drop(sq);
+        for (a, m) in act.iter_mut().zip(&mean.data) {
+            *a = (*a - m * m).max(0.0).sqrt();
+        }
         // The median sets the scale only: every 7th value estimates it well and costs a
         // seventh of a full selection.
         let mut sorted: Vec<f32> = act.iter().step_by(7).copied().collect();

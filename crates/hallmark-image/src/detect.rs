@@ -348,25 +348,17 @@ pub(crate) const HIGHPASS_RADIUS: usize = 2;
 /// `y.box_mean(HIGHPASS_RADIUS)`.
 fn normalised_residual_with(y: &Plane, m: &Plane) -> (Plane, Vec<f32>) {
     let mut r = Plane::new(y.w, y.h);
-    let mut abs = Plane::new(y.w, y.h);
-    for (((o, a), b), ab) in r
-        .data
-        .iter_mut()
-        .zip(&y.data)
-        .zip(&m.data)
-        .zip(abs.data.iter_mut())
-    {
+    for ((o, a), b) in r.data.iter_mut().zip(&y.data).zip(&m.data) {
         *o = a - b;
-        *ab = o.abs();
     }
-    let local = abs.box_mean(NORM_RADIUS);
+    let local = r.box_mean_of_abs(NORM_RADIUS);
     // Row sums in f32 (vectorised), the total in f64.
-    let global = abs
+    let global = r
         .data
         .chunks(y.w.max(1))
-        .map(|row| f64::from(row.iter().sum::<f32>()))
+        .map(|row| f64::from(row.iter().map(|v| v.abs()).sum::<f32>()))
         .sum::<f64>()
-        / abs.data.len().max(1) as f64;
+        / r.data.len().max(1) as f64;
     let floor = (0.25 * global).max(0.25) as f32;
     let mut norm = local.data;
     norm.iter_mut().for_each(|l| *l += floor);

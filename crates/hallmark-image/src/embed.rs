@@ -203,13 +203,7 @@ impl ImageMark {
     /// relative to the median, clamped to [flat_floor, busy_ceiling].
     fn mask(&self, y: &Plane, mean: &Plane) -> Plane {
         let r = crate::detect::HIGHPASS_RADIUS;
-        let sq = Plane {
-            w: y.w,
-            h: y.h,
-            data: y.data.iter().map(|v| v * v).collect(),
-        };
-        let mut act = sq.box_mean(r).data;
-        drop(sq);
+        let mut act = y.box_mean_of_squares(r).data;
         for (a, m) in act.iter_mut().zip(&mean.data) {
             *a = (*a - m * m).max(0.0).sqrt();
         }
@@ -250,19 +244,20 @@ fn render(
     } else {
         0.0
     };
-    // Separable pieces of the pilot's gratings and of the bilinear chip field.
+    // Separable pieces of the pilot's gratings (laid out per harmonic, so each row is a few
+    // vectorisable passes) and of the bilinear chip field.
     let s = std::f64::consts::TAU / MP as f64;
     let nh = PILOT_HARMONICS.len();
     let norm = (2.0 / nh as f64).sqrt() as f32;
-    let mut cx_cos = vec![0f32; w * nh];
-    let mut cx_sin = vec![0f32; w * nh];
+    let mut cx_cos = vec![0f32; nh * w];
+    let mut cx_sin = vec![0f32; nh * w];
     let mut col = Vec::with_capacity(w);
     for x in 0..w {
         let cx = (x as f64 + 0.5) / chip.0;
         for (hh, &(k1, _)) in PILOT_HARMONICS.iter().enumerate() {
             let a = s * f64::from(k1) * cx;
-            cx_cos[x * nh + hh] = a.cos() as f32;
-            cx_sin[x * nh + hh] = a.sin() as f32;
+            cx_cos[hh * w + x] = a.cos() as f32;
+            cx_sin[hh * w + x] = a.sin() as f32;
         }
         let u = cx - 0.5;
         let fu = u.floor();
@@ -270,38 +265,36 @@ fn render(
         col.push((j0, (j0 + 1) % M, (u - fu) as f32));
     }
     let mut out = Plane::new(w, h);
+    let mut rowv = [0f32; M];
     for y in 0..h {
         let cy = (y as f64 + 0.5) / chip.1;
-        let mut rc = [0f32; 8];
-        let mut rs = [0f32; 8];
-        for (hh, (&(_, k2), &ph)) in PILOT_HARMONICS.iter().zip(&tile.phases).enumerate() {
-            let b = s * f64::from(k2) * cy + ph;
-            rc[hh] = b.cos() as f32;
-            rs[hh] = b.sin() as f32;
-        }
-        let v = cy - 0.5;
-        let fv = v.floor();
-        let i0 = (fv as i64).rem_euclid(M as i64) as usize;
-        let i1 = (i0 + 1) % M;
-        let ty = (v - fv) as f32;
-        let r0 = &chips[i0 * M..(i0 + 1) * M];
-        let r1 = &chips[i1 * M..(i1 + 1) * M];
         let orow = &mut out.data[y * w..(y + 1) * w];
-        let arow = &act.data[y * w..(y + 1) * w];
-        for (x, (o, a)) in orow.iter_mut().zip(arow).enumerate() {
-            let mut p = 0f32;
-            if pilot {
-                let cc = &cx_cos[x * nh..(x + 1) * nh];
-                let cs = &cx_sin[x * nh..(x + 1) * nh];
-                for hh in 0..nh {
-                    p += cc[hh] * rc[hh] - cs[hh] * rs[hh];
+        if pilot {
+            for (hh, (&(_, k2), &ph)) in PILOT_HARMONICS.iter().zip(&tile.phases).enumerate() {
+                let b = s * f64::from(k2) * cy + ph;
+                let (rc, rs) = (b.cos() as f32 * norm * ap, b.sin() as f32 * norm * ap);
+                let cc = &cx_cos[hh * w..(hh + 1) * w];
+                let cs = &cx_sin[hh * w..(hh + 1) * w];
+                for ((o, c), sn) in orow.iter_mut().zip(cc).zip(cs) {
+                    *o += c * rc - sn * rs;
                 }
-                p *= norm;
             }
-            let (j0, j1, tx) = col[x];
-            let d = (r0[j0] * (1.0 - tx) + r0[j1] * tx) * (1.0 - ty)
-                + (r1[j0] * (1.0 - tx) + r1[j1] * tx) * ty;
-            *o = (ap * p + ad * d) * a;
+        }
+        if data {
+            let v = cy - 0.5;
+            let fv = v.floor();
+            let i0 = (fv as i64).rem_euclid(M as i64) as usize;
+            let i1 = (i0 + 1) % M;
+            let ty = (v - fv) as f32;
+            for (j, r) in rowv.iter_mut().enumerate() {
+                *r = ad * (chips[i0 * M + j] * (1.0 - ty) + chips[i1 * M + j] * ty);
+            }
+            for (o, &(j0, j1, tx)) in orow.iter_mut().zip(&col) {
+                *o += rowv[j0] * (1.0 - tx) + rowv[j1] * tx;
+            }
+        }
+        for (o, a) in orow.iter_mut().zip(&act.data[y * w..(y + 1) * w]) {
+            *o *= a;
         }
     }
     out

@@ -57,16 +57,32 @@ impl Plane {
         for ((_, ws), f) in htaps.iter().zip(flat.chunks_exact_mut(k)) {
             f[..ws.len()].copy_from_slice(ws);
         }
-        let mut line = vec![0f32; w + k];
-        let mut tmp = vec![0f32; nw * h];
-        for y in 0..h {
-            row_luma(y, &mut line[..w]);
-            let orow = &mut tmp[y * nw..(y + 1) * nw];
-            for ((o, (lo, _)), f) in orow.iter_mut().zip(&htaps).zip(flat.chunks_exact(k)) {
-                *o = f.iter().zip(&line[*lo..*lo + k]).map(|(a, b)| a * b).sum();
+        // Each input row, once filtered, is added straight into the output rows whose
+        // vertical taps use it: no intermediate plane.
+        let mut uses: Vec<Vec<(usize, f32)>> = vec![vec![]; h];
+        for (oy, (lo, ws)) in taps(h, nh).iter().enumerate() {
+            for (j, &wgt) in ws.iter().enumerate() {
+                uses[lo + j].push((oy, wgt));
             }
         }
-        vertical(&tmp, nw, h, nh)
+        let mut line = vec![0f32; w + k];
+        let mut hrow = vec![0f32; nw];
+        let mut out = Plane::new(nw, nh);
+        for (y, targets) in uses.iter().enumerate() {
+            if targets.is_empty() {
+                continue;
+            }
+            row_luma(y, &mut line[..w]);
+            for ((o, (lo, _)), f) in hrow.iter_mut().zip(&htaps).zip(flat.chunks_exact(k)) {
+                *o = f.iter().zip(&line[*lo..*lo + k]).map(|(a, b)| a * b).sum();
+            }
+            for &(oy, wgt) in targets {
+                for (o, v) in out.data[oy * nw..(oy + 1) * nw].iter_mut().zip(&hrow) {
+                    *o += wgt * v;
+                }
+            }
+        }
+        out
     }
 
     /// Mean of the squared values.
@@ -84,11 +100,43 @@ impl Plane {
         self.box_mean_running(r)
     }
 
+    /// Box mean of the squared values (as `box_mean`), without a plane of squares.
+    pub fn box_mean_of_squares(&self, r: usize) -> Plane {
+        self.box_mean_map(r, |v| v * v)
+    }
+
+    /// Box mean of the absolute values (as `box_mean`), without a plane of them.
+    pub fn box_mean_of_abs(&self, r: usize) -> Plane {
+        self.box_mean_map(r, f32::abs)
+    }
+
+    fn box_mean_map(&self, r: usize, f: impl Fn(f32) -> f32) -> Plane {
+        if r <= 8 && self.w > 2 * r && self.h > 2 * r {
+            return self.box_mean_small_map(r, f);
+        }
+        Plane {
+            w: self.w,
+            h: self.h,
+            data: self.data.iter().map(|v| f(*v)).collect(),
+        }
+        .box_mean_running(r)
+    }
+
     fn box_mean_small(&self, r: usize) -> Plane {
+        self.box_mean_small_map(r, |v| v)
+    }
+
+    /// Small-box mean of `f(value)`; `f` is applied to one row at a time.
+    fn box_mean_small_map(&self, r: usize, f: impl Fn(f32) -> f32) -> Plane {
         let (w, h) = (self.w, self.h);
         // Horizontal sums (not yet divided), then vertical sums of whole rows.
         let mut tmp = vec![0f32; w * h];
-        for (row, out) in self.data.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
+        let mut mapped = vec![0f32; w];
+        for (src, out) in self.data.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
+            for (m, v) in mapped.iter_mut().zip(src) {
+                *m = f(*v);
+            }
+            let row = &mapped[..];
             for x in 0..r {
                 out[x] = row[..=x + r].iter().sum::<f32>() / (x + r + 1) as f32;
                 out[w - 1 - x] = row[w - 1 - x - r..].iter().sum::<f32>() / (x + r + 1) as f32;
@@ -164,9 +212,24 @@ impl Plane {
     }
 }
 
+/// Per-channel luma contributions of every 8-bit value: three lookups and two adds per pixel
+/// instead of three int-to-float conversions.
+struct LumaTables {
+    r: [f32; 256],
+    g: [f32; 256],
+    b: [f32; 256],
+}
+
+static LUMA: std::sync::LazyLock<LumaTables> = std::sync::LazyLock::new(|| LumaTables {
+    r: std::array::from_fn(|v| 0.299 * v as f32),
+    g: std::array::from_fn(|v| 0.587 * v as f32),
+    b: std::array::from_fn(|v| 0.114 * v as f32),
+});
+
 fn fill_rgb(dst: &mut [f32], src: &[u8], stride: usize) {
+    let t = &*LUMA;
     for (d, px) in dst.iter_mut().zip(src.chunks_exact(stride)) {
-        *d = 0.299 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2]);
+        *d = t.r[usize::from(px[0])] + t.g[usize::from(px[1])] + t.b[usize::from(px[2])];
     }
 }
 
@@ -194,23 +257,6 @@ fn taps(n: usize, nn: usize) -> Vec<(usize, Vec<f32>)> {
             (lo, ws)
         })
         .collect()
-}
-
-/// The vertical pass of a resize: `src` is `w x h`, the result `w x nh`. Each output row is a
-/// weighted sum of a few whole input rows (no transpose).
-fn vertical(src: &[f32], w: usize, h: usize, nh: usize) -> Plane {
-    let taps = taps(h, nh);
-    let mut out = Plane::new(w, nh);
-    for (y, (lo, ws)) in taps.iter().enumerate() {
-        let orow = &mut out.data[y * w..(y + 1) * w];
-        for (k, &wgt) in ws.iter().enumerate() {
-            let row = &src[(lo + k) * w..(lo + k + 1) * w];
-            for (o, v) in orow.iter_mut().zip(row) {
-                *o += wgt * v;
-            }
-        }
-    }
-    out
 }
 
 /// The working scale for an image of `w x h`: the mark is defined on a copy whose short side
@@ -246,6 +292,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn resized_luma_matches_a_separable_reference() {
+        let (w, h, nw, nh) = (37usize, 23usize, 16usize, 11usize);
+        let rgb = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 13 % 256) as u8,
+                ((x * y) % 256) as u8,
+            ])
+        });
+        let img = image::DynamicImage::ImageRgb8(rgb);
+        let full = Plane::luma_resized(&img, w, h);
+        let got = Plane::luma_resized(&img, nw, nh);
+        // Reference: horizontal taps on every row, then vertical taps.
+        let (ht, vt) = (taps(w, nw), taps(h, nh));
+        for (oy, (ylo, yws)) in vt.iter().enumerate() {
+            for (ox, (xlo, xws)) in ht.iter().enumerate() {
+                let mut v = 0f32;
+                for (j, wy) in yws.iter().enumerate() {
+                    for (i, wx) in xws.iter().enumerate() {
+                        v += wy * wx * full.data[(ylo + j) * w + xlo + i];
+                    }
+                }
+                let g = got.data[oy * nw + ox];
+                assert!((g - v).abs() < 1e-2, "({ox},{oy}): {g} vs {v}");
+            }
+        }
+    }
+
+    #[test]
     fn small_box_mean_matches_running_sums() {
         for (w, h) in [(7, 9), (17, 18), (40, 13), (128, 64)] {
             let p = Plane {
@@ -258,6 +333,15 @@ mod tests {
                 let b = p.box_mean_running(r);
                 for (x, y) in a.data.iter().zip(&b.data) {
                     assert!((x - y).abs() < 1e-3, "{w}x{h} r={r}: {x} vs {y}");
+                }
+                let sq = Plane {
+                    w,
+                    h,
+                    data: p.data.iter().map(|v| v * v).collect(),
+                };
+                let (a, b) = (p.box_mean_of_squares(r), sq.box_mean_running(r));
+                for (x, y) in a.data.iter().zip(&b.data) {
+                    assert!((x - y).abs() < 0.05, "{w}x{h} r={r}: {x} vs {y} (squares)");
                 }
             }
         }

@@ -129,6 +129,13 @@ fn main() {
         ssims.iter().cloned().fold(f64::INFINITY, f64::min),
     );
 
+    if let Some(worst) = marked.iter().min_by(|a, b| a.ssim.total_cmp(&b.ssim)) {
+        println!(
+            "lowest SSIM: {} ({:.4}, PSNR {:.2} dB)",
+            worst.name, worst.ssim, worst.psnr
+        );
+    }
+
     let only_fp = std::env::args().any(|a| a == "--only-fp");
     if !only_fp {
         println!("\n## Robustness: exact 64-bit payload recovery");

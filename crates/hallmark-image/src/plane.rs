@@ -129,11 +129,13 @@ impl Plane {
     /// Small-box mean of `f(value)`; `f` is applied to one row at a time.
     fn box_mean_small_map(&self, r: usize, f: impl Fn(f32) -> f32) -> Plane {
         let (w, h) = (self.w, self.h);
-        // Horizontal sums (not yet divided), then vertical sums of whole rows.
-        let mut tmp = vec![0f32; w * h];
+        // Horizontal means of the rows in a ring of 2r + 1 rows (no second plane), then
+        // vertical sums of whole rows.
+        let n = 2 * r + 1;
+        let mut ring = vec![0f32; n * w];
         let mut mapped = vec![0f32; w];
-        for (src, out) in self.data.chunks_exact(w).zip(tmp.chunks_exact_mut(w)) {
-            for (m, v) in mapped.iter_mut().zip(src) {
+        let mut horizontal = |y: usize, out: &mut [f32]| {
+            for (m, v) in mapped.iter_mut().zip(&self.data[y * w..(y + 1) * w]) {
                 *m = f(*v);
             }
             let row = &mapped[..];
@@ -142,7 +144,7 @@ impl Plane {
                 out[w - 1 - x] = row[w - 1 - x - r..].iter().sum::<f32>() / (x + r + 1) as f32;
             }
             // Shifted whole-row adds: vectorisable, unlike a sum per window.
-            let k = 1.0 / (2 * r + 1) as f32;
+            let k = 1.0 / n as f32;
             let inner = &mut out[r..w - r];
             inner.copy_from_slice(&row[..w - 2 * r]);
             for d in 1..=2 * r {
@@ -151,13 +153,20 @@ impl Plane {
                 }
             }
             inner.iter_mut().for_each(|o| *o *= k);
-        }
+        };
         let mut out = Plane::new(w, h);
+        let mut ready = 0; // rows [0, ready) have been filtered into the ring
         for y in 0..h {
             let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
+            while ready <= hi {
+                let slot = ready % n;
+                horizontal(ready, &mut ring[slot * w..(slot + 1) * w]);
+                ready += 1;
+            }
             let orow = &mut out.data[y * w..(y + 1) * w];
             for yy in lo..=hi {
-                for (o, v) in orow.iter_mut().zip(&tmp[yy * w..(yy + 1) * w]) {
+                let slot = yy % n;
+                for (o, v) in orow.iter_mut().zip(&ring[slot * w..(slot + 1) * w]) {
                     *o += v;
                 }
             }

@@ -1,9 +1,11 @@
 //! The payload code: 64 payload bits plus a 32-bit keyed check, protected by a rate-1/3,
 //! constraint-length-7 convolutional code (the NASA/3GPP generators 133, 171, 165 octal) and
-//! decoded with a soft-decision Viterbi decoder.
+//! decoded with a soft-decision Viterbi decoder, optionally as a list decoder
+//! ([`decode_list`]: the best few codewords, each checked in turn).
 //!
 //! The keyed check is what makes false positives rare *by construction*: an unmarked input
-//! decodes to some codeword, but its check bits match the key's with probability 2^-32.
+//! decodes to some codeword, but its check bits match the key's with probability 2^-32, per
+//! candidate checked.
 //! Why convolutional rather than BCH or LDPC: soft decoding gains about 2 dB over hard BCH at
 //! this block length, and the decoder is small enough to audit.
 
@@ -74,49 +76,72 @@ pub fn encode(key: &WatermarkKey, payload: Payload) -> Vec<bool> {
 /// Returns `None` when the input has the wrong length, holds non-finite values, or the decoded
 /// bits fail the keyed check (the input was not marked with this key, or was too damaged).
 pub fn decode(key: &WatermarkKey, soft: &[f32]) -> Option<Decoded> {
-    if soft.len() != CODED_BITS || soft.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    let bits = viterbi(soft);
-    let payload = Payload(
-        bits[..64]
-            .iter()
-            .fold(0u64, |a, &b| (a << 1) | u64::from(b)),
-    );
-    let got_check = bits[64..]
-        .iter()
-        .fold(0u32, |a, &b| (a << 1) | u32::from(b));
-    if got_check != check(key, payload) {
-        return None;
-    }
-    let re = encode(key, payload);
-    let bit_errors = re
-        .iter()
-        .zip(soft)
-        .filter(|&(&b, &s)| (s > 0.0) != b)
-        .count();
-    Some(Decoded {
-        payload,
-        bit_errors,
-    })
+    decode_list(key, soft, 1).0
 }
 
-fn viterbi(soft: &[f32]) -> Vec<bool> {
+/// List decoding: the `list` most likely codewords (parallel list Viterbi), best first, each
+/// checked against the keyed check until one passes. Returns the decode and the number of
+/// candidates checked; each checked candidate is one chance in 2^32 for an unmarked input to
+/// pass, so callers count them all in their false-positive bound. The keyed check doubles as
+/// the list's CRC: near the decoder's threshold the right codeword is often second or third.
+pub fn decode_list(key: &WatermarkKey, soft: &[f32], list: usize) -> (Option<Decoded>, usize) {
+    if soft.len() != CODED_BITS || soft.iter().any(|v| !v.is_finite()) {
+        return (None, 0);
+    }
+    let mut tried = 0;
+    for bits in list_viterbi(soft, list.clamp(1, MAX_LIST)) {
+        tried += 1;
+        let payload = Payload(
+            bits[..64]
+                .iter()
+                .fold(0u64, |a, &b| (a << 1) | u64::from(b)),
+        );
+        let got_check = bits[64..]
+            .iter()
+            .fold(0u32, |a, &b| (a << 1) | u32::from(b));
+        if got_check != check(key, payload) {
+            continue;
+        }
+        let re = encode(key, payload);
+        let bit_errors = re
+            .iter()
+            .zip(soft)
+            .filter(|&(&b, &s)| (s > 0.0) != b)
+            .count();
+        return (
+            Some(Decoded {
+                payload,
+                bit_errors,
+            }),
+            tried,
+        );
+    }
+    (None, tried)
+}
+
+/// Longest list [`decode_list`] will produce.
+pub const MAX_LIST: usize = 16;
+
+/// Parallel list Viterbi: every state keeps its `list` best paths (metric, and for each the
+/// predecessor state, its rank there and the input bit). Returns up to `list` distinct
+/// information-bit sequences ending in the zero state, best metric first.
+fn list_viterbi(soft: &[f32], list: usize) -> Vec<Vec<bool>> {
     const STATES: usize = 1 << (K - 1);
     let steps = INFO_BITS + TAIL;
-    let mut metric = [f32::NEG_INFINITY; STATES];
+    let l = list;
+    let mut metric = vec![f32::NEG_INFINITY; STATES * l];
     metric[0] = 0.0;
-    // survivors[t][s] = (previous state, input bit)
-    let mut survivors = vec![[0u8; STATES]; steps];
-    let mut next = [f32::NEG_INFINITY; STATES];
-    for (t, surv) in survivors.iter_mut().enumerate() {
+    // back[t][ns * l + rank] = (previous state, previous rank, input bit)
+    let mut back = vec![vec![(0u8, 0u8, false); STATES * l]; steps];
+    let mut next = vec![f32::NEG_INFINITY; STATES * l];
+    for (t, bk) in back.iter_mut().enumerate() {
         let r = &soft[t * 3..t * 3 + 3];
         next.fill(f32::NEG_INFINITY);
-        for (s, &m) in metric.iter().enumerate() {
-            if m == f32::NEG_INFINITY {
+        let inputs: &[u32] = if t >= INFO_BITS { &[0] } else { &[0, 1] };
+        for s in 0..STATES {
+            if metric[s * l] == f32::NEG_INFINITY {
                 continue;
             }
-            let inputs: &[u32] = if t >= INFO_BITS { &[0] } else { &[0, 1] };
             for &b in inputs {
                 let reg = ((s as u32) << 1) | b;
                 let mut gain = 0.0;
@@ -125,27 +150,47 @@ fn viterbi(soft: &[f32]) -> Vec<bool> {
                     gain += if out { rv } else { -rv };
                 }
                 let ns = (reg as usize) & (STATES - 1);
-                let cand = m + gain;
-                if cand > next[ns] {
-                    next[ns] = cand;
-                    // Bit 6 of the register is the state bit that falls off; store it so the
-                    // predecessor can be rebuilt: prev = (ns >> 1) | (dropped << 5).
-                    surv[ns] = (((reg >> (K - 1)) & 1) as u8) | ((b as u8) << 1);
+                let slots = &mut next[ns * l..(ns + 1) * l];
+                let ptrs = &mut bk[ns * l..(ns + 1) * l];
+                for rank in 0..l {
+                    let m = metric[s * l + rank];
+                    if m == f32::NEG_INFINITY {
+                        break;
+                    }
+                    let cand = m + gain;
+                    if cand <= slots[l - 1] {
+                        break; // ranks are sorted: later ones are worse still
+                    }
+                    // Insert, keeping the list sorted best first.
+                    let mut i = l - 1;
+                    while i > 0 && slots[i - 1] < cand {
+                        slots[i] = slots[i - 1];
+                        ptrs[i] = ptrs[i - 1];
+                        i -= 1;
+                    }
+                    slots[i] = cand;
+                    ptrs[i] = (s as u8, rank as u8, b == 1);
                 }
             }
         }
         std::mem::swap(&mut metric, &mut next);
     }
-    let mut state = 0usize;
-    let mut bits = vec![false; steps];
-    for t in (0..steps).rev() {
-        let sv = survivors[t][state];
-        bits[t] = (sv >> 1) & 1 == 1;
-        let dropped = usize::from(sv & 1);
-        state = (state >> 1) | (dropped << (K - 2));
+    let mut out = vec![];
+    // The zero state's list (the tail forces every codeword to end there).
+    let finished = metric[..l].iter().take_while(|m| **m > f32::NEG_INFINITY).count();
+    for rank in 0..finished {
+        let (mut state, mut rk) = (0usize, rank);
+        let mut bits = vec![false; steps];
+        for t in (0..steps).rev() {
+            let (ps, pr, b) = back[t][state * l + rk];
+            bits[t] = b;
+            state = usize::from(ps);
+            rk = usize::from(pr);
+        }
+        bits.truncate(INFO_BITS);
+        out.push(bits);
     }
-    bits.truncate(INFO_BITS);
-    bits
+    out
 }
 
 #[cfg(test)]
@@ -194,12 +239,59 @@ mod tests {
     }
 
     #[test]
+    fn list_decoding_recovers_more_and_never_a_wrong_payload() {
+        let key = WatermarkKey::from_bytes([9; 32]);
+        let mut rng = StdRng::seed_from_u64(3);
+        let (mut plain, mut listed) = (0, 0);
+        for _ in 0..300 {
+            let p = Payload(rng.r#gen());
+            let c = encode(&key, p);
+            // Noise near the decoder's threshold.
+            let soft: Vec<f32> = soft_of(&c)
+                .iter()
+                .map(|v| {
+                    v + (rng.r#gen::<f32>() + rng.r#gen::<f32>() + rng.r#gen::<f32>() - 1.5) * 2.6
+                })
+                .collect();
+            let one = decode(&key, &soft);
+            let (many, tried) = decode_list(&key, &soft, 8);
+            assert!((1..=8).contains(&tried));
+            for d in [one, many].into_iter().flatten() {
+                assert_eq!(d.payload, p, "a decode must never be a wrong payload");
+            }
+            // The list's first candidate is the plain Viterbi path.
+            if one.is_some() {
+                assert_eq!(tried, 1);
+                plain += 1;
+            }
+            listed += usize::from(many.is_some());
+        }
+        assert!(plain < 300, "noise too weak to compare: {plain}/300");
+        assert!(listed > plain, "list {listed} vs plain {plain}");
+    }
+
+    #[test]
+    fn list_candidates_are_distinct() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let soft: Vec<f32> = (0..CODED_BITS).map(|_| rng.r#gen::<f32>() - 0.5).collect();
+        let paths = list_viterbi(&soft, MAX_LIST);
+        assert_eq!(paths.len(), MAX_LIST);
+        for i in 0..paths.len() {
+            for j in i + 1..paths.len() {
+                assert_ne!(paths[i], paths[j]);
+            }
+        }
+    }
+
+    #[test]
     fn random_input_rarely_passes() {
         let key = WatermarkKey::from_bytes([9; 32]);
         let mut rng = StdRng::seed_from_u64(2);
         for _ in 0..2000 {
             let soft: Vec<f32> = (0..CODED_BITS).map(|_| rng.r#gen::<f32>() - 0.5).collect();
             assert!(decode(&key, &soft).is_none());
+            // 16 candidates each: 32,000 chances of 2^-32.
+            assert!(decode_list(&key, &soft, MAX_LIST).0.is_none());
         }
         assert!(decode(&key, &[0.0; 3]).is_none());
         assert!(decode(&key, &vec![f32::NAN; CODED_BITS]).is_none());

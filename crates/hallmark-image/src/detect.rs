@@ -41,7 +41,8 @@ pub struct Detection {
     pub bit_errors: Option<usize>,
     /// Strength of the pilot correlation at the best alignment, in standard deviations.
     pub sync_score: f64,
-    /// Decoding attempts made (candidate alignments tried).
+    /// Decoding attempts made: candidate codewords checked against the keyed check, over all
+    /// the alignments tried (the list decoder checks up to 8 per alignment).
     pub attempts: usize,
     /// The estimated geometry, when a tile grid was found.
     pub transform: Option<Transform>,
@@ -94,6 +95,10 @@ fn pilot_template(planner: &mut FftPlanner<f32>, tile: &Tile, n: usize) -> Vec<C
     t
 }
 
+/// Candidates per decoding (list Viterbi). Each one checked counts as an attempt in the
+/// p-value bound: up to 128 alignments x 8 = 1024 attempts, p <= 1024 x 2^-32 = 2.4e-7.
+const LIST: usize = 8;
+
 const HALF_HAT: [f32; 8] = [0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125];
 
 impl Detector {
@@ -108,7 +113,7 @@ impl Detector {
             tile,
             pilot_spectrum: t,
             pilot_gp_spectrum: tp,
-            max_attempts: 128,
+            max_attempts: 128 * LIST,
         }
     }
 
@@ -208,13 +213,14 @@ impl Detector {
         let (dy, dx) = (dy.round() as usize % GP, dx.round() as usize % GP);
         for i in 0..G / GP {
             for j in 0..G / GP {
-                if out.attempts >= self.max_attempts {
+                if out.attempts + LIST > self.max_attempts {
                     return false;
                 }
-                out.attempts += 1;
                 let (oy, ox) = (dy + i * GP, dx + j * GP);
                 let soft = self.soft_bits(&t, oy, ox);
-                if let Some(d) = ecc::decode(&self.key, &soft) {
+                let (decoded, tried) = ecc::decode_list(&self.key, &soft, LIST);
+                out.attempts += tried;
+                if let Some(d) = decoded {
                     out.detected = true;
                     out.payload = Some(d.payload);
                     out.bit_errors = Some(d.bit_errors);

@@ -222,7 +222,7 @@ fn main() {
         })
         .count();
     println!(
-        "detections: {fp}/{fp_n} (designed bound: <= 128 attempts x 2^-32 = 3.0e-8 per image)"
+        "detections: {fp}/{fp_n} (designed bound: <= 1024 attempts x 2^-32 = 2.4e-7 per image)"
     );
 
     speed(&set);

@@ -177,7 +177,10 @@ fn list_viterbi(soft: &[f32], list: usize) -> Vec<Vec<bool>> {
     }
     let mut out = vec![];
     // The zero state's list (the tail forces every codeword to end there).
-    let finished = metric[..l].iter().take_while(|m| **m > f32::NEG_INFINITY).count();
+    let finished = metric[..l]
+        .iter()
+        .take_while(|m| **m > f32::NEG_INFINITY)
+        .count();
     for rank in 0..finished {
         let (mut state, mut rk) = (0usize, rank);
         let mut bits = vec![false; steps];

@@ -205,6 +205,16 @@ mod tests {
         bits.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect()
     }
 
+    /// The codeword as +-1 plus seeded, roughly Gaussian noise of the given scale.
+    fn noisy(bits: &[bool], rng: &mut StdRng, scale: f32) -> Vec<f32> {
+        soft_of(bits)
+            .iter()
+            .map(|v| {
+                v + (rng.r#gen::<f32>() + rng.r#gen::<f32>() + rng.r#gen::<f32>() - 1.5) * scale
+            })
+            .collect()
+    }
+
     #[test]
     fn round_trip_clean() {
         let key = WatermarkKey::from_bytes([9; 32]);
@@ -226,13 +236,8 @@ mod tests {
         for _ in 0..200 {
             let p = Payload(rng.r#gen());
             let c = encode(&key, p);
-            // Gaussian-ish noise at Eb/N0 low enough to flip ~15% of hard decisions.
-            let soft: Vec<f32> = soft_of(&c)
-                .iter()
-                .map(|v| {
-                    v + (rng.r#gen::<f32>() + rng.r#gen::<f32>() + rng.r#gen::<f32>() - 1.5) * 1.6
-                })
-                .collect();
+            // Noise at Eb/N0 low enough to flip ~15% of hard decisions.
+            let soft = noisy(&c, &mut rng, 1.6);
             if decode(&key, &soft).map(|d| d.payload) == Some(p) {
                 ok += 1;
             }
@@ -250,12 +255,7 @@ mod tests {
             let p = Payload(rng.r#gen());
             let c = encode(&key, p);
             // Noise near the decoder's threshold.
-            let soft: Vec<f32> = soft_of(&c)
-                .iter()
-                .map(|v| {
-                    v + (rng.r#gen::<f32>() + rng.r#gen::<f32>() + rng.r#gen::<f32>() - 1.5) * 2.6
-                })
-                .collect();
+            let soft = noisy(&c, &mut rng, 2.6);
             let one = decode(&key, &soft);
             let (many, tried) = decode_list(&key, &soft, 8);
             assert!((1..=8).contains(&tried));

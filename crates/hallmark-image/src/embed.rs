@@ -3,7 +3,7 @@ use image::DynamicImage;
 
 use crate::{
     Error, MIN_SIDE,
-    pattern::{CHIP_PX, M, MP, PILOT_HARMONICS, PILOT_SHARE, Tile},
+    pattern::{CHIP_PX, M, MP, PILOT_HARMONICS, PILOT_SHARE, Tile, mark_scale},
     plane::{Plane, round_i32, working_scale},
 };
 
@@ -129,7 +129,7 @@ impl ImageMark {
             payload,
             key_id: self.key.id(),
             psnr,
-            tile_px: CHIP_PX * M as f64 / f,
+            tile_px: CHIP_PX * mark_scale(w as usize, h as usize) * M as f64 / f,
         })
     }
 
@@ -150,9 +150,10 @@ impl ImageMark {
         );
         let yw = Plane::luma_resized(img, ww, wh);
         // Pixels of the working copy per chip, per axis (rounding makes them differ a hair).
+        let chip = CHIP_PX * mark_scale(w, h);
         let chip_w = (
-            CHIP_PX * ww as f64 / (w as f64 * f),
-            CHIP_PX * wh as f64 / (h as f64 * f),
+            chip * ww as f64 / (w as f64 * f),
+            chip * wh as f64 / (h as f64 * f),
         );
         let yw_mean = yw.box_mean(crate::detect::HIGHPASS_RADIUS);
         let act = self.mask(&yw, &yw_mean);

@@ -5,6 +5,7 @@ use crate::{
     Error, MIN_SIDE,
     pattern::{CHIP_PX, M, MP, PILOT_HARMONICS, PILOT_SHARE, Tile, mark_scale},
     plane::{Plane, round_i32, working_scale},
+    ssim::SsimModel,
 };
 
 /// Embedding parameters, with documented defaults.
@@ -17,6 +18,9 @@ pub struct EmbedParams {
     pub flat_floor: f32,
     /// Strongest strength, relative to the average, in busy areas (default 2.0).
     pub busy_ceiling: f32,
+    /// Lowest structural similarity (SSIM, luminance) the mark may leave (default 0.985).
+    /// On mostly flat pictures and small ones this, not the PSNR, sets the strength.
+    pub min_ssim: f64,
 }
 
 impl Default for EmbedParams {
@@ -25,6 +29,7 @@ impl Default for EmbedParams {
             target_psnr: 42.5,
             flat_floor: 0.2,
             busy_ceiling: 2.0,
+            min_ssim: 0.985,
         }
     }
 }
@@ -112,14 +117,20 @@ impl ImageMark {
                 min: MIN_SIDE,
             });
         }
-        let (field, budget) = self.field(img, payload);
+        if !(0.5..=1.0).contains(&self.params.min_ssim) {
+            return Err(Error::Parameter(format!(
+                "minimum SSIM {} is outside 0.5..1",
+                self.params.min_ssim
+            )));
+        }
+        let (field, budget, ssim) = self.field(img, payload);
         // Large images: the mark is smooth at working resolution (chips of 4 px or more), so
         // it is rendered there and upsampled row by row while it is added: no full-size float
         // plane is ever allocated.
         let rows = Rows::new(&field, w as usize, h as usize);
         let ms = rows.mean_square();
         let gain = if ms > 0.0 {
-            (budget / ms).sqrt() as f32
+            ssim.max_gain(self.params.min_ssim, (budget / ms).sqrt()) as f32
         } else {
             0.0
         };
@@ -141,7 +152,7 @@ impl ImageMark {
     /// measures how much the picture itself already pushes each bit up or down and gives
     /// every bit an amplitude that cancels most of that push. The same energy then buys a
     /// much larger margin than a blind mark.
-    fn field(&self, img: &DynamicImage, payload: Payload) -> (Plane, f64) {
+    fn field(&self, img: &DynamicImage, payload: Payload) -> (Plane, f64, SsimModel) {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let f = working_scale(w, h);
         let (ww, wh) = (
@@ -197,7 +208,10 @@ impl ImageMark {
         for (v, p) in m.data.iter_mut().zip(&pilot.data) {
             *v += p;
         }
-        (m, budget)
+        // SSIM is judged on 8x8-pixel windows of the image: that many working pixels.
+        let side = (8.0 * f).round().clamp(3.0, 8.0) as usize;
+        let ssim = SsimModel::new(&yw, &m, side);
+        (m, budget, ssim)
     }
 
     /// Texture mask at working resolution: local standard deviation over about one chip,

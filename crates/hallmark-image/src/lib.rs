@@ -45,6 +45,7 @@ mod embed;
 mod geometry;
 mod pattern;
 mod plane;
+mod ssim;
 
 pub use detect::{Detection, Detector, Transform};
 pub use embed::{EmbedParams, EmbedReport, ImageMark};

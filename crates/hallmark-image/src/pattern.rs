@@ -22,23 +22,24 @@ pub(crate) const PILOT_HARMONICS: [(i32, i32); 8] = [
 ];
 /// Share of the mark's energy given to the pilot (sync) pattern.
 pub(crate) const PILOT_SHARE: f32 = 0.35;
-/// Chip size, in pixels of the working copy, for images whose short side is 512 px or more.
-pub(crate) const CHIP_PX: f64 = 4.0;
+/// Chip size, in pixels of the working copy, for images whose short side is 384 px or more.
+/// Chosen by measurement (docs/image-benchmark.md): 3 px chips recover 566 of 594 attacked
+/// and small images against 521 for 4 px and 533 for 3.5 px, with 2.5 px no better.
+pub(crate) const CHIP_PX: f64 = 3.0;
 /// Short side (pixels) at and above which the mark has its full chip size.
-pub(crate) const CANONICAL_SIDE: f64 = 512.0;
+pub(crate) const FULL_SIZE_SIDE: f64 = 384.0;
 
-/// The mark's size relative to its canonical layout (chips of [`CHIP_PX`] working pixels).
+/// The mark's size relative to its full layout (chips of [`CHIP_PX`] working pixels).
 ///
-/// The working copy caps the short side at 512 px, so from 512 px up the mark always spans
-/// four data tiles across the short side. Smaller images keep that layout by shrinking the
-/// mark with them (down to half size: 2-px chips at 256 px and below): a 256 px image then
-/// carries 16 data tiles' worth of chips at a frequency where a natural picture has about half
-/// the amplitude, instead of 4 tiles at 4 px that its own texture drowns. The detector needs
-/// no change: it measures the mark's scale from the pilot and reports it relative to this
-/// canonical layout (a natively marked 256 px image reads as scale 0.5, like a halved 512 px
-/// one).
+/// Below [`FULL_SIZE_SIDE`] the mark shrinks with the image, down to half size (1.5-px chips
+/// at 192 px and below): a 256 px thumbnail's own texture drowns 3-px chips, and a natural
+/// picture's amplitude falls with frequency, so finer chips buy margin where the image has
+/// few pixels (at the price of robustness to compression, which at that size is out of
+/// reach anyway). The detector needs no change: it measures the mark's scale from the pilot
+/// and reports it relative to the full layout (a natively marked 256 px image reads as scale
+/// 0.67, like a 384 px one shrunk to 256).
 pub(crate) fn mark_scale(w: usize, h: usize) -> f64 {
-    (w.min(h) as f64 / CANONICAL_SIDE).clamp(0.5, 1.0)
+    (w.min(h) as f64 / FULL_SIZE_SIDE).clamp(0.5, 1.0)
 }
 /// Bins per chip side in the detector's folded tile.
 pub(crate) const BINS_PER_CHIP: usize = 4;

@@ -232,7 +232,12 @@ fn small_images(set: &[(String, DynamicImage)], n: usize) {
                 let d = Detector::new(&key).detect(&img);
                 let ok = d.payload == Some(p);
                 if !ok && std::env::var_os("HALLMARK_BENCH_DEBUG").is_some() {
-                    eprintln!("small {w}x{h} #{s} ({}): sync {:.2} transform {:?}", set[(s as usize) % set.len()].0, d.sync_score, d.transform);
+                    eprintln!(
+                        "small {w}x{h} #{s} ({}): sync {:.2} transform {:?}",
+                        set[(s as usize) % set.len()].0,
+                        d.sync_score,
+                        d.transform
+                    );
                 }
                 (ok, rep.psnr, ssim(&orig, &img))
             })

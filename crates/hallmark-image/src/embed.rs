@@ -227,7 +227,10 @@ impl ImageMark {
         let mut sorted: Vec<f32> = act.iter().step_by(7).copied().collect();
         let mid = sorted.len() / 2;
         let median = *sorted.select_nth_unstable_by(mid, f32::total_cmp).1;
-        let norm = if median > 0.5 { median } else { 0.5 };
+        // On a mostly flat picture the median is a flat area's: never let a texture below
+        // MIN_TYPICAL_TEXTURE count as typical, so skies and walls stay at the floor and the
+        // energy goes where SSIM (which the embedder also guards) barely notices it.
+        let norm = median.max(MIN_TYPICAL_TEXTURE);
         for a in &mut act {
             *a = (*a / norm).clamp(self.params.flat_floor, self.params.busy_ceiling);
         }
@@ -238,6 +241,11 @@ impl ImageMark {
         }
     }
 }
+
+/// Local standard deviation (grey levels) below which a texture never sets the mask's scale.
+/// Measured: 3 raises the lowest SSIM of the benchmark from 0.9836 to 0.9874 at the same
+/// robustness (5.4, SSIM's own sqrt(C2/2), moves too much energy into busy areas).
+const MIN_TYPICAL_TEXTURE: f32 = 3.0;
 
 /// How much of the host's push on each bit the informed embedder cancels.
 const ISS_LAMBDA: f32 = 0.6;

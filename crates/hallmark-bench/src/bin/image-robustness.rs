@@ -72,6 +72,13 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() {
     let trials = arg("--trials", 4);
     let fp_n = arg("--fp", 10_000);
+    // `--attack NAME`: only the attacks whose name contains NAME.
+    let only_attack: Option<String> = {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter()
+            .position(|a| a == "--attack")
+            .and_then(|i| args.get(i + 1).cloned())
+    };
     let set = image_set();
     println!(
         "hallmark image watermark benchmark: {} images x {trials} seeded keys/payloads",
@@ -146,13 +153,26 @@ fn main() {
         println!("| attack | recovered | rate | target | per image (ok/n) |");
         println!("|---|---|---|---|---|");
         for (name, target, f) in attacks() {
+            if only_attack
+                .as_ref()
+                .is_some_and(|o| !name.contains(o.as_str()))
+            {
+                continue;
+            }
             let res: Vec<(String, bool)> = marked
                 .par_iter()
                 .enumerate()
                 .map(|(k, m)| {
                     let a = f(&m.img, k as u64);
                     let d = Detector::new(&m.key).detect(&a);
-                    (m.name.clone(), d.payload == Some(m.payload))
+                    let ok = d.payload == Some(m.payload);
+                    if !ok && std::env::var_os("HALLMARK_BENCH_DEBUG").is_some() {
+                        eprintln!(
+                            "{name} {} #{k}: sync {:.2} transform {:?}",
+                            m.name, d.sync_score, d.transform
+                        );
+                    }
+                    (m.name.clone(), ok)
                 })
                 .collect();
             let ok = res.iter().filter(|r| r.1).count();

@@ -164,6 +164,11 @@ fn main() {
                 .enumerate()
                 .map(|(k, m)| {
                     let a = f(&m.img, k as u64);
+                    if std::env::var_os("HM_TRUTHRUN").is_some() {
+                        // SAFETY-free debug: one trial at a time (run with RAYON_NUM_THREADS=1).
+                        std::fs::write("/tmp/hm_truth", format!("{:016x}", m.payload.0)).unwrap();
+                        eprintln!("--- {name} {} #{k}", m.name);
+                    }
                     let d = Detector::new(&m.key).detect(&a);
                     let ok = d.payload == Some(m.payload);
                     if !ok && std::env::var_os("HALLMARK_BENCH_DEBUG").is_some() {

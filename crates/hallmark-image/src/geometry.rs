@@ -305,21 +305,13 @@ fn refine(sp: &Spectrum<'_>, p: f64, theta: f64, score: f64) -> Lattice {
         if best.0 < 3.0 {
             continue;
         }
-        // Sub-bin position from the larger neighbour (Rife's estimator): the spectrum is not
-        // windowed, so a line is a sinc in each axis and the magnitudes of its two highest
-        // bins stand in the ratio d : (1 - d), d the offset towards the neighbour. (A
-        // parabola through the powers is biased towards the bin centre by up to a quarter of
-        // a bin, a scale error of up to 0.8% on a 256 px image.)
         let sub = |m: f64, c0: f64, pl: f64| {
-            let (m, c0, pl) = (m.max(0.0).sqrt(), c0.max(0.0).sqrt(), pl.max(0.0).sqrt());
-            if pl >= m {
-                if c0 + pl > 0.0 { pl / (c0 + pl) } else { 0.0 }
-            } else if c0 + m > 0.0 {
-                -m / (c0 + m)
-            } else {
+            let den = m - 2.0 * c0 + pl;
+            if den.abs() < 1e-12 {
                 0.0
+            } else {
+                (0.5 * (m - pl) / den).clamp(-0.5, 0.5)
             }
-            .clamp(-0.5, 0.5)
         };
         let (x0, y0) = (best.1, best.2);
         let px = x0 as f64 + sub(sp.get(x0 - 1, y0), best.0, sp.get(x0 + 1, y0));

@@ -286,9 +286,9 @@ fn speed(set: &[(String, DynamicImage)]) {
          multiple of the decoded image (target <= 4x)."
     );
     println!(
-        "| image | embed ms (median / min) | detect ms (median / min) | embed peak | detect peak |"
+        "| image | embed ms (median / min) | detect ms (median / min) | embed peak | detect peak | payload |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for (name, img) in set
         .iter()
         .filter(|(n, _)| n.contains("1920x1080") || n.contains("3840") || n.contains("512x512"))
@@ -298,6 +298,7 @@ fn speed(set: &[(String, DynamicImage)]) {
         let det = Detector::new(&key);
         let (mut te, mut td) = (vec![], vec![]);
         let (mut pe, mut pd) = (0usize, 0usize);
+        let mut found = (true, 0usize);
         let bytes = img.as_bytes().len();
         for _ in 0..11 {
             let mut i = img.clone();
@@ -310,13 +311,14 @@ fn speed(set: &[(String, DynamicImage)]) {
             let base = HEAP.current_usage();
             HEAP.reset_peak_usage();
             let t = Instant::now();
-            let _ = det.detect(&i);
+            let d = det.detect(&i);
+            found = (found.0 && d.payload == Some(Payload(1)), found.1.max(d.attempts));
             td.push(t.elapsed().as_secs_f64() * 1e3);
             pd = pd.max(HEAP.peak_usage().saturating_sub(base));
         }
         let ratio = |extra: usize| (bytes + extra) as f64 / bytes as f64;
         println!(
-            "| {name} | {:.1} / {:.1} | {:.1} / {:.1} | {:.2}x ({:.1} MB extra) | {:.2}x ({:.1} MB extra) |",
+            "| {name} | {:.1} / {:.1} | {:.1} / {:.1} | {:.2}x ({:.1} MB extra) | {:.2}x ({:.1} MB extra) | {} ({} attempts) |",
             median(&mut te),
             te.iter().cloned().fold(f64::INFINITY, f64::min),
             median(&mut td),
@@ -325,6 +327,8 @@ fn speed(set: &[(String, DynamicImage)]) {
             pe as f64 / 1e6,
             ratio(pd),
             pd as f64 / 1e6,
+            if found.0 { "found" } else { "NOT FOUND" },
+            found.1,
         );
     }
 }

@@ -82,8 +82,9 @@ impl SsimModel {
         if self.ssim(g_max) >= target {
             return g_max;
         }
+        // Twelve halvings: the gain to 0.03% of g_max, far finer than SSIM needs.
         let (mut lo, mut hi) = (0.0, g_max);
-        for _ in 0..30 {
+        for _ in 0..12 {
             let mid = 0.5 * (lo + hi);
             if self.ssim(mid) >= target {
                 lo = mid;
@@ -164,7 +165,7 @@ mod tests {
         }
         let g = model.max_gain(0.98, 10.0);
         assert!(g > 0.0 && g < 10.0);
-        assert!(model.ssim(g) >= 0.98 && model.ssim(g * 1.01) < 0.98);
+        assert!(model.ssim(g) >= 0.98 && model.ssim(g + 10.0 / 2048.0) < 0.98);
         // Already within the target: the cap is returned unchanged.
         assert_eq!(model.max_gain(0.5, 1.0), 1.0);
     }

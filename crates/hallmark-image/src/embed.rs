@@ -11,8 +11,8 @@ use crate::{
 /// Embedding parameters, with documented defaults.
 #[derive(Clone, Debug)]
 pub struct EmbedParams {
-    /// Target peak signal-to-noise ratio of the marked image, in dB (default 42.2; every image
-    /// gets at least this, more where the SSIM guard lowers the strength). Lower is
+    /// Target peak signal-to-noise ratio of the marked image, in dB (default 42.2; each image
+    /// gets this to within rounding, more where the SSIM guard lowers the strength). Lower is
     /// more robust and less invisible; 40-45 is the useful range.
     pub target_psnr: f64,
     /// Weakest strength, relative to the average, in flat areas (default 0.2).

@@ -5,20 +5,25 @@
 //! file I/O, no decoding, no global state.
 //!
 //! # How it works
-//! * **Tile.** A square tile of 32x32 *chips* (smooth bumps, bilinearly interpolated): a quarter
-//!   are a keyed pilot, the rest carry the payload (64 bits + 32-bit keyed check, rate-1/3
-//!   convolutional code, see [`hallmark_core::ecc`]), each chip multiplied by a keyed +-1
-//!   sequence. The tile repeats over the whole image, and its size is tied to the image's
-//!   short side (4 chips per pixel of a 512-px working copy), so resizing the whole image
-//!   leaves the mark at the same relative scale and the detector can work on a small copy.
+//! * **Layout.** Two keyed patterns are added to the luminance. A *pilot*: 8 gratings
+//!   repeating every 8 chips (a quarter of the mark's energy), which synchronises. A *data
+//!   tile* of 32x32 chips (smooth bumps, bilinearly interpolated), each carrying one of the 306
+//!   coded bits (64 payload bits + a 32-bit keyed check, rate-1/3 convolutional code, see
+//!   [`hallmark_core::ecc`]) times a keyed +-1 sign. Both repeat over the whole image on a
+//!   working copy whose short side is at most 512 px, with 3-px chips, so resizing the whole
+//!   image leaves the mark at the same relative scale. Below a 384 px short side the mark
+//!   shrinks with the image (to 1.5-px chips at 192 px), so thumbnails still carry it.
 //! * **Masking.** The strength follows local texture: flat areas (sky, walls) get a fifth of
-//!   the average, busy areas up to twice; a global gain then sets the mean squared change, so
-//!   PSNR is fixed by [`EmbedParams::target_psnr`] rather than by the picture.
-//! * **Synchronisation.** Repetition makes the mark's autocorrelation a lattice of peaks whose
-//!   spacing and angle give scale, rotation and aspect change (Kutter's self-reference). The
-//!   detector folds the high-passed image modulo that lattice into one tile, then finds the
-//!   translation (and which of the 8 flips/quarter-turns applies) by FFT cross-correlation with
-//!   the pilot.
+//!   the average, busy areas up to twice. Informed embedding then gives every coded bit an
+//!   amplitude that cancels most of the picture's own push on it. A global gain sets the mean
+//!   squared change to [`EmbedParams::target_psnr`], lowered where needed so that the SSIM
+//!   the embedder predicts (an exact per-window model) stays at or above
+//!   [`EmbedParams::min_ssim`].
+//! * **Synchronisation.** The pilot's gratings are lines in the spectrum whose spacing and
+//!   angle give scale, rotation and aspect change. The detector folds the high-passed image
+//!   modulo that lattice into one tile, finds the translation (and which of the 8
+//!   flips/quarter-turns applies) by FFT cross-correlation with the pilot, and, when decoding
+//!   fails, refines the lattice on the pilot's and then the data chips' coherence.
 //! * **Decision.** The payload is accepted only if its 32-bit keyed check matches. An unmarked
 //!   image passes one decoding attempt with probability 2^-32; the detector counts its attempts
 //!   and reports `attempts * 2^-32` as the p-value bound, so the false-positive rate is a

@@ -312,7 +312,10 @@ fn speed(set: &[(String, DynamicImage)]) {
             HEAP.reset_peak_usage();
             let t = Instant::now();
             let d = det.detect(&i);
-            found = (found.0 && d.payload == Some(Payload(1)), found.1.max(d.attempts));
+            found = (
+                found.0 && d.payload == Some(Payload(1)),
+                found.1.max(d.attempts),
+            );
             td.push(t.elapsed().as_secs_f64() * 1e3);
             pd = pd.max(HEAP.peak_usage().saturating_sub(base));
         }

@@ -232,7 +232,7 @@ fn main() {
         })
         .count();
     println!(
-        "detections: {fp}/{fp_n} (designed bound: <= 1024 attempts x 2^-32 = 2.4e-7 per image)"
+        "detections: {fp}/{fp_n} (designed bound: <= 1536 attempts x 2^-32 = 3.6e-7 per image)"
     );
 
     speed(&set);

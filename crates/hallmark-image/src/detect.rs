@@ -175,12 +175,11 @@ impl Detector {
                 // Most images reach a detector unscaled and unrotated. When the estimate is
                 // within its own error of such a geometry, try the exact one first: on a small
                 // picture or crop the estimate's last half percent costs a fifth of the SNR.
-                if rank == 0 {
-                    if let Some(exact) = nominal.iter().find_map(|&p| snap(&pl, p)) {
-                        if self.try_decode(&mut planner, &r, &exact, f, &mut out) {
-                            break;
-                        }
-                    }
+                if rank == 0
+                    && let Some(exact) = nominal.iter().find_map(|&p| snap(&pl, p))
+                    && self.try_decode(&mut planner, &r, &exact, f, &mut out)
+                {
+                    break;
                 }
                 if self.try_decode(&mut planner, &r, &pl, f, &mut out) {
                     break;

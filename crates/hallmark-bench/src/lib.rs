@@ -14,6 +14,28 @@ pub fn photos_dir() -> PathBuf {
 /// The benchmark set: the bundled photographs (512 px to 1080p), a 4K version of the 1080p
 /// photo (Lanczos upscale: a stand-in for a 4K render), and two procedural renders.
 pub fn image_set() -> Vec<(String, DynamicImage)> {
+    // `--images DIR`: every PNG/JPEG in DIR instead (a held-out set), nothing added.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--images")
+        .and_then(|i| args.get(i + 1))
+    {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .expect("--images DIR")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
+            .collect();
+        names.sort();
+        return names
+            .into_iter()
+            .filter_map(|p| {
+                let img = image::open(&p).ok()?;
+                Some((p.file_stem()?.to_string_lossy().into_owned(), img))
+            })
+            .collect();
+    }
     let mut out = vec![];
     let mut names: Vec<_> = std::fs::read_dir(photos_dir())
         .unwrap()

@@ -271,7 +271,8 @@ impl Detector {
     /// Coordinate search over small changes of the pilot basis maximising the data chips'
     /// coherence: the energy of the per-bit sums at the best of the data-tile offsets the
     /// pilot leaves open. Blind (the bits are unknown), but it uses the fine data chips and
-    /// three times the pilot's energy, so it is much sharper in scale and rotation.
+    /// three times the pilot's energy. Measured: +3 recoveries over the 594-trial sweep; the
+    /// criterion is noisy on small crops and does not always reach the true lattice.
     fn polish_on_data(&self, planner: &mut FftPlanner<f32>, r: &Plane, pl: &Lattice) -> Lattice {
         let full = (0, 0, r.w, r.h);
         let coherence = |planner: &mut FftPlanner<f32>, l: &Lattice| -> f64 {

@@ -16,8 +16,10 @@ use crate::{
 pub struct Transform {
     /// Side of one tile of the mark in pixels of the analysed image.
     pub tile_period_px: f64,
-    /// Tile size relative to what an untouched image of these dimensions would carry:
-    /// 1.0 after a plain resize, about 1.41 after a centre crop keeping half the area.
+    /// Tile size relative to the mark's full layout on the working copy: 1.0 for an untouched
+    /// image whose short side is 384 px or more (and after a plain resize of one), about
+    /// 1.41 after a centre crop keeping half the area. Below 384 px the mark shrinks with the
+    /// image, so an untouched 256 px image reads about 0.67.
     pub scale: f64,
     /// Rotation of the tile grid in degrees, counter-clockwise, in (-180, 180].
     pub rotation_deg: f64,

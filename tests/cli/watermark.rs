@@ -77,6 +77,45 @@ fn round_trip_and_fast_attacks() {
 }
 
 #[test]
+fn embed_reads_the_mark_back_and_warns_when_it_cannot() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let embed = |src: &std::path::Path, out: &str, extra: &[&str]| {
+        let out = t.path(out);
+        let mut args = vec![
+            "image",
+            "embed",
+            "--key",
+            &keys,
+            src.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let r = hm(&args).run();
+        r.code(0);
+        assert!(out.is_file());
+        (r.json_lines()[0].clone(), r.stderr.clone())
+    };
+    // A photo: the written file carries the mark.
+    let (v, err) = embed(&photo("p02_coffee_600x400.png"), "a.png", &[]);
+    assert_eq!(v["readable"], true, "{v}");
+    assert!(!err.contains("warning"), "{err}");
+    // Full-range noise everywhere: no room left for the mark. The file is still written,
+    // and the user is told.
+    let noise = image::RgbImage::from_raw(256, 256, pseudo_random(256 * 256 * 3, 5)).unwrap();
+    let np = t.path("noise.png");
+    noise.save(&np).unwrap();
+    let (v, err) = embed(&np, "n.png", &[]);
+    assert_eq!(v["readable"], false, "{v}");
+    assert!(err.contains("could not be read back"), "{err}");
+    // The check can be skipped.
+    let (v, _) = embed(&np, "n2.png", &["--no-check"]);
+    assert_eq!(v["readable"], serde_json::Value::Null, "{v}");
+}
+
+#[test]
 fn unmarked_images_are_not_detected() {
     let t = TestDir::new();
     let keys = t.keygen();
@@ -113,7 +152,7 @@ fn stamp_then_verify_matches_and_stripped_copy_still_says_ai() {
     let keys = t.keygen();
     let src = photo("p06_seeding_1920x1080.jpg");
     let out = t.path("stamped.jpg");
-    hm(&[
+    let r = hm(&[
         "stamp",
         src.to_str().unwrap(),
         "-o",
@@ -124,9 +163,11 @@ fn stamp_then_verify_matches_and_stripped_copy_still_says_ai() {
         "gen",
         "--payload",
         "00000000cafef00d",
+        "--json",
     ])
-    .run()
-    .code(0);
+    .run();
+    r.code(0);
+    assert_eq!(r.json_lines()[0]["watermark_readable"], true);
     let r = hm(&["verify", "--json", out.to_str().unwrap(), "--keys", &keys]).run();
     r.code(0);
     let v = &r.json_lines()[0];

@@ -207,6 +207,36 @@ impl Detector {
                 break;
             }
         }
+        // Nothing found: the spectral search can lose the pilot in a picture whose own
+        // texture is as fine as the mark (grass, gravel). Try the geometry most images arrive
+        // in, unscaled and unrotated, in the orientation the pilot prefers.
+        if !out.detected {
+            let mut tried: Vec<f64> = vec![];
+            for &p in &nominal {
+                if tried.iter().any(|&q| (q - p).abs() < 1e-9) {
+                    continue;
+                }
+                tried.push(p);
+                let base = Lattice {
+                    a: [p, 0.0],
+                    b: [0.0, p],
+                    score: 0.0,
+                };
+                let data = scaled(&base, rep);
+                let hp = tile_highpass(&fold(&white, &data, G, full), G, data.period());
+                let best = (0..8)
+                    .filter_map(|o| {
+                        pilot_peak(&mut planner, &dihedral(&hp, o), G, &self.pilot_spectrum)
+                            .map(|(z, _, _)| (z, o))
+                    })
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                if let Some((_, o)) = best
+                    && self.try_decode(&mut planner, &r, &oriented(&base, o), f, &mut out)
+                {
+                    break;
+                }
+            }
+        }
         if out.detected {
             out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
         }

@@ -90,3 +90,24 @@ fn the_ssim_guard_holds_on_a_mostly_flat_picture() {
     // The guard, not the PSNR target, set the strength.
     assert!(rep.psnr > 42.2 + 0.5, "PSNR {}", rep.psnr);
 }
+
+/// The fast read-back path finds a fresh mark at its embedding geometry (a 1080p photo and a
+/// 320x240 thumbnail) and nothing in the unmarked pictures.
+#[test]
+fn untouched_read_back() {
+    let key = WatermarkKey::from_bytes([4; 32]);
+    let mark = ImageMark::new(&key, EmbedParams::default());
+    let det = Detector::new(&key);
+    let full = photo("p06_seeding_1920x1080.jpg");
+    let thumb = full.resize_exact(320, 240, image::imageops::FilterType::Triangle);
+    for (i, src) in [full, thumb].into_iter().enumerate() {
+        let payload = Payload(0x5eed_0000 + i as u64);
+        let unmarked = det.detect_untouched(&src);
+        assert!(!unmarked.detected && unmarked.payload.is_none());
+        let mut img = src.clone();
+        mark.embed_dynamic(&mut img, payload).expect("embeds");
+        let d = det.detect_untouched(&img);
+        assert_eq!(d.payload, Some(payload), "{i}: {d:?}");
+        assert!(d.p_value <= 1e-6);
+    }
+}

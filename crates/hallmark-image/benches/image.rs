@@ -29,6 +29,9 @@ fn bench(c: &mut Criterion) {
     let mut marked = img.clone();
     mark.embed_dynamic(&mut marked, Payload(1)).unwrap();
     g.bench_function("detect", |b| b.iter(|| det.detect(&marked)));
+    g.bench_function("detect_untouched (read-back)", |b| {
+        b.iter(|| det.detect_untouched(&marked))
+    });
     g.finish();
 }
 

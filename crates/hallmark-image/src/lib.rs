@@ -23,7 +23,9 @@
 //!   angle give scale, rotation and aspect change. The detector folds the high-passed image
 //!   modulo that lattice into one tile, finds the translation (and which of the 8
 //!   flips/quarter-turns applies) by FFT cross-correlation with the pilot, and, when decoding
-//!   fails, refines the lattice on the pilot's and then the data chips' coherence.
+//!   fails, refines the lattice on the pilot's and then the data chips' coherence; when no
+//!   lattice decodes, it tries the unscaled, unrotated one. [`Detector::detect_untouched`]
+//!   reads only that geometry (for checking a file one has just written).
 //! * **Decision.** The payload is accepted only if its 32-bit keyed check matches. An unmarked
 //!   image passes one decoding attempt with probability 2^-32; the detector counts its attempts
 //!   and reports `attempts * 2^-32` as the p-value bound, so the false-positive rate is a

@@ -119,10 +119,9 @@ impl Detector {
         }
     }
 
-    /// Looks for the mark. Never panics, whatever the pixels.
-    pub fn detect(&self, img: &DynamicImage) -> Detection {
-        let start = Instant::now();
-        let mut out = Detection {
+    /// The report of a search that found nothing (yet).
+    fn nothing_found(&self) -> Detection {
+        Detection {
             detected: false,
             payload: None,
             p_value: 1.0,
@@ -132,19 +131,19 @@ impl Detector {
             transform: None,
             key_id: self.key.id(),
             millis: 0.0,
-        };
+        }
+    }
+
+    /// Looks for the mark. Never panics, whatever the pixels.
+    pub fn detect(&self, img: &DynamicImage) -> Detection {
+        let start = Instant::now();
+        let mut out = self.nothing_found();
         let (w, h) = (img.width() as usize, img.height() as usize);
         if w.min(h) < 64 {
             out.millis = start.elapsed().as_secs_f64() * 1e3;
             return out;
         }
-        let f = working_scale(w, h);
-        let (ww, wh) = (
-            ((w as f64 * f).round() as usize).max(1),
-            ((h as f64 * f).round() as usize).max(1),
-        );
-        let y = Plane::luma_resized(img, ww, wh);
-        let r = highpass_clipped(&y);
+        let (f, (ww, wh), r) = working_residual(img);
         let mut planner = FftPlanner::new();
         let (ratio, white) = analyse(&mut planner, &r, 8.0 * f);
         let p_max = (ww.min(wh) as f64 / 3.0).min(160.0);
@@ -217,11 +216,7 @@ impl Detector {
                     continue;
                 }
                 tried.push(p);
-                let base = Lattice {
-                    a: [p, 0.0],
-                    b: [0.0, p],
-                    score: 0.0,
-                };
+                let base = square_lattice(p);
                 let data = scaled(&base, rep);
                 let hp = tile_highpass(&fold(&white, &data, G, full), G, data.period());
                 let best = (0..8)
@@ -251,34 +246,12 @@ impl Detector {
     /// p-value is stated the same way (attempts x 2^-32).
     pub fn detect_untouched(&self, img: &DynamicImage) -> Detection {
         let start = Instant::now();
-        let mut out = Detection {
-            detected: false,
-            payload: None,
-            p_value: 1.0,
-            bit_errors: None,
-            sync_score: 0.0,
-            attempts: 0,
-            transform: None,
-            key_id: self.key.id(),
-            millis: 0.0,
-        };
+        let mut out = self.nothing_found();
         let (w, h) = (img.width() as usize, img.height() as usize);
         if w.min(h) >= 64 {
-            let f = working_scale(w, h);
-            let (ww, wh) = (
-                ((w as f64 * f).round() as usize).max(1),
-                ((h as f64 * f).round() as usize).max(1),
-            );
-            let y = Plane::luma_resized(img, ww, wh);
-            let r = highpass_clipped(&y);
-            let mut planner = FftPlanner::new();
-            let p = CHIP_PX * MP as f64 * mark_scale(w, h);
-            let base = Lattice {
-                a: [p, 0.0],
-                b: [0.0, p],
-                score: 0.0,
-            };
-            self.try_decode(&mut planner, &r, &base, f, &mut out);
+            let (f, _, r) = working_residual(img);
+            let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
+            self.try_decode(&mut FftPlanner::new(), &r, &base, f, &mut out);
             if out.detected {
                 out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
             }
@@ -741,6 +714,27 @@ fn snap(l: &Lattice, p: f64) -> Option<Lattice> {
         b,
         score: l.score,
     })
+}
+
+/// The working copy's scale, its size, and its clipped, normalised residual.
+fn working_residual(img: &DynamicImage) -> (f64, (usize, usize), Plane) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let f = working_scale(w, h);
+    let (ww, wh) = (
+        ((w as f64 * f).round() as usize).max(1),
+        ((h as f64 * f).round() as usize).max(1),
+    );
+    let y = Plane::luma_resized(img, ww, wh);
+    (f, (ww, wh), highpass_clipped(&y))
+}
+
+/// The axis-aligned square lattice of period `p` (an untouched image's pilot).
+fn square_lattice(p: f64) -> Lattice {
+    Lattice {
+        a: [p, 0.0],
+        b: [0.0, p],
+        score: 0.0,
+    }
 }
 
 fn scaled(l: &Lattice, k: f64) -> Lattice {

@@ -98,8 +98,16 @@ fn pilot_template(planner: &mut FftPlanner<f32>, tile: &Tile, n: usize) -> Vec<C
 }
 
 /// Candidates per decoding (list Viterbi). Each one checked counts as an attempt in the
-/// p-value bound: up to 192 alignments x 8 = 1536 attempts, p <= 1536 x 2^-32 = 3.6e-7.
+/// p-value bound: up to 384 alignments (each plane, offset and lattice tried counts one)
+/// x 8 = 3072 attempts, p <= 3072 x 2^-32 = 7.2e-7.
 const LIST: usize = 8;
+
+/// Alignments the detector may try (each with the list of [`LIST`]).
+const MAX_ALIGNMENTS: usize = 384;
+
+/// The most candidate codewords one detection checks against the keyed check; a detection's
+/// p-value is at most `MAX_ATTEMPTS x 2^-32`.
+pub const MAX_ATTEMPTS: usize = MAX_ALIGNMENTS * LIST;
 
 const HALF_HAT: [f32; 8] = [0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125];
 
@@ -115,7 +123,7 @@ impl Detector {
             tile,
             pilot_spectrum: t,
             pilot_gp_spectrum: tp,
-            max_attempts: 192 * LIST,
+            max_attempts: MAX_ATTEMPTS,
         }
     }
 
@@ -143,7 +151,7 @@ impl Detector {
             out.millis = start.elapsed().as_secs_f64() * 1e3;
             return out;
         }
-        let (f, (ww, wh), r) = working_residual(img);
+        let (f, (ww, wh), r, calm) = working_residual(img);
         let mut planner = FftPlanner::new();
         let (ratio, white) = analyse(&mut planner, &r, 8.0 * f);
         let p_max = (ww.min(wh) as f64 / 3.0).min(160.0);
@@ -178,11 +186,11 @@ impl Detector {
                 // picture or crop the estimate's last half percent costs a fifth of the SNR.
                 if rank == 0
                     && let Some(exact) = nominal.iter().find_map(|&p| snap(&pl, p))
-                    && self.try_decode(&mut planner, &r, &exact, f, &mut out)
+                    && self.try_decode(&mut planner, [&r, &calm], &exact, f, &mut out)
                 {
                     break;
                 }
-                if self.try_decode(&mut planner, &r, &pl, f, &mut out) {
+                if self.try_decode(&mut planner, [&r, &calm], &pl, f, &mut out) {
                     break;
                 }
                 // The spectral estimate of the lattice is good to a few tenths of a percent;
@@ -190,14 +198,14 @@ impl Detector {
                 // maximising the pilot's coherence, then try again (best orientation only).
                 if rank == 0 {
                     let polished = self.polish(&mut planner, &r, &pl);
-                    if self.try_decode(&mut planner, &r, &polished, f, &mut out) {
+                    if self.try_decode(&mut planner, [&r, &calm], &polished, f, &mut out) {
                         break;
                     }
                     // The pilot's coarse gratings barely notice a scale error of half a
                     // percent, which still drifts the fine data chips by a chip across a
                     // small crop: refine once more on the data chips' own coherence.
                     let refined = self.polish_on_data(&mut planner, &r, &polished);
-                    if self.try_decode(&mut planner, &r, &refined, f, &mut out) {
+                    if self.try_decode(&mut planner, [&r, &calm], &refined, f, &mut out) {
                         break;
                     }
                 }
@@ -226,7 +234,7 @@ impl Detector {
                     })
                     .max_by(|a, b| a.0.total_cmp(&b.0));
                 if let Some((_, o)) = best
-                    && self.try_decode(&mut planner, &r, &oriented(&base, o), f, &mut out)
+                    && self.try_decode(&mut planner, [&r, &calm], &oriented(&base, o), f, &mut out)
                 {
                     break;
                 }
@@ -249,9 +257,9 @@ impl Detector {
         let mut out = self.nothing_found();
         let (w, h) = (img.width() as usize, img.height() as usize);
         if w.min(h) >= 64 {
-            let (f, _, r) = working_residual(img);
+            let (f, _, r, calm) = working_residual(img);
             let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
-            self.try_decode(&mut FftPlanner::new(), &r, &base, f, &mut out);
+            self.try_decode(&mut FftPlanner::new(), [&r, &calm], &base, f, &mut out);
             if out.detected {
                 out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
             }
@@ -260,42 +268,50 @@ impl Detector {
         out
     }
 
-    /// Folds with pilot basis `pl`, aligns on the pilot, and tries the data-tile offsets.
+    /// Folds with pilot basis `pl`, aligns on the pilot, and tries the data-tile offsets on
+    /// the normalised residual, then on its calm-weighted copy (see [`calm_weighted`]).
     fn try_decode(
         &self,
         planner: &mut FftPlanner<f32>,
-        r: &Plane,
+        planes: [&Plane; 2],
         pl: &Lattice,
         f: f64,
         out: &mut Detection,
     ) -> bool {
         let dl = scaled(pl, (M / MP) as f64);
-        let full = (0, 0, r.w, r.h);
+        let full = (0, 0, planes[0].w, planes[0].h);
         // Data are read from the normalised residual, the plane the informed embedder
         // optimised for; the whitened plane served the synchronisation.
-        let t = tile_highpass(&fold(r, &dl, G, full), G, dl.period());
+        let t = tile_highpass(&fold(planes[0], &dl, G, full), G, dl.period());
         let Some((z, dy, dx)) = pilot_peak(planner, &t, G, &self.pilot_spectrum) else {
             return false;
         };
         out.sync_score = out.sync_score.max(z);
-        let t = remove_pilot(planner, &t);
         let (dy, dx) = (dy.round() as usize % GP, dx.round() as usize % GP);
-        for i in 0..G / GP {
-            for j in 0..G / GP {
-                if out.attempts + LIST > self.max_attempts {
-                    return false;
-                }
-                let (oy, ox) = (dy + i * GP, dx + j * GP);
-                let soft = self.soft_bits(&t, oy, ox);
-                let (decoded, tried) = ecc::decode_list(&self.key, &soft, LIST);
-                out.attempts += tried;
-                if let Some(d) = decoded {
-                    out.detected = true;
-                    out.payload = Some(d.payload);
-                    out.bit_errors = Some(d.bit_errors);
-                    out.sync_score = z;
-                    out.transform = Some(transform(&dl, oy, ox, f));
-                    return true;
+        for (k, plane) in planes.iter().enumerate() {
+            let t = if k == 0 {
+                remove_pilot(planner, &t)
+            } else {
+                let t = tile_highpass(&fold(plane, &dl, G, full), G, dl.period());
+                remove_pilot(planner, &t)
+            };
+            for i in 0..G / GP {
+                for j in 0..G / GP {
+                    if out.attempts + LIST > self.max_attempts {
+                        return false;
+                    }
+                    let (oy, ox) = (dy + i * GP, dx + j * GP);
+                    let soft = self.soft_bits(&t, oy, ox);
+                    let (decoded, tried) = ecc::decode_list(&self.key, &soft, LIST);
+                    out.attempts += tried;
+                    if let Some(d) = decoded {
+                        out.detected = true;
+                        out.payload = Some(d.payload);
+                        out.bit_errors = Some(d.bit_errors);
+                        out.sync_score = z;
+                        out.transform = Some(transform(&dl, oy, ox, f));
+                        return true;
+                    }
                 }
             }
         }
@@ -451,19 +467,14 @@ pub(crate) fn bit_statistics(
     (stats(&rh), stats(&rm))
 }
 
-/// High-pass (minus a 5x5 mean), then divide by the local mean absolute residual and clip.
-/// The embedder put more mark where the picture is busy, and the host's own residual is
-/// larger there too; normalising by local activity weighs every region by its
-/// signal-to-noise ratio, and clipping keeps edges from dominating.
-pub(crate) fn highpass_clipped(y: &Plane) -> Plane {
-    normalised_residual_with(y, &y.box_mean(HIGHPASS_RADIUS)).0
-}
-
 /// Radius of the box mean that the high-pass subtracts (a 5x5 box).
 pub(crate) const HIGHPASS_RADIUS: usize = 2;
 
-/// The clipped, normalised residual and the per-pixel normaliser used; `m` is
-/// `y.box_mean(HIGHPASS_RADIUS)`.
+/// High-pass (minus `m`, the 5x5 mean `y.box_mean(HIGHPASS_RADIUS)`), then divide by the local mean absolute residual and clip.
+/// The embedder put more mark where the picture is busy, and the host's own residual is
+/// larger there too; normalising by local activity weighs every region by its
+/// signal-to-noise ratio, and clipping keeps edges from dominating.
+/// Returns the residual and the per-pixel normaliser used.
 fn normalised_residual_with(y: &Plane, m: &Plane) -> (Plane, Vec<f32>) {
     let mut r = Plane::new(y.w, y.h);
     for ((o, a), b) in r.data.iter_mut().zip(&y.data).zip(&m.data) {
@@ -716,8 +727,9 @@ fn snap(l: &Lattice, p: f64) -> Option<Lattice> {
     })
 }
 
-/// The working copy's scale, its size, and its clipped, normalised residual.
-fn working_residual(img: &DynamicImage) -> (f64, (usize, usize), Plane) {
+/// The working copy's scale, its size, its clipped, normalised residual and that residual's
+/// calm-weighted copy.
+fn working_residual(img: &DynamicImage) -> (f64, (usize, usize), Plane, Plane) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let f = working_scale(w, h);
     let (ww, wh) = (
@@ -725,7 +737,28 @@ fn working_residual(img: &DynamicImage) -> (f64, (usize, usize), Plane) {
         ((h as f64 * f).round() as usize).max(1),
     );
     let y = Plane::luma_resized(img, ww, wh);
-    (f, (ww, wh), highpass_clipped(&y))
+    let (r, norm) = normalised_residual_with(&y, &y.box_mean(HIGHPASS_RADIUS));
+    let calm = calm_weighted(&r, &norm);
+    (f, (ww, wh), r, calm)
+}
+
+/// `r` divided once more by the local activity: the normalised residual is x / sigma (sigma
+/// the local activity), and this copy is x / sigma^2, the inverse-variance weighting that suits
+/// a mark whose amplitude does not grow with texture. The embedder's mask stops growing in
+/// busy places while the picture's residual keeps growing, so where the noise is the picture
+/// (a crop, which loses the embedder's whole-picture cancellation) this copy reads more; where
+/// it is a codec (which spares texture) the plain residual does. The detector cannot tell
+/// which, so it tries both, each attempt counted in the bound. Scaled so the calmest place
+/// keeps weight 1.
+fn calm_weighted(r: &Plane, norm: &[f32]) -> Plane {
+    let mut out = r.clone();
+    let least = norm.iter().copied().fold(f32::INFINITY, f32::min);
+    if least.is_finite() && least > 0.0 {
+        for (v, n) in out.data.iter_mut().zip(norm) {
+            *v *= least / n;
+        }
+    }
+    out
 }
 
 /// The axis-aligned square lattice of period `p` (an untouched image's pilot).

@@ -54,7 +54,7 @@ mod pattern;
 mod plane;
 mod ssim;
 
-pub use detect::{Detection, Detector, Transform};
+pub use detect::{Detection, Detector, MAX_ATTEMPTS, Transform};
 pub use embed::{EmbedParams, EmbedReport, ImageMark};
 
 /// The name recorded as the `alg` of a C2PA soft-binding assertion for this watermark.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use hallmark::{
     Payload, WatermarkKey,
-    image_mark::{Detector, EmbedParams, ImageMark},
+    image_mark::{Detector, EmbedParams, ImageMark, MAX_ATTEMPTS},
 };
 use hallmark_bench::*;
 use image::DynamicImage;
@@ -231,8 +231,9 @@ fn main() {
             Detector::new(&key).detect(&img).detected
         })
         .count();
+    let bound = MAX_ATTEMPTS as f64 / 2f64.powi(32);
     println!(
-        "detections: {fp}/{fp_n} (designed bound: <= 1536 attempts x 2^-32 = 3.6e-7 per image)"
+        "detections: {fp}/{fp_n} (designed bound: <= {MAX_ATTEMPTS} attempts x 2^-32 = {bound:.1e} per image)"
     );
 
     speed(&set);

@@ -736,31 +736,32 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             let key = keys::load_watermark_key(key)?;
             let payload = parse_payload(payload)?.unwrap_or_else(Payload::random);
             let bytes = files::read_input(input)?;
-            let mut dec = hallmark::io::decode(&bytes, &hallmark::io::Limits::default())?;
+            let dec = hallmark::io::decode(&bytes, &hallmark::io::Limits::default())?;
             if dec.format == hallmark::io::Format::Gif {
                 bail!(
                     "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first"
                 );
             }
             let mark = hallmark::image_mark::ImageMark::new(&key, Default::default());
-            let mut img = std::mem::replace(&mut dec.image, image_placeholder());
-            let rep = mark.embed_dynamic(&mut img, payload)?;
-            let out = hallmark::io::encode(
-                &img,
-                &dec,
+            let det = hallmark::image_mark::Detector::new(&key);
+            let marked = hallmark::mark_encoded(
+                &bytes,
+                dec,
+                &mark,
+                (!*no_check).then_some(&det),
+                payload,
                 hallmark::io::EncodeOptions {
                     jpeg_quality: *quality,
                 },
+                &hallmark::io::Limits::default(),
             )?;
-            files::write_atomic(output, &out, None)?;
-            let readable = (!*no_check).then(|| {
-                let det = hallmark::image_mark::Detector::new(&key);
-                hallmark::read_back(&det, &out, &hallmark::io::Limits::default(), payload)
-            });
+            files::write_atomic(output, &marked.bytes, None)?;
+            let (rep, readable) = (marked.report, marked.readable);
             if cli.json {
                 let mut v = serde_json::to_value(&rep)?;
                 v["output"] = serde_json::json!(output.display().to_string());
                 v["readable"] = serde_json::json!(readable);
+                v["reinforced"] = serde_json::json!(marked.reinforced);
                 println!("{v}");
             } else if !cli.quiet {
                 println!(
@@ -840,8 +841,4 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             })
         }
     }
-}
-
-fn image_placeholder() -> image::DynamicImage {
-    image::DynamicImage::new_luma8(1, 1)
 }

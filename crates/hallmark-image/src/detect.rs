@@ -98,12 +98,13 @@ fn pilot_template(planner: &mut FftPlanner<f32>, tile: &Tile, n: usize) -> Vec<C
 }
 
 /// Candidates per decoding (list Viterbi). Each one checked counts as an attempt in the
-/// p-value bound: up to 384 alignments (each plane, offset and lattice tried counts one)
-/// x 8 = 3072 attempts, p <= 3072 x 2^-32 = 7.2e-7.
+/// p-value bound: up to 416 alignments (each plane, offset and lattice tried counts one)
+/// x 8 = 3328 attempts, p <= 3328 x 2^-32 = 7.7e-7.
 const LIST: usize = 8;
 
-/// Alignments the detector may try (each with the list of [`LIST`]).
-const MAX_ALIGNMENTS: usize = 384;
+/// Alignments the detector may try (each with the list of [`LIST`]): 32 at the embedding
+/// geometry (16 offsets x 2 planes), then 384 for the search.
+const MAX_ALIGNMENTS: usize = 32 + 384;
 
 /// The most candidate codewords one detection checks against the keyed check; a detection's
 /// p-value is at most `MAX_ATTEMPTS x 2^-32`.
@@ -153,6 +154,12 @@ impl Detector {
         }
         let (f, (ww, wh), r, calm) = working_residual(img);
         let mut planner = FftPlanner::new();
+        // Most files reach a detector as they were written: first the embedding geometry
+        // (all that `detect_untouched` reads), on its own share of the budget.
+        if self.try_untouched(&mut planner, [&r, &calm], (w, h), f, &mut out) {
+            out.millis = start.elapsed().as_secs_f64() * 1e3;
+            return out;
+        }
         let (ratio, white) = analyse(&mut planner, &r, 8.0 * f);
         let p_max = (ww.min(wh) as f64 / 3.0).min(160.0);
         let lattices = find_lattices(&ratio, 10.0, p_max, 2);
@@ -248,24 +255,37 @@ impl Detector {
     }
 
     /// Looks for the mark only where an untouched file has it: unscaled, unrotated, at the
-    /// size it was embedded. For reading back a file one has just written (about a fifth of
-    /// [`Detector::detect`]'s time, no spectral search); `detected: false` here says nothing
-    /// about other geometries, so fall back to [`Detector::detect`] before concluding. The
-    /// p-value is stated the same way (attempts x 2^-32).
+    /// size it was embedded; the first step of [`Detector::detect`], which returns as soon as
+    /// it succeeds, so `detect` finds whatever this finds. `detected: false` here says
+    /// nothing about other geometries. The p-value is stated the same way (attempts x 2^-32).
     pub fn detect_untouched(&self, img: &DynamicImage) -> Detection {
         let start = Instant::now();
         let mut out = self.nothing_found();
         let (w, h) = (img.width() as usize, img.height() as usize);
         if w.min(h) >= 64 {
             let (f, _, r, calm) = working_residual(img);
-            let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
-            self.try_decode(&mut FftPlanner::new(), [&r, &calm], &base, f, &mut out);
-            if out.detected {
-                out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
-            }
+            self.try_untouched(&mut FftPlanner::new(), [&r, &calm], (w, h), f, &mut out);
         }
         out.millis = start.elapsed().as_secs_f64() * 1e3;
         out
+    }
+
+    /// Decodes at the geometry the embedder used for an image of `size` (unscaled, unrotated);
+    /// on success also states the p-value.
+    fn try_untouched(
+        &self,
+        planner: &mut FftPlanner<f32>,
+        planes: [&Plane; 2],
+        (w, h): (usize, usize),
+        f: f64,
+        out: &mut Detection,
+    ) -> bool {
+        let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
+        let found = self.try_decode(planner, planes, &base, f, out);
+        if found {
+            out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
+        }
+        found
     }
 
     /// Folds with pilot basis `pl`, aligns on the pilot, and tries the data-tile offsets on

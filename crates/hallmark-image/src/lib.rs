@@ -19,13 +19,16 @@
 //!   squared change to [`EmbedParams::target_psnr`], lowered where needed so that the SSIM
 //!   the embedder predicts (an exact per-window model) stays at or above
 //!   [`EmbedParams::min_ssim`].
-//! * **Synchronisation.** The pilot's gratings are lines in the spectrum whose spacing and
+//! * **Synchronisation.** The detector first decodes at the embedding geometry (most files
+//!   arrive untouched; [`Detector::detect_untouched`] does only this). Otherwise: the pilot's
+//!   gratings are lines in the spectrum whose spacing and
 //!   angle give scale, rotation and aspect change. The detector folds the high-passed image
 //!   modulo that lattice into one tile, finds the translation (and which of the 8
 //!   flips/quarter-turns applies) by FFT cross-correlation with the pilot, and, when decoding
 //!   fails, refines the lattice on the pilot's and then the data chips' coherence; when no
-//!   lattice decodes, it tries the unscaled, unrotated one. [`Detector::detect_untouched`]
-//!   reads only that geometry (for checking a file one has just written).
+//!   lattice decodes, it tries the unscaled, unrotated one in the orientation the pilot
+//!   prefers. Data chips are read from the normalised residual, then from an
+//!   inverse-variance-weighted copy (what crops need).
 //! * **Decision.** The payload is accepted only if its 32-bit keyed check matches. An unmarked
 //!   image passes one decoding attempt with probability 2^-32; the detector counts its attempts
 //!   and reports `attempts * 2^-32` as the p-value bound, so the false-positive rate is a

@@ -52,6 +52,7 @@ pub(crate) const GP: usize = MP * BINS_PER_CHIP;
 /// The keyed layout: a small pilot tile that repeats densely (its many repeats make sharp
 /// spectral lines for synchronisation), and a larger data tile where each chip carries one
 /// coded bit (spread over about 3.3 chips per bit).
+#[derive(Clone)]
 pub(crate) struct Tile {
     /// Keyed phases of the pilot's gratings.
     pub phases: [f64; 8],

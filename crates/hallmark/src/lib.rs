@@ -17,7 +17,7 @@ pub mod ledger;
 mod stamp;
 mod verify;
 
-pub use stamp::{Stamped, Stamper, read_back, stamp};
+pub use stamp::{MarkedFile, Stamped, Stamper, mark_encoded, read_back, stamp};
 pub use verify::{Consistency, REPORT_SCHEMA, Report, Verdict, Verifier, verify};
 
 pub use hallmark_c2pa as c2pa;

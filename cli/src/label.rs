@@ -69,7 +69,8 @@ pub struct LabelArgs {
     /// Append a signed record of every stamp to this ledger file.
     #[arg(long)]
     ledger: Option<PathBuf>,
-    /// Skip reading the watermark back from each output (saves a decode and a detection per file).
+    /// Skip reading the watermark back from each output, and so the stronger re-embedding of
+    /// outputs where it does not read (saves a decode and a detection per file).
     #[arg(long)]
     no_check: bool,
 }

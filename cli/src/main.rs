@@ -135,7 +135,8 @@ struct StampArgs {
     /// Append a signed record of every stamp to this ledger file.
     #[arg(long)]
     ledger: Option<PathBuf>,
-    /// Skip reading the watermark back from each output (saves a decode and a detection per file).
+    /// Skip reading the watermark back from each output, and so the stronger re-embedding of
+    /// outputs where it does not read (saves a decode and a detection per file).
     #[arg(long)]
     no_check: bool,
 }
@@ -207,7 +208,8 @@ enum ImageCmd {
         /// Allow the output to replace the input.
         #[arg(long)]
         in_place: bool,
-        /// Skip reading the watermark back from the written file (saves a decode and a detection).
+        /// Skip reading the watermark back from the written file, and so the stronger
+        /// re-embedding when it does not read (saves a decode and a detection).
         #[arg(long)]
         no_check: bool,
     },

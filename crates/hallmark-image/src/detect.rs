@@ -98,13 +98,13 @@ fn pilot_template(planner: &mut FftPlanner<f32>, tile: &Tile, n: usize) -> Vec<C
 }
 
 /// Candidates per decoding (list Viterbi). Each one checked counts as an attempt in the
-/// p-value bound: up to 416 alignments (each plane, offset and lattice tried counts one)
-/// x 8 = 3328 attempts, p <= 3328 x 2^-32 = 7.7e-7.
+/// p-value bound: up to 386 alignments (each plane, offset and lattice tried counts one)
+/// x 8 = 3088 attempts, p <= 3088 x 2^-32 = 7.2e-7.
 const LIST: usize = 8;
 
-/// Alignments the detector may try (each with the list of [`LIST`]): 32 at the embedding
-/// geometry (16 offsets x 2 planes), then 384 for the search.
-const MAX_ALIGNMENTS: usize = 32 + 384;
+/// Alignments the detector may try (each with the list of [`LIST`]): 2 at the embedding
+/// geometry (the tile at the origin, 2 planes), then 384 for the search.
+const MAX_ALIGNMENTS: usize = 2 + 384;
 
 /// The most candidate codewords one detection checks against the keyed check; a detection's
 /// p-value is at most `MAX_ATTEMPTS x 2^-32`.
@@ -281,7 +281,7 @@ impl Detector {
         out: &mut Detection,
     ) -> bool {
         let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
-        let found = self.try_decode(planner, planes, &base, f, out);
+        let found = self.try_decode_at(planner, planes, &base, f, out, true);
         if found {
             out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
         }
@@ -297,6 +297,20 @@ impl Detector {
         pl: &Lattice,
         f: f64,
         out: &mut Detection,
+    ) -> bool {
+        self.try_decode_at(planner, planes, pl, f, out, false)
+    }
+
+    /// [`Detector::try_decode`]; with `at_origin`, only the data-tile offset nearest the
+    /// image's origin (where the embedder put the tile: an untouched file).
+    fn try_decode_at(
+        &self,
+        planner: &mut FftPlanner<f32>,
+        planes: [&Plane; 2],
+        pl: &Lattice,
+        f: f64,
+        out: &mut Detection,
+        at_origin: bool,
     ) -> bool {
         let dl = scaled(pl, (M / MP) as f64);
         let full = (0, 0, planes[0].w, planes[0].h);
@@ -315,8 +329,20 @@ impl Detector {
                 let t = tile_highpass(&fold(plane, &dl, G, full), G, dl.period());
                 remove_pilot(planner, &t)
             };
-            for i in 0..G / GP {
-                for j in 0..G / GP {
+            // Near the origin, a pilot offset past half its period is a small negative one.
+            let near = |d: usize| if d > GP / 2 { (G / GP) - 1 } else { 0 };
+            let rows = if at_origin {
+                near(dy)..near(dy) + 1
+            } else {
+                0..G / GP
+            };
+            for i in rows {
+                let cols = if at_origin {
+                    near(dx)..near(dx) + 1
+                } else {
+                    0..G / GP
+                };
+                for j in cols {
                     if out.attempts + LIST > self.max_attempts {
                         return false;
                     }

@@ -142,6 +142,9 @@ pub(crate) fn analyse(
             spec[y * w + x] /= e.sqrt();
         }
     }
+    // Peak memory: the power and its envelope are done with before the inverse transform
+    // allocates its own buffers.
+    drop((power, env));
     fft2d(planner, &mut spec, w, h, true);
     let white = Plane {
         w,

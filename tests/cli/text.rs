@@ -12,6 +12,14 @@ struct Text {
 fn setup() -> Text {
     let t = TestDir::new();
     let keys = t.keygen();
+    // A fixed watermark key, so every run scores the same texts with the same key: the
+    // "finds nothing" checks are then not a fresh 1-in-1000 draw each run.
+    let key_file = std::path::Path::new(&keys).join("watermark.key");
+    std::fs::write(
+        &key_file,
+        "hallmark-watermark-key v1\n5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed\n",
+    )
+    .unwrap();
     let model = t.path("tiny.gguf");
     hallmark_lm::tiny::write_model(&model, 7, 1.0).unwrap();
     let model = model.to_str().unwrap().to_string();

@@ -772,8 +772,10 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                     rep.key_id,
                     output.display(),
                     rep.psnr,
-                    match readable {
-                        Some(true) => ", read back",
+                    match (readable, marked.reinforced) {
+                        (Some(true), true) =>
+                            ", read back (re-embedded stronger: it did not read at first)",
+                        (Some(true), false) => ", read back",
                         _ => "",
                     }
                 );

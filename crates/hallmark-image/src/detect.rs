@@ -7,7 +7,7 @@ use rustfft::{FftPlanner, num_complex::Complex32};
 use crate::{
     geometry::{Lattice, analyse, fft2d, find_lattices},
     pattern::{BINS_PER_CHIP, CHIP_PX, G, GP, M, MP, PILOT_HARMONICS, Tile, mark_scale},
-    plane::{Plane, floor, working_scale},
+    plane::{Plane, floor, working_size},
 };
 
 /// The geometric transform the detector estimated between the marked original and the
@@ -777,11 +777,7 @@ fn snap(l: &Lattice, p: f64) -> Option<Lattice> {
 /// calm-weighted copy.
 fn working_residual(img: &DynamicImage) -> (f64, (usize, usize), Plane, Plane) {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let f = working_scale(w, h);
-    let (ww, wh) = (
-        ((w as f64 * f).round() as usize).max(1),
-        ((h as f64 * f).round() as usize).max(1),
-    );
+    let (f, (ww, wh)) = working_size(w, h);
     let y = Plane::luma_resized(img, ww, wh);
     let (r, norm) = normalised_residual_with(&y, &y.box_mean(HIGHPASS_RADIUS));
     let calm = calm_weighted(&r, &norm);

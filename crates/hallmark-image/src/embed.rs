@@ -4,7 +4,7 @@ use image::DynamicImage;
 use crate::{
     Error, MIN_SIDE,
     pattern::{CHIP_PX, M, MP, PILOT_HARMONICS, PILOT_SHARE, Tile, mark_scale},
-    plane::{Plane, round_i32, working_scale},
+    plane::{Plane, round_i32, working_scale, working_size},
     ssim::SsimModel,
 };
 
@@ -215,11 +215,7 @@ impl ImageMark {
     /// much larger margin than a blind mark.
     fn field(&self, img: &DynamicImage, payload: Payload) -> (Plane, f64, SsimModel) {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let f = working_scale(w, h);
-        let (ww, wh) = (
-            ((w as f64 * f).round() as usize).max(1),
-            ((h as f64 * f).round() as usize).max(1),
-        );
+        let (f, (ww, wh)) = working_size(w, h);
         let yw = Plane::luma_resized(img, ww, wh);
         // Pixels of the working copy per chip, per axis (rounding makes them differ a hair).
         let chip = CHIP_PX * mark_scale(w, h);

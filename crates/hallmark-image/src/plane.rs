@@ -278,6 +278,13 @@ pub(crate) fn working_scale(w: usize, h: usize) -> f64 {
     by_side.min(by_area).min(1.0)
 }
 
+/// The working scale and the working copy's size for an image of `w x h`.
+pub(crate) fn working_size(w: usize, h: usize) -> (f64, (usize, usize)) {
+    let f = working_scale(w, h);
+    let side = |n: usize| ((n as f64 * f).round() as usize).max(1);
+    (f, (side(w), side(h)))
+}
+
 /// `x.floor()` without a libm call (the baseline x86-64 target has no rounding instruction,
 /// and these run once per pixel). Exact for |x| < 2^52.
 #[inline]

@@ -152,6 +152,8 @@ impl Detector {
             out.millis = start.elapsed().as_secs_f64() * 1e3;
             return out;
         }
+        // The first step keeps its planes' buffers for this thread (see `release_scratch`).
+        let keep = crate::plane::scratch::keep();
         let (f, (ww, wh), r, calm) = working_residual(img);
         let mut planner = FftPlanner::new();
         // Most files reach a detector as they were written: first the embedding geometry
@@ -160,6 +162,10 @@ impl Detector {
             out.millis = start.elapsed().as_secs_f64() * 1e3;
             return out;
         }
+        // The spectral search allocates large FFT buffers: cached planes must not sit beside
+        // them (measured: a fifth more peak memory), and its own planes are not kept.
+        drop(keep);
+        crate::plane::scratch::release();
         let (ratio, white) = analyse(&mut planner, &r, 8.0 * f);
         let p_max = (ww.min(wh) as f64 / 3.0).min(160.0);
         let lattices = find_lattices(&ratio, 10.0, p_max, 2);
@@ -263,6 +269,7 @@ impl Detector {
         let mut out = self.nothing_found();
         let (w, h) = (img.width() as usize, img.height() as usize);
         if w.min(h) >= 64 {
+            let _keep = crate::plane::scratch::keep();
             let (f, _, r, calm) = working_residual(img);
             self.try_untouched(&mut FftPlanner::new(), [&r, &calm], (w, h), f, &mut out);
         }
@@ -495,7 +502,7 @@ pub(crate) fn bit_statistics(
 ) -> (Vec<f32>, Vec<f32>) {
     let (rh, norm) = normalised_residual_with(yw, yw_mean);
     let mut rm = mark.box_mean(HIGHPASS_RADIUS);
-    for ((mm, v), n) in rm.data.iter_mut().zip(&mark.data).zip(&norm) {
+    for ((mm, v), n) in rm.data.iter_mut().zip(&mark.data).zip(&norm.data) {
         *mm = (v - *mm) / n;
     }
     let l = Lattice {
@@ -521,7 +528,7 @@ pub(crate) const HIGHPASS_RADIUS: usize = 2;
 /// larger there too; normalising by local activity weighs every region by its
 /// signal-to-noise ratio, and clipping keeps edges from dominating.
 /// Returns the residual and the per-pixel normaliser used.
-fn normalised_residual_with(y: &Plane, m: &Plane) -> (Plane, Vec<f32>) {
+fn normalised_residual_with(y: &Plane, m: &Plane) -> (Plane, Plane) {
     let mut r = Plane::new(y.w, y.h);
     for ((o, a), b) in r.data.iter_mut().zip(&y.data).zip(&m.data) {
         *o = a - b;
@@ -535,9 +542,9 @@ fn normalised_residual_with(y: &Plane, m: &Plane) -> (Plane, Vec<f32>) {
         .sum::<f64>()
         / r.data.len().max(1) as f64;
     let floor = (0.25 * global).max(0.25) as f32;
-    let mut norm = local.data;
-    norm.iter_mut().for_each(|l| *l += floor);
-    for (v, n) in r.data.iter_mut().zip(&norm) {
+    let mut norm = local;
+    norm.data.iter_mut().for_each(|l| *l += floor);
+    for (v, n) in r.data.iter_mut().zip(&norm.data) {
         *v = (*v / n).clamp(-3.0, 3.0);
     }
     (r, norm)
@@ -780,7 +787,7 @@ fn working_residual(img: &DynamicImage) -> (f64, (usize, usize), Plane, Plane) {
     let (f, (ww, wh)) = working_size(w, h);
     let y = Plane::luma_resized(img, ww, wh);
     let (r, norm) = normalised_residual_with(&y, &y.box_mean(HIGHPASS_RADIUS));
-    let calm = calm_weighted(&r, &norm);
+    let calm = calm_weighted(&r, &norm.data);
     (f, (ww, wh), r, calm)
 }
 

@@ -184,6 +184,8 @@ impl ImageMark {
                 self.params.min_ssim
             )));
         }
+        // Keep the working planes' buffers for this thread's next embedding.
+        let _keep = crate::plane::scratch::keep();
         let (field, budget, ssim) = self.field(img, payload);
         // Large images: the mark is smooth at working resolution (chips of 4 px or more), so
         // it is rendered there and upsampled row by row while it is added: no full-size float
@@ -276,7 +278,8 @@ impl ImageMark {
     /// relative to the median, clamped to [flat_floor, busy_ceiling].
     fn mask(&self, y: &Plane, mean: &Plane) -> Plane {
         let r = crate::detect::HIGHPASS_RADIUS;
-        let mut act = y.box_mean_of_squares(r).data;
+        let mut plane = y.box_mean_of_squares(r);
+        let act = &mut plane.data;
         for (a, m) in act.iter_mut().zip(&mean.data) {
             *a = (*a - m * m).max(0.0).sqrt();
         }
@@ -289,14 +292,10 @@ impl ImageMark {
         // MIN_TYPICAL_TEXTURE count as typical, so skies and walls stay at the floor and the
         // energy goes where SSIM (which the embedder also guards) barely notices it.
         let norm = median.max(MIN_TYPICAL_TEXTURE);
-        for a in &mut act {
+        for a in act.iter_mut() {
             *a = (*a / norm).clamp(self.params.flat_floor, self.params.busy_ceiling);
         }
-        Plane {
-            w: y.w,
-            h: y.h,
-            data: act,
-        }
+        plane
     }
 }
 
@@ -413,6 +412,7 @@ impl<'a> Rows<'a> {
     }
 
     /// Row `y` of the field at the image's size. `blend` is scratch of the field's width + 1.
+    #[inline(always)]
     fn row(&self, y: usize, blend: &mut [f32], out: &mut [f32]) {
         let f = self.field;
         if self.same_size() {
@@ -529,8 +529,9 @@ fn apply(img: &mut DynamicImage, rows: &Rows<'_>, gain: f32) -> f64 {
         row_se
     }
     /// RGB8, the common case: spread the changes over the samples, then one flat loop the
-    /// compiler vectorises.
-    fn walk_rgb8(buf: &mut [u8], rows: &Rows<'_>, gain: f32) -> f64 {
+    /// compiler vectorises (compiled for AVX2 too, chosen at run time).
+    #[multiversion::multiversion(targets("x86_64+avx2"))]
+    fn walk_rgb8<'a>(buf: &mut [u8], rows: &Rows<'a>, gain: f32) -> f64 {
         let mut se = 0u64;
         let mut d = vec![0f32; rows.w];
         let mut qs = vec![0i16; rows.w * 3];

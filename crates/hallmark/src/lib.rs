@@ -17,7 +17,10 @@ pub mod ledger;
 mod stamp;
 mod verify;
 
-pub use stamp::{MarkedFile, Stamped, Stamper, mark_encoded, read_back, stamp};
+pub use stamp::{
+    Checks, MarkedFile, MarkedPixels, Stamped, Stamper, mark_encoded, mark_pixels, read_back,
+    stamp, survives_webp,
+};
 pub use verify::{Consistency, REPORT_SCHEMA, Report, Verdict, Verifier, verify};
 
 pub use hallmark_c2pa as c2pa;

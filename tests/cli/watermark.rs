@@ -101,7 +101,16 @@ fn embed_reads_the_mark_back_and_warns_when_it_cannot() {
     // A photo: the written file carries the mark.
     let (v, err) = embed(&photo("p02_coffee_600x400.png"), "a.png", &[]);
     assert_eq!(v["readable"], true, "{v}");
+    assert!(v["survives_webp"].is_boolean(), "{v}");
     assert!(!err.contains("warning"), "{err}");
+    // The WebP check alone can be skipped.
+    let (v, _) = embed(
+        &photo("p02_coffee_600x400.png"),
+        "a2.png",
+        &["--no-webp-check"],
+    );
+    assert_eq!(v["readable"], true, "{v}");
+    assert_eq!(v["survives_webp"], serde_json::Value::Null, "{v}");
     // Full-range noise everywhere: no room left for the mark. The file is still written,
     // and the user is told.
     let noise = image::RgbImage::from_raw(256, 256, pseudo_random(256 * 256 * 3, 5)).unwrap();
@@ -109,6 +118,7 @@ fn embed_reads_the_mark_back_and_warns_when_it_cannot() {
     noise.save(&np).unwrap();
     let (v, err) = embed(&np, "n.png", &[]);
     assert_eq!(v["readable"], false, "{v}");
+    assert_eq!(v["survives_webp"], serde_json::Value::Null, "{v}");
     assert!(err.contains("could not be read back"), "{err}");
     // The check can be skipped.
     let (v, _) = embed(&np, "n2.png", &["--no-check"]);

@@ -528,6 +528,7 @@ pub(crate) const HIGHPASS_RADIUS: usize = 2;
 /// larger there too; normalising by local activity weighs every region by its
 /// signal-to-noise ratio, and clipping keeps edges from dominating.
 /// Returns the residual and the per-pixel normaliser used.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 fn normalised_residual_with(y: &Plane, m: &Plane) -> (Plane, Plane) {
     let mut r = Plane::new(y.w, y.h);
     for ((o, a), b) in r.data.iter_mut().zip(&y.data).zip(&m.data) {

@@ -310,7 +310,9 @@ impl ImageMark {
 /// robustness (5.4, SSIM's own sqrt(C2/2), moves too much energy into busy areas).
 const MIN_TYPICAL_TEXTURE: f32 = 3.0;
 
-/// Renders the masked mark on a `size` grid with `chip` pixels per chip (x, y).
+/// Renders the masked mark on a `size` grid with `chip` pixels per chip (x, y). Compiled for
+/// AVX2 too (chosen at run time).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 fn render(
     tile: &Tile,
     chips: &[f32],

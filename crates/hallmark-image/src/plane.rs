@@ -41,69 +41,7 @@ impl Plane {
     /// scaled to the footprint when shrinking, bilinear when enlarging), computed row by row
     /// so a large image never exists as a full-size float plane.
     pub fn luma_resized(img: &image::DynamicImage, nw: usize, nh: usize) -> Self {
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        let converted;
-        let (raw, stride): (&[u8], usize) = match img {
-            image::DynamicImage::ImageLuma8(g) => (g.as_raw(), 1),
-            image::DynamicImage::ImageRgb8(rgb) => (rgb.as_raw(), 3),
-            image::DynamicImage::ImageRgba8(rgba) => (rgba.as_raw(), 4),
-            other => {
-                converted = other.to_rgb8();
-                (converted.as_raw(), 3)
-            }
-        };
-        let row_luma = |y: usize, dst: &mut [f32]| {
-            let src = &raw[y * w * stride..(y + 1) * w * stride];
-            if stride == 1 {
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d = f32::from(*s);
-                }
-            } else {
-                fill_rgb(dst, src, stride);
-            }
-        };
-        if (nw, nh) == (w, h) {
-            let mut p = Plane::new(w, h);
-            for (y, row) in p.data.chunks_exact_mut(w.max(1)).enumerate() {
-                row_luma(y, row);
-            }
-            return p;
-        }
-        // Horizontal pass row by row from the pixels, then the vertical pass. The taps are
-        // laid out flat with a fixed count (zero-padded, the row padded to match), so the
-        // inner loop has a constant trip count.
-        let htaps = taps(w, nw);
-        let k = htaps.iter().map(|(_, ws)| ws.len()).max().unwrap_or(1);
-        let mut flat = vec![0f32; nw * k];
-        for ((_, ws), f) in htaps.iter().zip(flat.chunks_exact_mut(k)) {
-            f[..ws.len()].copy_from_slice(ws);
-        }
-        // Each input row, once filtered, is added straight into the output rows whose
-        // vertical taps use it: no intermediate plane.
-        let mut uses: Vec<Vec<(usize, f32)>> = vec![vec![]; h];
-        for (oy, (lo, ws)) in taps(h, nh).iter().enumerate() {
-            for (j, &wgt) in ws.iter().enumerate() {
-                uses[lo + j].push((oy, wgt));
-            }
-        }
-        let mut line = vec![0f32; w + k];
-        let mut hrow = vec![0f32; nw];
-        let mut out = Plane::new(nw, nh);
-        for (y, targets) in uses.iter().enumerate() {
-            if targets.is_empty() {
-                continue;
-            }
-            row_luma(y, &mut line[..w]);
-            for ((o, (lo, _)), f) in hrow.iter_mut().zip(&htaps).zip(flat.chunks_exact(k)) {
-                *o = f.iter().zip(&line[*lo..*lo + k]).map(|(a, b)| a * b).sum();
-            }
-            for &(oy, wgt) in targets {
-                for (o, v) in out.data[oy * nw..(oy + 1) * nw].iter_mut().zip(&hrow) {
-                    *o += wgt * v;
-                }
-            }
-        }
-        out
+        luma_resized(img, nw, nh)
     }
 
     /// Mean of the squared values.
@@ -149,52 +87,7 @@ impl Plane {
 
     /// Small-box mean of `f(value)`; `f` is applied to one row at a time.
     fn box_mean_small_map(&self, r: usize, f: impl Fn(f32) -> f32) -> Plane {
-        let (w, h) = (self.w, self.h);
-        // Horizontal means of the rows in a ring of 2r + 1 rows (no second plane), then
-        // vertical sums of whole rows.
-        let n = 2 * r + 1;
-        let mut ring = vec![0f32; n * w];
-        let mut mapped = vec![0f32; w];
-        let mut horizontal = |y: usize, out: &mut [f32]| {
-            for (m, v) in mapped.iter_mut().zip(&self.data[y * w..(y + 1) * w]) {
-                *m = f(*v);
-            }
-            let row = &mapped[..];
-            for x in 0..r {
-                out[x] = row[..=x + r].iter().sum::<f32>() / (x + r + 1) as f32;
-                out[w - 1 - x] = row[w - 1 - x - r..].iter().sum::<f32>() / (x + r + 1) as f32;
-            }
-            // Shifted whole-row adds: vectorisable, unlike a sum per window.
-            let k = 1.0 / n as f32;
-            let inner = &mut out[r..w - r];
-            inner.copy_from_slice(&row[..w - 2 * r]);
-            for d in 1..=2 * r {
-                for (o, v) in inner.iter_mut().zip(&row[d..d + w - 2 * r]) {
-                    *o += v;
-                }
-            }
-            inner.iter_mut().for_each(|o| *o *= k);
-        };
-        let mut out = Plane::new(w, h);
-        let mut ready = 0; // rows [0, ready) have been filtered into the ring
-        for y in 0..h {
-            let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
-            while ready <= hi {
-                let slot = ready % n;
-                horizontal(ready, &mut ring[slot * w..(slot + 1) * w]);
-                ready += 1;
-            }
-            let orow = &mut out.data[y * w..(y + 1) * w];
-            for yy in lo..=hi {
-                let slot = yy % n;
-                for (o, v) in orow.iter_mut().zip(&ring[slot * w..(slot + 1) * w]) {
-                    *o += v;
-                }
-            }
-            let k = 1.0 / (hi - lo + 1) as f32;
-            orow.iter_mut().for_each(|o| *o *= k);
-        }
-        out
+        box_small(self, r, f)
     }
 
     fn box_mean_running(&self, r: usize) -> Plane {
@@ -241,6 +134,126 @@ impl Plane {
         }
         out
     }
+}
+
+/// [`Plane::luma_resized`], compiled for AVX2 too (chosen at run time).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn luma_resized(img: &image::DynamicImage, nw: usize, nh: usize) -> Plane {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let converted;
+    let (raw, stride): (&[u8], usize) = match img {
+        image::DynamicImage::ImageLuma8(g) => (g.as_raw(), 1),
+        image::DynamicImage::ImageRgb8(rgb) => (rgb.as_raw(), 3),
+        image::DynamicImage::ImageRgba8(rgba) => (rgba.as_raw(), 4),
+        other => {
+            converted = other.to_rgb8();
+            (converted.as_raw(), 3)
+        }
+    };
+    let row_luma = |y: usize, dst: &mut [f32]| {
+        let src = &raw[y * w * stride..(y + 1) * w * stride];
+        if stride == 1 {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = f32::from(*s);
+            }
+        } else {
+            fill_rgb(dst, src, stride);
+        }
+    };
+    if (nw, nh) == (w, h) {
+        let mut p = Plane::new(w, h);
+        for (y, row) in p.data.chunks_exact_mut(w.max(1)).enumerate() {
+            row_luma(y, row);
+        }
+        return p;
+    }
+    // Horizontal pass row by row from the pixels, then the vertical pass. The taps are
+    // laid out flat with a fixed count (zero-padded, the row padded to match), so the
+    // inner loop has a constant trip count.
+    let htaps = taps(w, nw);
+    let k = htaps.iter().map(|(_, ws)| ws.len()).max().unwrap_or(1);
+    let mut flat = vec![0f32; nw * k];
+    for ((_, ws), f) in htaps.iter().zip(flat.chunks_exact_mut(k)) {
+        f[..ws.len()].copy_from_slice(ws);
+    }
+    // Each input row, once filtered, is added straight into the output rows whose
+    // vertical taps use it: no intermediate plane.
+    let mut uses: Vec<Vec<(usize, f32)>> = vec![vec![]; h];
+    for (oy, (lo, ws)) in taps(h, nh).iter().enumerate() {
+        for (j, &wgt) in ws.iter().enumerate() {
+            uses[lo + j].push((oy, wgt));
+        }
+    }
+    let mut line = vec![0f32; w + k];
+    let mut hrow = vec![0f32; nw];
+    let mut out = Plane::new(nw, nh);
+    for (y, targets) in uses.iter().enumerate() {
+        if targets.is_empty() {
+            continue;
+        }
+        row_luma(y, &mut line[..w]);
+        for ((o, (lo, _)), f) in hrow.iter_mut().zip(&htaps).zip(flat.chunks_exact(k)) {
+            *o = f.iter().zip(&line[*lo..*lo + k]).map(|(a, b)| a * b).sum();
+        }
+        for &(oy, wgt) in targets {
+            for (o, v) in out.data[oy * nw..(oy + 1) * nw].iter_mut().zip(&hrow) {
+                *o += wgt * v;
+            }
+        }
+    }
+    out
+}
+
+/// [`Plane::box_mean_small_map`], compiled for AVX2 too (chosen at run time).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn box_small<F: Fn(f32) -> f32>(p: &Plane, r: usize, f: F) -> Plane {
+    let (w, h) = (p.w, p.h);
+
+    // Horizontal means of the rows in a ring of 2r + 1 rows (no second plane), then
+    // vertical sums of whole rows.
+    let n = 2 * r + 1;
+    let mut ring = vec![0f32; n * w];
+    let mut mapped = vec![0f32; w];
+    let mut horizontal = |y: usize, out: &mut [f32]| {
+        for (m, v) in mapped.iter_mut().zip(&p.data[y * w..(y + 1) * w]) {
+            *m = f(*v);
+        }
+        let row = &mapped[..];
+        for x in 0..r {
+            out[x] = row[..=x + r].iter().sum::<f32>() / (x + r + 1) as f32;
+            out[w - 1 - x] = row[w - 1 - x - r..].iter().sum::<f32>() / (x + r + 1) as f32;
+        }
+        // Shifted whole-row adds: vectorisable, unlike a sum per window.
+        let k = 1.0 / n as f32;
+        let inner = &mut out[r..w - r];
+        inner.copy_from_slice(&row[..w - 2 * r]);
+        for d in 1..=2 * r {
+            for (o, v) in inner.iter_mut().zip(&row[d..d + w - 2 * r]) {
+                *o += v;
+            }
+        }
+        inner.iter_mut().for_each(|o| *o *= k);
+    };
+    let mut out = Plane::new(w, h);
+    let mut ready = 0; // rows [0, ready) have been filtered into the ring
+    for y in 0..h {
+        let (lo, hi) = (y.saturating_sub(r), (y + r).min(h - 1));
+        while ready <= hi {
+            let slot = ready % n;
+            horizontal(ready, &mut ring[slot * w..(slot + 1) * w]);
+            ready += 1;
+        }
+        let orow = &mut out.data[y * w..(y + 1) * w];
+        for yy in lo..=hi {
+            let slot = yy % n;
+            for (o, v) in orow.iter_mut().zip(&ring[slot * w..(slot + 1) * w]) {
+                *o += v;
+            }
+        }
+        let k = 1.0 / (hi - lo + 1) as f32;
+        orow.iter_mut().for_each(|o| *o *= k);
+    }
+    out
 }
 
 /// A per-thread cache of large scratch buffers.

@@ -25,36 +25,9 @@ pub(crate) struct SsimModel {
 impl SsimModel {
     /// Moments over non-overlapping `side` x `side` windows (side >= 2).
     pub fn new(x: &Plane, m: &Plane, side: usize) -> Self {
-        debug_assert_eq!((x.w, x.h), (m.w, m.h));
-        let side = side.max(2);
-        let n = (side * side) as f64;
-        let mut windows = Vec::with_capacity((x.w / side) * (x.h / side));
-        for by in (0..x.h / side).map(|i| i * side) {
-            for bx in (0..x.w / side).map(|i| i * side) {
-                let mut s = [0f64; 5]; // sx, sm, sxx, smm, sxm
-                for y in by..by + side {
-                    let xr = &x.data[y * x.w + bx..y * x.w + bx + side];
-                    let mr = &m.data[y * m.w + bx..y * m.w + bx + side];
-                    for (&a, &b) in xr.iter().zip(mr) {
-                        let (a, b) = (f64::from(a), f64::from(b));
-                        s[0] += a;
-                        s[1] += b;
-                        s[2] += a * a;
-                        s[3] += b * b;
-                        s[4] += a * b;
-                    }
-                }
-                let (mx, mm) = (s[0] / n, s[1] / n);
-                windows.push([
-                    mx,
-                    mm,
-                    (s[2] / n - mx * mx).max(0.0),
-                    (s[3] / n - mm * mm).max(0.0),
-                    s[4] / n - mx * mm,
-                ]);
-            }
+        SsimModel {
+            windows: window_moments(x, m, side),
         }
-        SsimModel { windows }
     }
 
     /// Mean SSIM between the picture and the picture plus `g` times the change.
@@ -94,6 +67,40 @@ impl SsimModel {
         }
         lo
     }
+}
+
+/// Per-window moments for [`SsimModel::new`], compiled for AVX2 too (chosen at run time).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn window_moments(x: &Plane, m: &Plane, side: usize) -> Vec<[f64; 5]> {
+    let side = side.max(2);
+    let n = (side * side) as f64;
+    let mut windows = Vec::with_capacity((x.w / side) * (x.h / side));
+    for by in (0..x.h / side).map(|i| i * side) {
+        for bx in (0..x.w / side).map(|i| i * side) {
+            let mut s = [0f64; 5]; // sx, sm, sxx, smm, sxm
+            for y in by..by + side {
+                let xr = &x.data[y * x.w + bx..y * x.w + bx + side];
+                let mr = &m.data[y * m.w + bx..y * m.w + bx + side];
+                for (&a, &b) in xr.iter().zip(mr) {
+                    let (a, b) = (f64::from(a), f64::from(b));
+                    s[0] += a;
+                    s[1] += b;
+                    s[2] += a * a;
+                    s[3] += b * b;
+                    s[4] += a * b;
+                }
+            }
+            let (mx, mm) = (s[0] / n, s[1] / n);
+            windows.push([
+                mx,
+                mm,
+                (s[2] / n - mx * mx).max(0.0),
+                (s[3] / n - mm * mm).max(0.0),
+                s[4] / n - mx * mm,
+            ]);
+        }
+    }
+    windows
 }
 
 #[cfg(test)]

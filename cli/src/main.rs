@@ -443,11 +443,16 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
                     println!("{v}");
                 } else if !cli.quiet {
                     println!(
-                        "stamped {} -> {}  (watermark ID {}, PSNR {:.1} dB, manifest {})",
+                        "stamped {} -> {}  (watermark ID {}, PSNR {:.1} dB{}, manifest {})",
                         input.display(),
                         out.display(),
                         st.payload,
                         st.psnr,
+                        if st.watermark_reinforced {
+                            ", re-embedded stronger: the first did not read back or survive WebP q50"
+                        } else {
+                            ""
+                        },
                         st.manifest_id
                     );
                 }

@@ -90,6 +90,9 @@ pub struct Stamped {
     /// Whether the watermark in the output survives a lossy WebP round trip (see
     /// [`Stamper::checks`]; `None` when not checked).
     pub watermark_survives_webp: Option<bool>,
+    /// Whether the watermark was re-embedded stronger (see [`mark_encoded`]) because the
+    /// first embedding did not read back or did not survive the checks.
+    pub watermark_reinforced: bool,
     /// Label of the new C2PA manifest.
     pub manifest_id: String,
     /// SHA-256 of the input, hex.
@@ -129,6 +132,7 @@ pub fn stamp(input: &[u8], s: &Stamper, payload: Option<Payload>) -> Result<Stam
         s.checks,
         &s.limits,
     )?;
+    let watermark_reinforced = marked.reinforced;
     let (encoded, format, report, watermark_readable, watermark_survives_webp) = (
         marked.bytes,
         marked.format,
@@ -164,6 +168,7 @@ pub fn stamp(input: &[u8], s: &Stamper, payload: Option<Payload>) -> Result<Stam
         psnr: report.psnr,
         watermark_readable,
         watermark_survives_webp,
+        watermark_reinforced,
         manifest_id: signed.manifest_id,
     })
 }

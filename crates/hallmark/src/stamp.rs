@@ -332,32 +332,29 @@ fn ladder<T>(
         };
         (readable, webp)
     };
-    let (readable, webp) = check(&out);
-    let first = Version {
-        out,
-        report,
-        readable: Some(readable),
-        survives_webp: webp,
-        reinforced: false,
+    let checked = |out: T, report: EmbedReport, reinforced: bool| {
+        let (readable, webp) = check(&out);
+        Version {
+            out,
+            report,
+            readable: Some(readable),
+            survives_webp: webp,
+            reinforced,
+        }
     };
-    if readable && webp != Some(false) {
+    let passes = |v: &Version<T>| v.readable == Some(true) && v.survives_webp != Some(false);
+    let first = checked(out, report, false);
+    if passes(&first) {
         return Ok(first);
     }
     let mut best = first;
     for params in mark.params().reinforced() {
         let (out, report) = make(&mark.with_params(params))?;
-        let (readable, webp) = check(&out);
-        let v = Version {
-            out,
-            report,
-            readable: Some(readable),
-            survives_webp: webp,
-            reinforced: true,
-        };
-        if readable && webp != Some(false) {
+        let v = checked(out, report, true);
+        if passes(&v) {
             return Ok(v);
         }
-        if readable && best.readable == Some(false) {
+        if v.readable == Some(true) && best.readable == Some(false) {
             best = v;
         }
     }

@@ -199,11 +199,11 @@ impl Detector {
                 // picture or crop the estimate's last half percent costs a fifth of the SNR.
                 if rank == 0
                     && let Some(exact) = nominal.iter().find_map(|&p| snap(&pl, p))
-                    && self.try_decode(&mut planner, [&r, &calm], &exact, f, &mut out)
+                    && self.try_decode(&mut planner, [&r, &calm], &exact, f, &mut out, Offsets::All)
                 {
                     break;
                 }
-                if self.try_decode(&mut planner, [&r, &calm], &pl, f, &mut out) {
+                if self.try_decode(&mut planner, [&r, &calm], &pl, f, &mut out, Offsets::All) {
                     break;
                 }
                 // The spectral estimate of the lattice is good to a few tenths of a percent;
@@ -211,14 +211,28 @@ impl Detector {
                 // maximising the pilot's coherence, then try again (best orientation only).
                 if rank == 0 {
                     let polished = self.polish(&mut planner, &r, &pl);
-                    if self.try_decode(&mut planner, [&r, &calm], &polished, f, &mut out) {
+                    if self.try_decode(
+                        &mut planner,
+                        [&r, &calm],
+                        &polished,
+                        f,
+                        &mut out,
+                        Offsets::All,
+                    ) {
                         break;
                     }
                     // The pilot's coarse gratings barely notice a scale error of half a
                     // percent, which still drifts the fine data chips by a chip across a
                     // small crop: refine once more on the data chips' own coherence.
                     let refined = self.polish_on_data(&mut planner, &r, &polished);
-                    if self.try_decode(&mut planner, [&r, &calm], &refined, f, &mut out) {
+                    if self.try_decode(
+                        &mut planner,
+                        [&r, &calm],
+                        &refined,
+                        f,
+                        &mut out,
+                        Offsets::All,
+                    ) {
                         break;
                     }
                 }
@@ -247,7 +261,14 @@ impl Detector {
                     })
                     .max_by(|a, b| a.0.total_cmp(&b.0));
                 if let Some((_, o)) = best
-                    && self.try_decode(&mut planner, [&r, &calm], &oriented(&base, o), f, &mut out)
+                    && self.try_decode(
+                        &mut planner,
+                        [&r, &calm],
+                        &oriented(&base, o),
+                        f,
+                        &mut out,
+                        Offsets::All,
+                    )
                 {
                     break;
                 }
@@ -288,7 +309,7 @@ impl Detector {
         out: &mut Detection,
     ) -> bool {
         let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
-        let found = self.try_decode_at(planner, planes, &base, f, out, true);
+        let found = self.try_decode(planner, planes, &base, f, out, Offsets::Origin);
         if found {
             out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
         }
@@ -296,7 +317,9 @@ impl Detector {
     }
 
     /// Folds with pilot basis `pl`, aligns on the pilot, and tries the data-tile offsets on
-    /// the normalised residual, then on its calm-weighted copy (see [`calm_weighted`]).
+    /// the normalised residual, then on its calm-weighted copy (see [`calm_weighted`]): all
+    /// of them, or with [`Offsets::Origin`] only the one nearest the image's origin (where
+    /// the embedder put the tile: an untouched file).
     fn try_decode(
         &self,
         planner: &mut FftPlanner<f32>,
@@ -304,21 +327,9 @@ impl Detector {
         pl: &Lattice,
         f: f64,
         out: &mut Detection,
+        offsets: Offsets,
     ) -> bool {
-        self.try_decode_at(planner, planes, pl, f, out, false)
-    }
-
-    /// [`Detector::try_decode`]; with `at_origin`, only the data-tile offset nearest the
-    /// image's origin (where the embedder put the tile: an untouched file).
-    fn try_decode_at(
-        &self,
-        planner: &mut FftPlanner<f32>,
-        planes: [&Plane; 2],
-        pl: &Lattice,
-        f: f64,
-        out: &mut Detection,
-        at_origin: bool,
-    ) -> bool {
+        let at_origin = offsets == Offsets::Origin;
         let dl = scaled(pl, (M / MP) as f64);
         let full = (0, 0, planes[0].w, planes[0].h);
         // Data are read from the normalised residual, the plane the informed embedder
@@ -518,6 +529,15 @@ pub(crate) fn bit_statistics(
         soft_bits_raw(tile, &t, 0, 0)
     };
     (stats(&rh), stats(&rm))
+}
+
+/// Which data-tile offsets [`Detector::try_decode`] tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offsets {
+    /// All 16 the pilot cannot tell apart.
+    All,
+    /// Only the one nearest the image's origin.
+    Origin,
 }
 
 /// Radius of the box mean that the high-pass subtracts (a 5x5 box).

@@ -151,14 +151,7 @@ fn luma_resized(img: &image::DynamicImage, nw: usize, nh: usize) -> Plane {
         }
     };
     let row_luma = |y: usize, dst: &mut [f32]| {
-        let src = &raw[y * w * stride..(y + 1) * w * stride];
-        if stride == 1 {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = f32::from(*s);
-            }
-        } else {
-            fill_rgb(dst, src, stride);
-        }
+        luma_row(&raw[y * w * stride..(y + 1) * w * stride], stride, dst);
     };
     if (nw, nh) == (w, h) {
         let mut p = Plane::new(w, h);
@@ -167,41 +160,68 @@ fn luma_resized(img: &image::DynamicImage, nw: usize, nh: usize) -> Plane {
         }
         return p;
     }
-    // Horizontal pass row by row from the pixels, then the vertical pass. The taps are
-    // laid out flat with a fixed count (zero-padded, the row padded to match), so the
-    // inner loop has a constant trip count.
+    // Vertical pass first, on whole rows (contiguous, vectorised), then the horizontal
+    // taps once per output row: the taps' gathers run on `nh` rows instead of `h`. The
+    // input rows an output row needs sit in a ring of converted luma rows, so each input
+    // row is converted once.
+    let vtaps = taps(h, nh);
+    let span = vtaps.iter().map(|(_, ws)| ws.len()).max().unwrap_or(1);
     let htaps = taps(w, nw);
     let k = htaps.iter().map(|(_, ws)| ws.len()).max().unwrap_or(1);
-    let mut flat = vec![0f32; nw * k];
-    for ((_, ws), f) in htaps.iter().zip(flat.chunks_exact_mut(k)) {
+    // Horizontal taps laid out flat with a fixed count, padded to a multiple of 4 (the
+    // inner dot product then has a constant trip count the compiler unrolls).
+    let kp = k.div_ceil(4) * 4;
+    let mut flat = vec![0f32; nw * kp];
+    for ((_, ws), f) in htaps.iter().zip(flat.chunks_exact_mut(kp)) {
         f[..ws.len()].copy_from_slice(ws);
     }
-    // Each input row, once filtered, is added straight into the output rows whose
-    // vertical taps use it: no intermediate plane.
-    let mut uses: Vec<Vec<(usize, f32)>> = vec![vec![]; h];
-    for (oy, (lo, ws)) in taps(h, nh).iter().enumerate() {
-        for (j, &wgt) in ws.iter().enumerate() {
-            uses[lo + j].push((oy, wgt));
-        }
-    }
-    let mut line = vec![0f32; w + k];
-    let mut hrow = vec![0f32; nw];
+    let starts: Vec<usize> = htaps.iter().map(|(lo, _)| *lo).collect();
+    let mut ring = vec![0f32; (span + 1) * w];
+    let mut ring_row = vec![usize::MAX; span + 1];
+    let mut acc = vec![0f32; w + kp];
     let mut out = Plane::new(nw, nh);
-    for (y, targets) in uses.iter().enumerate() {
-        if targets.is_empty() {
-            continue;
+    for ((lo, ws), orow) in vtaps.iter().zip(out.data.chunks_exact_mut(nw.max(1))) {
+        acc[..w].iter_mut().for_each(|a| *a = 0.0);
+        for (j, &wgt) in ws.iter().enumerate() {
+            let y = lo + j;
+            let slot = y % (span + 1);
+            let row = &mut ring[slot * w..(slot + 1) * w];
+            if ring_row[slot] != y {
+                row_luma(y, row);
+                ring_row[slot] = y;
+            }
+            for (a, v) in acc[..w].iter_mut().zip(row.iter()) {
+                *a += wgt * v;
+            }
         }
-        row_luma(y, &mut line[..w]);
-        for ((o, (lo, _)), f) in hrow.iter_mut().zip(&htaps).zip(flat.chunks_exact(k)) {
-            *o = f.iter().zip(&line[*lo..*lo + k]).map(|(a, b)| a * b).sum();
-        }
-        for &(oy, wgt) in targets {
-            for (o, v) in out.data[oy * nw..(oy + 1) * nw].iter_mut().zip(&hrow) {
-                *o += wgt * v;
+        match kp {
+            4 => htap_row::<4>(orow, &acc, &starts, &flat),
+            8 => htap_row::<8>(orow, &acc, &starts, &flat),
+            12 => htap_row::<12>(orow, &acc, &starts, &flat),
+            16 => htap_row::<16>(orow, &acc, &starts, &flat),
+            _ => {
+                for ((o, &s), f) in orow.iter_mut().zip(&starts).zip(flat.chunks_exact(kp)) {
+                    *o = f.iter().zip(&acc[s..s + kp]).map(|(a, b)| a * b).sum();
+                }
             }
         }
     }
     out
+}
+
+/// One output row of the horizontal taps (`K` per output, zero-padded).
+#[inline(always)]
+fn htap_row<const K: usize>(out: &mut [f32], acc: &[f32], starts: &[usize], flat: &[f32]) {
+    for ((o, &s), f) in out.iter_mut().zip(starts).zip(flat.chunks_exact(K)) {
+        let a: &[f32; K] = acc[s..s + K].try_into().unwrap_or(&[0.0; K]);
+        let f: &[f32; K] = f.try_into().unwrap_or(&[0.0; K]);
+        // Four independent lanes (one vector), not one serial chain of adds.
+        let mut lanes = [0f32; 4];
+        for i in 0..K {
+            lanes[i % 4] += a[i] * f[i];
+        }
+        *o = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    }
 }
 
 /// [`Plane::box_mean_small_map`], compiled for AVX2 too (chosen at run time).
@@ -223,16 +243,12 @@ fn box_small<F: Fn(f32) -> f32>(p: &Plane, r: usize, f: F) -> Plane {
             out[x] = row[..=x + r].iter().sum::<f32>() / (x + r + 1) as f32;
             out[w - 1 - x] = row[w - 1 - x - r..].iter().sum::<f32>() / (x + r + 1) as f32;
         }
-        // Shifted whole-row adds: vectorisable, unlike a sum per window.
-        let k = 1.0 / n as f32;
-        let inner = &mut out[r..w - r];
-        inner.copy_from_slice(&row[..w - 2 * r]);
-        for d in 1..=2 * r {
-            for (o, v) in inner.iter_mut().zip(&row[d..d + w - 2 * r]) {
-                *o += v;
-            }
+        // Shifted whole-row sums: vectorisable, unlike a sum per window.
+        let mut shifted: [&[f32]; 17] = [&[]; 17]; // r <= 8
+        for (d, s) in shifted[..n].iter_mut().enumerate() {
+            *s = &row[d..d + w - 2 * r];
         }
-        inner.iter_mut().for_each(|o| *o *= k);
+        mean_of_rows(&mut out[r..w - r], &shifted[..n]);
     };
     let mut out = Plane::new(w, h);
     let mut ready = 0; // rows [0, ready) have been filtered into the ring
@@ -243,17 +259,51 @@ fn box_small<F: Fn(f32) -> f32>(p: &Plane, r: usize, f: F) -> Plane {
             horizontal(ready, &mut ring[slot * w..(slot + 1) * w]);
             ready += 1;
         }
-        let orow = &mut out.data[y * w..(y + 1) * w];
-        for yy in lo..=hi {
-            let slot = yy % n;
-            for (o, v) in orow.iter_mut().zip(&ring[slot * w..(slot + 1) * w]) {
-                *o += v;
-            }
+        let mut rows: [&[f32]; 17] = [&[]; 17];
+        for (yy, s) in (lo..=hi).zip(rows.iter_mut()) {
+            *s = &ring[(yy % n) * w..(yy % n + 1) * w];
         }
-        let k = 1.0 / (hi - lo + 1) as f32;
-        orow.iter_mut().for_each(|o| *o *= k);
+        mean_of_rows(&mut out.data[y * w..(y + 1) * w], &rows[..=hi - lo]);
     }
     out
+}
+
+/// `out` = the element-wise mean of `rows` (each at least `out`'s length), in passes that
+/// each add up to four rows (fewer loads and stores of `out` than a pass per row).
+#[inline(always)]
+fn mean_of_rows(out: &mut [f32], rows: &[&[f32]]) {
+    let k = 1.0 / rows.len().max(1) as f32;
+    for (i, c) in rows.chunks(4).enumerate() {
+        let first = i == 0;
+        let last = (i + 1) * 4 >= rows.len();
+        let s = if last { k } else { 1.0 };
+        let prev = if first { 0.0 } else { 1.0 };
+        let n = out.len();
+        match *c {
+            [a] => {
+                for (o, a) in out.iter_mut().zip(&a[..n]) {
+                    *o = (*o * prev + a) * s;
+                }
+            }
+            [a, b] => {
+                for ((o, a), b) in out.iter_mut().zip(&a[..n]).zip(&b[..n]) {
+                    *o = (*o * prev + (a + b)) * s;
+                }
+            }
+            [a, b, c3] => {
+                for (((o, a), b), c3) in out.iter_mut().zip(&a[..n]).zip(&b[..n]).zip(&c3[..n]) {
+                    *o = (*o * prev + ((a + b) + c3)) * s;
+                }
+            }
+            [a, b, c3, d] => {
+                let quad = a[..n].iter().zip(&b[..n]).zip(&c3[..n]).zip(&d[..n]);
+                for (o, (((a, b), c3), d)) in out.iter_mut().zip(quad) {
+                    *o = (*o * prev + ((a + b) + (c3 + d))) * s;
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A per-thread cache of large scratch buffers.
@@ -371,24 +421,30 @@ pub(crate) mod scratch {
     }
 }
 
-/// Per-channel luma contributions of every 8-bit value: three lookups and two adds per pixel
-/// instead of three int-to-float conversions.
-struct LumaTables {
-    r: [f32; 256],
-    g: [f32; 256],
-    b: [f32; 256],
-}
-
-static LUMA: std::sync::LazyLock<LumaTables> = std::sync::LazyLock::new(|| LumaTables {
-    r: std::array::from_fn(|v| 0.299 * v as f32),
-    g: std::array::from_fn(|v| 0.587 * v as f32),
-    b: std::array::from_fn(|v| 0.114 * v as f32),
-});
-
-fn fill_rgb(dst: &mut [f32], src: &[u8], stride: usize) {
-    let t = &*LUMA;
-    for (d, px) in dst.iter_mut().zip(src.chunks_exact(stride)) {
-        *d = t.r[usize::from(px[0])] + t.g[usize::from(px[1])] + t.b[usize::from(px[2])];
+/// BT.601 luma of one row of 8-bit samples (`stride` 1 = grey, else RGB first), compiled
+/// for AVX2 too (chosen at run time).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn luma_row(src: &[u8], stride: usize, dst: &mut [f32]) {
+    #[inline(always)]
+    fn luma(px: &[u8]) -> f32 {
+        0.299 * f32::from(px[0]) + 0.587 * f32::from(px[1]) + 0.114 * f32::from(px[2])
+    }
+    match stride {
+        1 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = f32::from(*s);
+            }
+        }
+        3 => {
+            for (d, px) in dst.iter_mut().zip(src.chunks_exact(3)) {
+                *d = luma(px);
+            }
+        }
+        _ => {
+            for (d, px) in dst.iter_mut().zip(src.chunks_exact(stride)) {
+                *d = luma(px);
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Geometric synchronisation: the autocorrelation of the high-passed image is a lattice of
 //! peaks spaced by the mark's tile; finding that lattice gives scale, rotation and aspect.
 
+use realfft::RealFftPlanner;
 use rustfft::{FftPlanner, num_complex::Complex32};
 
 use crate::plane::{Plane, floor};
@@ -63,14 +64,14 @@ pub(crate) fn analyse(
     block_period: f64,
 ) -> (Plane, Plane) {
     let (w, h) = (r.w, r.h);
-    let mut spec: Vec<Complex32> = r.data.iter().map(|&v| Complex32::new(v, 0.0)).collect();
-    fft2d(planner, &mut spec, w, h, false);
+    let mut reals = RealFftPlanner::<f32>::new();
+    let half = HalfSpectrum::of(planner, &mut reals, r);
     let mut power = Plane::new(w, h);
     for y in 0..h {
+        let sy = (y + h / 2) % h;
         for x in 0..w {
-            let sy = (y + h / 2) % h;
             let sx = (x + w / 2) % w;
-            power.data[sy * w + sx] = spec[y * w + x].norm_sqr();
+            power.data[sy * w + sx] = half.at(y, x).norm_sqr();
         }
     }
     let env = power.box_mean(3);
@@ -124,34 +125,103 @@ pub(crate) fn analyse(
             }
         })
         .collect();
+    // The ratio, and the whitening gain 1/sqrt(envelope) per bin (unshifted layout; 0 next
+    // to zero frequency).
     let mut ratio = Plane::new(w, h);
-    for y in 0..h {
-        for x in 0..w {
-            let sy = (y + h / 2) % h;
+    let mut gain = Plane::new(w, h);
+    for (y, &rm) in row_med.iter().enumerate() {
+        let sy = (y + h / 2) % h;
+        for (x, &cm) in col_med.iter().enumerate() {
             let sx = (x + w / 2) % w;
-            let e = env.data[sy * w + sx]
-                .max(col_med[x])
-                .max(row_med[y])
-                .max(1e-12);
             let near_dc = (x <= 1 || x + 1 >= w) && (y <= 1 || y + 1 >= h);
             if near_dc {
-                spec[y * w + x] = Complex32::new(0.0, 0.0);
                 continue;
             }
+            let e = env.data[sy * w + sx].max(cm).max(rm).max(1e-12);
             ratio.data[sy * w + sx] = (power.data[sy * w + sx] / e).min(30.0);
-            spec[y * w + x] /= e.sqrt();
+            gain.data[y * w + x] = 1.0 / e.sqrt();
         }
     }
-    // Peak memory: the power and its envelope are done with before the inverse transform
-    // allocates its own buffers.
+    // Peak memory: the power and its envelope are done with before the inverse transform.
     drop((power, env));
-    fft2d(planner, &mut spec, w, h, true);
-    let white = Plane {
-        w,
-        h,
-        data: spec.iter().map(|c| c.re).collect(),
-    };
+    let white = half.filtered(planner, &mut reals, &gain);
     (ratio, white)
+}
+
+/// The 2-D spectrum of a real plane, kept as its non-redundant half: the spectrum is
+/// conjugate-symmetric, so rows are transformed real to complex (w/2 + 1 bins) and only
+/// those columns (half the work and memory of a complex 2-D transform). Column x (< w/2 + 1)
+/// is stored contiguously.
+struct HalfSpectrum {
+    w: usize,
+    h: usize,
+    cols: Vec<Complex32>,
+}
+
+impl HalfSpectrum {
+    fn of(planner: &mut FftPlanner<f32>, reals: &mut RealFftPlanner<f32>, r: &Plane) -> Self {
+        let (w, h) = (r.w, r.h);
+        let wc = w / 2 + 1;
+        let r2c = reals.plan_fft_forward(w);
+        let mut rows = vec![Complex32::new(0.0, 0.0); h * wc];
+        let mut row = r2c.make_input_vec();
+        let mut scratch = r2c.make_scratch_vec();
+        for (src, out) in r.data.chunks_exact(w).zip(rows.chunks_exact_mut(wc)) {
+            row.copy_from_slice(src);
+            // Lengths are right by construction: the only possible error.
+            let _ = r2c.process_with_scratch(&mut row, out, &mut scratch);
+        }
+        let mut cols = transpose(&rows, wc, h);
+        drop(rows);
+        planner.plan_fft_forward(h).process(&mut cols);
+        HalfSpectrum { w, h, cols }
+    }
+
+    /// Bin (y, x) of the full spectrum (unshifted, unnormalised, as a complex 2-D FFT).
+    fn at(&self, y: usize, x: usize) -> Complex32 {
+        let (w, h) = (self.w, self.h);
+        if x <= w / 2 {
+            self.cols[x * h + y]
+        } else {
+            self.cols[(w - x) * h + (h - y) % h].conj()
+        }
+    }
+
+    /// The real part of the inverse transform of the spectrum times `gain` (a `w x h` plane
+    /// in the unshifted layout), unnormalised like the forward transform. That is the
+    /// inverse of the spectrum times the gain's symmetric part (g(k) + g(-k)) / 2, again a
+    /// conjugate-symmetric spectrum, so half of it suffices.
+    fn filtered(
+        mut self,
+        planner: &mut FftPlanner<f32>,
+        reals: &mut RealFftPlanner<f32>,
+        gain: &Plane,
+    ) -> Plane {
+        let (w, h) = (self.w, self.h);
+        let wc = w / 2 + 1;
+        for (x, col) in self.cols.chunks_exact_mut(h).enumerate() {
+            for (y, c) in col.iter_mut().enumerate() {
+                let mirror = gain.data[((h - y) % h) * w + (w - x) % w];
+                *c *= 0.5 * (gain.data[y * w + x] + mirror);
+            }
+        }
+        planner.plan_fft_inverse(h).process(&mut self.cols);
+        let mut rows = transpose(&self.cols, h, wc);
+        drop(self.cols);
+        let c2r = reals.plan_fft_inverse(w);
+        let mut scratch = c2r.make_scratch_vec();
+        let mut out = Plane::new(w, h);
+        for (src, dst) in rows.chunks_exact_mut(wc).zip(out.data.chunks_exact_mut(w)) {
+            // Symmetric by construction: the first (and, for even widths, last) bins are
+            // real up to rounding.
+            src[0].im = 0.0;
+            if w % 2 == 0 {
+                src[wc - 1].im = 0.0;
+            }
+            let _ = c2r.process_with_scratch(src, dst, &mut scratch);
+        }
+        out
+    }
 }
 
 /// A candidate lattice: basis vectors `a` and `b` (x, y) in pixels of the analysed plane.
@@ -187,37 +257,51 @@ impl Spectrum<'_> {
         }
         f64::from(self.p.data[y as usize * self.p.w + x as usize])
     }
-    /// Best value within one bin of the frequency (lines fall between bins).
-    fn peak_near(&self, fx: f64, fy: f64) -> f64 {
-        if fx.abs() >= 0.5 || fy.abs() >= 0.5 {
-            return 0.0;
-        }
-        let (bx, by) = self.bin(fx, fy);
-        let (cx, cy) = (floor(bx + 0.5) as i64, floor(by + 0.5) as i64);
-        let mut best = 0.0f64;
-        for dy in -1..=1 {
-            for dx in -1..=1 {
-                best = best.max(self.get(cx + dx, cy + dy));
-            }
-        }
-        best
-    }
-    /// Score of a square lattice of period `p` pixels at angle `theta`: mean whitened power at
-    /// the pilot's lines.
-    fn score(&self, p: f64, theta: f64) -> f64 {
-        let (c, s) = (theta.cos(), theta.sin());
-        let mut sum = 0.0;
-        for &(k1, k2) in &PILOT_HARMONICS {
-            let (k1, k2) = (f64::from(k1), f64::from(k2));
-            let fx = (c * k1 - s * k2) / p;
-            let fy = (s * k1 + c * k2) / p;
-            sum += self.peak_near(fx, fy);
-        }
-        sum / PILOT_HARMONICS.len() as f64
-    }
 }
 
 use crate::pattern::PILOT_HARMONICS;
+
+/// Each value's 3x3 neighbourhood maximum (outside the plane counts as 0), with a bounds-
+/// checked lookup.
+struct Max3x3 {
+    w: usize,
+    h: usize,
+    data: Vec<f32>,
+}
+
+impl Max3x3 {
+    fn get(&self, x: i64, y: i64) -> f64 {
+        if x < 0 || y < 0 || x >= self.w as i64 || y >= self.h as i64 {
+            return 0.0;
+        }
+        f64::from(self.data[y as usize * self.w + x as usize])
+    }
+}
+
+fn max3x3(p: &Plane) -> Max3x3 {
+    let (w, h) = (p.w, p.h);
+    // Horizontal maximum, then vertical; the values are >= 0, so 0 pads the borders.
+    let mut hor = vec![0f32; w * h];
+    for (src, dst) in p.data.chunks_exact(w).zip(hor.chunks_exact_mut(w)) {
+        for (x, d) in dst.iter_mut().enumerate() {
+            let lo = x.saturating_sub(1);
+            let hi = (x + 1).min(w - 1);
+            *d = src[lo..=hi].iter().fold(0f32, |m, &v| m.max(v));
+        }
+    }
+    let mut data = vec![0f32; w * h];
+    for y in 0..h {
+        let lo = y.saturating_sub(1);
+        let hi = (y + 1).min(h - 1);
+        let dst = &mut data[y * w..(y + 1) * w];
+        for yy in lo..=hi {
+            for (d, &v) in dst.iter_mut().zip(&hor[yy * w..(yy + 1) * w]) {
+                *d = d.max(v);
+            }
+        }
+    }
+    Max3x3 { w, h, data }
+}
 
 /// Finds up to `max` candidate pilot lattices, best first, with periods in `[p_min, p_max]`
 /// pixels, by matching the pilot's line pattern against the whitened spectrum over scale and
@@ -238,10 +322,33 @@ pub(crate) fn find_lattices(ratio: &Plane, p_min: f64, p_max: f64, max: usize) -
     if np == 0 {
         return vec![];
     }
+    // The grid asks for the best value within one bin of ~60k x 8 frequencies: take the
+    // 3x3 maximum of the spectrum once, then each is one lookup (the same values as
+    // `Spectrum::score`, which the refinement still uses).
+    let near = max3x3(ratio);
+    let (w, h) = (ratio.w as f64, ratio.h as f64);
+    let (cx0, cy0) = ((ratio.w / 2) as f64, (ratio.h / 2) as f64);
     let mut grid = vec![0f64; np * n_theta];
-    for (i, &p) in ps.iter().enumerate() {
-        for t in 0..n_theta {
-            grid[i * n_theta + t] = sp.score(p, t as f64 * dtheta);
+    for t in 0..n_theta {
+        let theta = t as f64 * dtheta;
+        let (c, s) = (theta.cos(), theta.sin());
+        let rotated: [(f64, f64); 8] = std::array::from_fn(|j| {
+            let (k1, k2) = PILOT_HARMONICS[j];
+            let (k1, k2) = (f64::from(k1), f64::from(k2));
+            (c * k1 - s * k2, s * k1 + c * k2)
+        });
+        for (i, &p) in ps.iter().enumerate() {
+            let mut sum = 0.0;
+            for &(ux, uy) in &rotated {
+                let (fx, fy) = (ux / p, uy / p);
+                if fx.abs() >= 0.5 || fy.abs() >= 0.5 {
+                    continue;
+                }
+                let x = floor(fx * w + cx0 + 0.5) as i64;
+                let y = floor(fy * h + cy0 + 0.5) as i64;
+                sum += near.get(x, y);
+            }
+            grid[i * n_theta + t] = sum / PILOT_HARMONICS.len() as f64;
         }
     }
     let mut peaks = vec![];
@@ -361,4 +468,73 @@ fn refine(sp: &Spectrum<'_>, p: f64, theta: f64, score: f64) -> Lattice {
         return coarse;
     }
     refined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane(w: usize, h: usize, seed: usize) -> Plane {
+        Plane {
+            w,
+            h,
+            data: (0..w * h)
+                .map(|i| (((i + seed) * 7919 % 251) as f32 - 125.0) / 50.0)
+                .collect(),
+        }
+    }
+
+    fn complex(p: &Plane) -> Vec<Complex32> {
+        p.data.iter().map(|&v| Complex32::new(v, 0.0)).collect()
+    }
+
+    #[test]
+    fn half_spectrum_matches_the_complex_transform() {
+        let mut planner = FftPlanner::new();
+        let mut reals = RealFftPlanner::new();
+        for (w, h) in [(40, 30), (37, 23), (36, 25), (33, 40)] {
+            let p = plane(w, h, 1);
+            let half = HalfSpectrum::of(&mut planner, &mut reals, &p);
+            let mut full = complex(&p);
+            fft2d(&mut planner, &mut full, w, h, false);
+            let scale = full.iter().map(|c| c.norm()).fold(0f32, f32::max);
+            for y in 0..h {
+                for x in 0..w {
+                    let d = (half.at(y, x) - full[y * w + x]).norm();
+                    assert!(d < 1e-5 * scale, "{w}x{h} bin ({x},{y}): off by {d}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn filtering_the_half_matches_the_real_part_of_the_complex_inverse() {
+        let mut planner = FftPlanner::new();
+        let mut reals = RealFftPlanner::new();
+        for (w, h) in [(40, 30), (37, 23), (36, 25), (33, 40)] {
+            let p = plane(w, h, 3);
+            // An asymmetric gain: the real part of the inverse sees only its symmetric part.
+            let gain = Plane {
+                w,
+                h,
+                data: (0..w * h).map(|i| ((i * 31 % 17) as f32) / 7.0).collect(),
+            };
+            let got = HalfSpectrum::of(&mut planner, &mut reals, &p).filtered(
+                &mut planner,
+                &mut reals,
+                &gain,
+            );
+            let mut full = complex(&p);
+            fft2d(&mut planner, &mut full, w, h, false);
+            for (c, g) in full.iter_mut().zip(&gain.data) {
+                *c *= g;
+            }
+            fft2d(&mut planner, &mut full, w, h, true);
+            let scale = full.iter().map(|c| c.re.abs()).fold(0f32, f32::max);
+            for (i, (a, b)) in got.data.iter().zip(&full).enumerate() {
+                let d = (a - b.re).abs();
+                assert!(d < 1e-4 * scale, "{w}x{h} pixel {i}: {a} vs {}", b.re);
+            }
+        }
+    }
 }

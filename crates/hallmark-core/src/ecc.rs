@@ -152,8 +152,10 @@ fn list_viterbi(soft: &[f32], list: usize) -> Vec<Vec<bool>> {
         .collect();
     let mut metric = vec![f32::NEG_INFINITY; STATES * l];
     metric[0] = 0.0;
-    // back[t][ns * l + rank] = (previous state, previous rank, input bit)
-    let mut back = vec![(0u16, 0u8, false); steps * STATES * l];
+    // back[t][ns * l + rank] = the previous rank, plus FROM_HIGH when the path came from the
+    // predecessor ns >> 1 | HALF rather than ns >> 1 (the input bit is ns & 1).
+    const FROM_HIGH: u8 = 0x80;
+    let mut back = vec![0u8; steps * STATES * l];
     let mut next = vec![f32::NEG_INFINITY; STATES * l];
     for t in 0..steps {
         let r = &soft[t * 3..t * 3 + 3];
@@ -177,23 +179,18 @@ fn list_viterbi(soft: &[f32], list: usize) -> Vec<Vec<bool>> {
             let g1 = gains[usize::from(pattern[(s1 << 1) | b])];
             let m0 = &metric[s0 * l..(s0 + 1) * l];
             let m1 = &metric[s1 * l..(s1 + 1) * l];
-            let (mut i, mut j) = (0, 0);
-            for k in 0..l {
-                let a = m0.get(i).map_or(f32::NEG_INFINITY, |m| m + g0);
-                let c = m1.get(j).map_or(f32::NEG_INFINITY, |m| m + g1);
-                if a == f32::NEG_INFINITY && c == f32::NEG_INFINITY {
-                    slots[k..].fill(f32::NEG_INFINITY);
-                    break;
-                }
-                if a >= c {
-                    slots[k] = a;
-                    bk[ns * l + k] = (s0 as u16, i as u8, b == 1);
-                    i += 1;
-                } else {
-                    slots[k] = c;
-                    bk[ns * l + k] = (s1 as u16, j as u8, b == 1);
-                    j += 1;
-                }
+            // Branch-free merge (which list wins is data: a branch would mispredict). At
+            // step k, i + j = k < l, so the indices stay in range; exhausted lists hold -inf.
+            let back_ns = &mut bk[ns * l..(ns + 1) * l];
+            let (mut i, mut j) = (0usize, 0usize);
+            for (slot, bp) in slots.iter_mut().zip(back_ns.iter_mut()) {
+                let a = m0[i] + g0;
+                let c = m1[j] + g1;
+                let take_a = a >= c;
+                *slot = if take_a { a } else { c };
+                *bp = if take_a { i as u8 } else { j as u8 | FROM_HIGH };
+                i += usize::from(take_a);
+                j += usize::from(!take_a);
             }
         }
         std::mem::swap(&mut metric, &mut next);
@@ -208,10 +205,10 @@ fn list_viterbi(soft: &[f32], list: usize) -> Vec<Vec<bool>> {
         let (mut state, mut rk) = (0usize, rank);
         let mut bits = vec![false; steps];
         for t in (0..steps).rev() {
-            let (ps, pr, b) = back[(t * STATES + state) * l + rk];
-            bits[t] = b;
-            state = usize::from(ps);
-            rk = usize::from(pr);
+            let entry = back[(t * STATES + state) * l + rk];
+            bits[t] = state & 1 == 1;
+            state = (state >> 1) | if entry & FROM_HIGH != 0 { HALF } else { 0 };
+            rk = usize::from(entry & !FROM_HIGH);
         }
         bits.truncate(INFO_BITS);
         out.push(bits);

@@ -349,33 +349,41 @@ impl Detector {
             };
             // Near the origin, a pilot offset past half its period is a small negative one.
             let near = |d: usize| if d > GP / 2 { (G / GP) - 1 } else { 0 };
-            let rows = if at_origin {
-                near(dy)..near(dy) + 1
+            let mut candidates: Vec<(usize, usize)> = if at_origin {
+                vec![(dy + near(dy) * GP, dx + near(dx) * GP)]
             } else {
-                0..G / GP
+                (0..G / GP)
+                    .flat_map(|i| (0..G / GP).map(move |j| (dy + i * GP, dx + j * GP)))
+                    .collect()
             };
-            for i in rows {
-                let cols = if at_origin {
-                    near(dx)..near(dx) + 1
-                } else {
-                    0..G / GP
-                };
-                for j in cols {
-                    if out.attempts + LIST > self.max_attempts {
-                        return false;
-                    }
-                    let (oy, ox) = (dy + i * GP, dx + j * GP);
-                    let soft = self.soft_bits(&t, oy, ox);
-                    let (decoded, tried) = ecc::decode_list(&self.key, &soft, LIST);
-                    out.attempts += tried;
-                    if let Some(d) = decoded {
-                        out.detected = true;
-                        out.payload = Some(d.payload);
-                        out.bit_errors = Some(d.bit_errors);
-                        out.sync_score = z;
-                        out.transform = Some(transform(&dl, oy, ox, f));
-                        return true;
-                    }
+            // Most coherent first: at the right offset each bit's chips add up, elsewhere
+            // they cancel, so the energy of the per-bit sums ranks the offsets and the right
+            // one is usually decoded first (fewer list decodes, fewer attempts counted).
+            if candidates.len() > 1 {
+                let mut ranked: Vec<(f32, (usize, usize))> = candidates
+                    .iter()
+                    .map(|&(oy, ox)| {
+                        let e = self.soft_bits_raw(&t, oy, ox).iter().map(|v| v * v).sum();
+                        (e, (oy, ox))
+                    })
+                    .collect();
+                ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+                candidates = ranked.into_iter().map(|(_, c)| c).collect();
+            }
+            for (oy, ox) in candidates {
+                if out.attempts + LIST > self.max_attempts {
+                    return false;
+                }
+                let soft = self.soft_bits(&t, oy, ox);
+                let (decoded, tried) = ecc::decode_list(&self.key, &soft, LIST);
+                out.attempts += tried;
+                if let Some(d) = decoded {
+                    out.detected = true;
+                    out.payload = Some(d.payload);
+                    out.bit_errors = Some(d.bit_errors);
+                    out.sync_score = z;
+                    out.transform = Some(transform(&dl, oy, ox, f));
+                    return true;
                 }
             }
         }

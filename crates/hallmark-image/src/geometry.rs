@@ -322,9 +322,8 @@ pub(crate) fn find_lattices(ratio: &Plane, p_min: f64, p_max: f64, max: usize) -
     if np == 0 {
         return vec![];
     }
-    // The grid asks for the best value within one bin of ~60k x 8 frequencies: take the
-    // 3x3 maximum of the spectrum once, then each is one lookup (the same values as
-    // `Spectrum::score`, which the refinement still uses).
+    // The grid asks for the best value within one bin of ~60k x 8 frequencies (lines fall
+    // between bins): take the 3x3 maximum of the spectrum once, then each is one lookup.
     let near = max3x3(ratio);
     let (w, h) = (ratio.w as f64, ratio.h as f64);
     let (cx0, cy0) = ((ratio.w / 2) as f64, (ratio.h / 2) as f64);
@@ -338,9 +337,10 @@ pub(crate) fn find_lattices(ratio: &Plane, p_min: f64, p_max: f64, max: usize) -
             (c * k1 - s * k2, s * k1 + c * k2)
         });
         for (i, &p) in ps.iter().enumerate() {
+            let inv_p = 1.0 / p;
             let mut sum = 0.0;
             for &(ux, uy) in &rotated {
-                let (fx, fy) = (ux / p, uy / p);
+                let (fx, fy) = (ux * inv_p, uy * inv_p);
                 if fx.abs() >= 0.5 || fy.abs() >= 0.5 {
                     continue;
                 }
@@ -351,29 +351,29 @@ pub(crate) fn find_lattices(ratio: &Plane, p_min: f64, p_max: f64, max: usize) -
             grid[i * n_theta + t] = sum / PILOT_HARMONICS.len() as f64;
         }
     }
-    let mut peaks = vec![];
+    // Local maxima over a 5x5 neighbourhood (angles wrap), best `max` kept. A cell below
+    // the `max`-th best maximum found so far cannot make the cut: skip its neighbourhood.
+    let wrap: Vec<usize> = (0..n_theta + 4)
+        .map(|t| (t + n_theta - 2) % n_theta)
+        .collect();
+    let mut peaks: Vec<(f64, f64, f64)> = vec![];
+    let mut bar = f64::NEG_INFINITY;
     for i in 0..np {
         for t in 0..n_theta {
             let v = grid[i * n_theta + t];
-            let mut is_max = true;
-            'n: for di in -2i64..=2 {
-                for dt in -2i64..=2 {
-                    if di == 0 && dt == 0 {
-                        continue;
-                    }
-                    let ii = i as i64 + di;
-                    if ii < 0 || ii >= np as i64 {
-                        continue;
-                    }
-                    let tt = (t as i64 + dt).rem_euclid(n_theta as i64) as usize;
-                    if grid[ii as usize * n_theta + tt] > v {
-                        is_max = false;
-                        break 'n;
-                    }
-                }
+            if v < bar {
+                continue;
             }
+            let is_max = (i.saturating_sub(2)..(i + 3).min(np)).all(|ii| {
+                (0..5).all(|k| (ii == i && k == 2) || grid[ii * n_theta + wrap[t + k]] <= v)
+            });
             if is_max {
                 peaks.push((v, ps[i], t as f64 * dtheta));
+                if max > 0 && peaks.len() >= max {
+                    let mut vs: Vec<f64> = peaks.iter().map(|q| q.0).collect();
+                    vs.sort_by(|a, b| b.total_cmp(a));
+                    bar = vs[max - 1];
+                }
             }
         }
     }

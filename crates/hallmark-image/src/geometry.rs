@@ -4,7 +4,7 @@
 use realfft::RealFftPlanner;
 use rustfft::{FftPlanner, num_complex::Complex32};
 
-use crate::plane::{Plane, floor};
+use crate::plane::Plane;
 
 /// In-place 2-D FFT of a `w x h` row-major buffer.
 pub(crate) fn fft2d(
@@ -37,7 +37,7 @@ fn transpose(src: &[Complex32], w: usize, h: usize) -> Vec<Complex32> {
 }
 
 /// Writes the transpose of the `w x h` `src` into `out` (`h x w`).
-fn transpose_into(src: &[Complex32], w: usize, h: usize, out: &mut [Complex32]) {
+fn transpose_into<T: Copy>(src: &[T], w: usize, h: usize, out: &mut [T]) {
     const B: usize = 32;
     for by in (0..h).step_by(B) {
         for bx in (0..w).step_by(B) {
@@ -66,14 +66,26 @@ pub(crate) fn analyse(
     let (w, h) = (r.w, r.h);
     let mut reals = RealFftPlanner::<f32>::new();
     let half = HalfSpectrum::of(planner, &mut reals, r);
+    // Power of the kept half, transposed (blocked) to rows, then spread over the whole
+    // centred plane row by row: bin (y, x) past the half is the mirror of (-y, -x).
+    let wc = w / 2 + 1;
+    let half_power = {
+        let by_cols: Vec<f32> = half.cols.iter().map(|c| c.norm_sqr()).collect();
+        let mut rows = vec![0f32; h * wc];
+        transpose_into(&by_cols, h, wc, &mut rows);
+        rows
+    };
     let mut power = Plane::new(w, h);
     for y in 0..h {
-        let sy = (y + h / 2) % h;
+        let row = &half_power[y * wc..(y + 1) * wc];
+        let my = if y == 0 { 0 } else { h - y };
+        let mirror = &half_power[my * wc..(my + 1) * wc];
+        let out = &mut power.data[centred(y, h) * w..(centred(y, h) + 1) * w];
         for x in 0..w {
-            let sx = (x + w / 2) % w;
-            power.data[sy * w + sx] = half.at(y, x).norm_sqr();
+            out[centred(x, w)] = if x < wc { row[x] } else { mirror[w - x] };
         }
     }
+    drop(half_power);
     let env = power.box_mean(3);
     let mut notch_x = vec![false; w];
     let mut notch_y = vec![false; h];
@@ -107,7 +119,7 @@ pub(crate) fn analyse(
             if notch_x[x] {
                 line_median(
                     (0..h)
-                        .map(|y| power.data[((y + h / 2) % h) * w + (x + w / 2) % w])
+                        .map(|y| power.data[centred(y, h) * w + centred(x, w)])
                         .collect(),
                 )
             } else {
@@ -118,7 +130,7 @@ pub(crate) fn analyse(
     let row_med: Vec<f32> = (0..h)
         .map(|y| {
             if notch_y[y] {
-                let sy = (y + h / 2) % h;
+                let sy = centred(y, h);
                 line_median(power.data[sy * w..(sy + 1) * w].to_vec())
             } else {
                 0.0
@@ -130,9 +142,9 @@ pub(crate) fn analyse(
     let mut ratio = Plane::new(w, h);
     let mut gain = Plane::new(w, h);
     for (y, &rm) in row_med.iter().enumerate() {
-        let sy = (y + h / 2) % h;
+        let sy = centred(y, h);
         for (x, &cm) in col_med.iter().enumerate() {
-            let sx = (x + w / 2) % w;
+            let sx = centred(x, w);
             let near_dc = (x <= 1 || x + 1 >= w) && (y <= 1 || y + 1 >= h);
             if near_dc {
                 continue;
@@ -146,6 +158,14 @@ pub(crate) fn analyse(
     drop((power, env));
     let white = half.filtered(planner, &mut reals, &gain);
     (ratio, white)
+}
+
+/// Index `i` of an `n`-long axis with zero frequency moved to the centre (`(i + n/2) % n`
+/// without a division).
+#[inline(always)]
+fn centred(i: usize, n: usize) -> usize {
+    let s = i + n / 2;
+    if s >= n { s - n } else { s }
 }
 
 /// The 2-D spectrum of a real plane, kept as its non-redundant half: the spectrum is
@@ -178,6 +198,7 @@ impl HalfSpectrum {
     }
 
     /// Bin (y, x) of the full spectrum (unshifted, unnormalised, as a complex 2-D FFT).
+    #[cfg(test)]
     fn at(&self, y: usize, x: usize) -> Complex32 {
         let (w, h) = (self.w, self.h);
         if x <= w / 2 {
@@ -199,11 +220,23 @@ impl HalfSpectrum {
     ) -> Plane {
         let (w, h) = (self.w, self.h);
         let wc = w / 2 + 1;
-        for (x, col) in self.cols.chunks_exact_mut(h).enumerate() {
-            for (y, c) in col.iter_mut().enumerate() {
-                let mirror = gain.data[((h - y) % h) * w + (w - x) % w];
-                *c *= 0.5 * (gain.data[y * w + x] + mirror);
+        // The symmetric part of the gain over the kept half, row by row (cache-friendly),
+        // then transposed (blocked) to the columns' layout.
+        let mut sym = vec![0f32; h * wc];
+        for (y, row) in sym.chunks_exact_mut(wc).enumerate() {
+            let g = &gain.data[y * w..(y + 1) * w];
+            let my = (h - y) % h;
+            let mirror = &gain.data[my * w..(my + 1) * w];
+            row[0] = 0.5 * (g[0] + mirror[0]);
+            for (x, s) in row.iter_mut().enumerate().skip(1) {
+                *s = 0.5 * (g[x] + mirror[w - x]);
             }
+        }
+        let mut sym_cols = vec![0f32; h * wc];
+        transpose_into(&sym, wc, h, &mut sym_cols);
+        drop(sym);
+        for (c, g) in self.cols.iter_mut().zip(&sym_cols) {
+            *c *= *g;
         }
         planner.plan_fft_inverse(h).process(&mut self.cols);
         let mut rows = transpose(&self.cols, h, wc);
@@ -270,23 +303,32 @@ struct Max3x3 {
 }
 
 impl Max3x3 {
-    fn get(&self, x: i64, y: i64) -> f64 {
-        if x < 0 || y < 0 || x >= self.w as i64 || y >= self.h as i64 {
+    fn get(&self, x: usize, y: usize) -> f64 {
+        if x >= self.w || y >= self.h {
             return 0.0;
         }
-        f64::from(self.data[y as usize * self.w + x as usize])
+        f64::from(self.data[y * self.w + x])
     }
 }
 
 fn max3x3(p: &Plane) -> Max3x3 {
     let (w, h) = (p.w, p.h);
-    // Horizontal maximum, then vertical; the values are >= 0, so 0 pads the borders.
+    // The values are >= 0 (never NaN), so 0 pads the borders and a plain comparison is the
+    // maximum (it vectorises, unlike `f32::max`).
+    let max = |a: f32, b: f32| if a > b { a } else { b };
+    // Horizontal maximum, then vertical.
     let mut hor = vec![0f32; w * h];
     for (src, dst) in p.data.chunks_exact(w).zip(hor.chunks_exact_mut(w)) {
-        for (x, d) in dst.iter_mut().enumerate() {
-            let lo = x.saturating_sub(1);
-            let hi = (x + 1).min(w - 1);
-            *d = src[lo..=hi].iter().fold(0f32, |m, &v| m.max(v));
+        if w < 3 {
+            let m = src.iter().fold(0f32, |m, &v| max(m, v));
+            dst.fill(m);
+            continue;
+        }
+        dst[0] = max(src[0], src[1]);
+        dst[w - 1] = max(src[w - 2], src[w - 1]);
+        let inner = src[..w - 2].iter().zip(&src[1..w - 1]).zip(&src[2..]);
+        for (d, ((a, b), c)) in dst[1..w - 1].iter_mut().zip(inner) {
+            *d = max(max(*a, *b), *c);
         }
     }
     let mut data = vec![0f32; w * h];
@@ -296,7 +338,7 @@ fn max3x3(p: &Plane) -> Max3x3 {
         let dst = &mut data[y * w..(y + 1) * w];
         for yy in lo..=hi {
             for (d, &v) in dst.iter_mut().zip(&hor[yy * w..(yy + 1) * w]) {
-                *d = d.max(v);
+                *d = max(*d, v);
             }
         }
     }
@@ -344,8 +386,9 @@ pub(crate) fn find_lattices(ratio: &Plane, p_min: f64, p_max: f64, max: usize) -
                 if fx.abs() >= 0.5 || fy.abs() >= 0.5 {
                     continue;
                 }
-                let x = floor(fx * w + cx0 + 0.5) as i64;
-                let y = floor(fy * h + cy0 + 0.5) as i64;
+                // |f| < 0.5 keeps both coordinates positive: truncation is the floor.
+                let x = (fx * w + cx0 + 0.5) as usize;
+                let y = (fy * h + cy0 + 0.5) as usize;
                 sum += near.get(x, y);
             }
             grid[i * n_theta + t] = sum / PILOT_HARMONICS.len() as f64;

@@ -250,11 +250,26 @@ impl ImageMark {
         // it once. Rendering is linear, so the unit-amplitude mark is pilot + data.
         let pilot = render(&self.tile, &signs, &act, chip_w, (ww, wh), true, false);
         let data_only = render(&self.tile, &signs, &act, chip_w, (ww, wh), false, true);
+        // Eight running sums per row (one vector), rows summed in f64.
         let unit_ms = pilot
             .data
-            .iter()
-            .zip(&data_only.data)
-            .map(|(p, d)| f64::from((p + d) * (p + d)))
+            .chunks(pilot.w.max(1))
+            .zip(data_only.data.chunks(pilot.w.max(1)))
+            .map(|(pr, dr)| {
+                let mut lanes = [0f32; 8];
+                for (p8, d8) in pr.chunks_exact(8).zip(dr.chunks_exact(8)) {
+                    for l in 0..8 {
+                        lanes[l] += (p8[l] + d8[l]) * (p8[l] + d8[l]);
+                    }
+                }
+                let tail = pr.len() / 8 * 8;
+                let rest: f32 = pr[tail..]
+                    .iter()
+                    .zip(&dr[tail..])
+                    .map(|(p, d)| (p + d) * (p + d))
+                    .sum();
+                f64::from(lanes.iter().sum::<f32>() + rest)
+            })
             .sum::<f64>()
             / pilot.data.len().max(1) as f64;
         let gain = (budget / unit_ms).sqrt();
@@ -508,13 +523,23 @@ impl<'a> Rows<'a> {
             for ((o, p), q) in u.iter_mut().zip(r0).zip(r1) {
                 *o = p + (q - p) * ty;
             }
-            let row: f32 = u[..f.w]
-                .iter()
-                .zip(&u[1..])
-                .zip(a.iter().zip(&b))
-                .map(|((p, q), (ai, bi))| p * (ai * p + bi * q))
+            // Eight running sums (one vector) rather than one serial chain of adds.
+            let (u0, u1) = (&u[..f.w], &u[1..=f.w]);
+            let mut lanes = [0f32; 8];
+            let quads = u0
+                .chunks_exact(8)
+                .zip(u1.chunks_exact(8))
+                .zip(a.chunks_exact(8).zip(b.chunks_exact(8)));
+            for ((p, q), (ai, bi)) in quads {
+                for l in 0..8 {
+                    lanes[l] += p[l] * (ai[l] * p[l] + bi[l] * q[l]);
+                }
+            }
+            let tail = f.w / 8 * 8;
+            let rest: f32 = (tail..f.w)
+                .map(|i| u0[i] * (a[i] * u0[i] + b[i] * u1[i]))
                 .sum();
-            sum += f64::from(row);
+            sum += f64::from(lanes.iter().sum::<f32>() + rest);
         }
         sum / (self.w * self.h).max(1) as f64
     }

@@ -34,7 +34,9 @@ pub enum TextCmd {
 #[derive(Args, Debug)]
 pub struct SchemeArgs {
     /// Watermark scheme: `gumbel` (distortion-free, the default: "hallmark-text/1 gumbel h=2"),
-    /// `kgw` (green list: "hallmark-text/1 kgw h=2 gamma=0.25 delta=2"), or any full header.
+    /// `kgw` (green list: "hallmark-text/1 kgw h=2 gamma=0.25 delta=2"), `kgw-robust` (survives
+    /// 30% word edits even at low temperature, at about twice the perplexity:
+    /// "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"), or any full header.
     /// Default: the text-watermark.conf in the keys folder, else gumbel.
     #[arg(long)]
     scheme: Option<String>,
@@ -115,9 +117,12 @@ fn resolve_config(scheme: &SchemeArgs, key: Option<&Path>) -> Result<Config> {
     if let Some(s) = &scheme.scheme {
         return Ok(match s.as_str() {
             "kgw" => Config::kgw(),
+            "kgw-robust" => Config::kgw_robust(),
             "gumbel" => Config::gumbel(),
             header => Config::from_header(header).with_context(|| {
-                format!("--scheme {header:?}: expected kgw, gumbel or a hallmark-text/1 header")
+                format!(
+                    "--scheme {header:?}: expected gumbel, kgw, kgw-robust or a hallmark-text/1 header"
+                )
             })?,
         });
     }

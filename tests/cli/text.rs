@@ -153,6 +153,20 @@ fn kgw_scheme_from_the_keys_folder_config() {
     assert_eq!(code, Some(1));
     let (code, _) = x.detect_json("g.txt", &["--scheme", "kgw"]);
     assert_eq!(code, Some(1));
+    let (code, _) = x.detect_json("g.txt", &["--scheme", "kgw-robust"]);
+    assert_eq!(code, Some(1));
+}
+
+#[test]
+fn robust_preset_by_name_on_both_sides() {
+    let x = setup();
+    x.generate("r.txt", 6, &["--scheme", "kgw-robust"]);
+    let (code, v) = x.detect_json("r.txt", &["--scheme", "kgw-robust"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["scheme"], "hallmark-text/1 kgw h=1 gamma=0.25 delta=3");
+    // The default scheme does not read it.
+    let (code, _) = x.detect_json("r.txt", &[]);
+    assert_eq!(code, Some(1));
 }
 
 #[test]

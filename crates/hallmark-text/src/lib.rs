@@ -106,6 +106,23 @@ impl Config {
             context: 2,
         }
     }
+
+    /// `hallmark-text/1 kgw h=1 gamma=0.25 delta=3`: the green list keyed by one token of
+    /// context with a strong bias, for text that will be edited. Measured on SmolLM2 at
+    /// temperature 0.7 (docs/text-benchmark.md): detection after 30% of the words are
+    /// substituted, deleted or inserted 0.93 / 1.00 / 1.00 at 200 tokens (the default scheme:
+    /// 0.33 / 0.72 / 0.70), at about twice the perplexity of unwatermarked sampling. A
+    /// one-token context survives an edit more often (a pair needs two untouched tokens,
+    /// not three) and the bias puts evidence in most tokens even where the model is sure.
+    pub fn kgw_robust() -> Self {
+        Config {
+            scheme: Scheme::Kgw {
+                gamma: 0.25,
+                delta: 3.0,
+            },
+            context: 1,
+        }
+    }
 }
 
 const HEADER: &str = "hallmark-text/1";
@@ -390,15 +407,20 @@ impl Sampler {
 
     /// The next token after `context` (all previous ids, prompt included) given `logits`.
     ///
-    /// A context (the last `h` tokens) is watermarked the first time it occurs in a text only;
-    /// when it repeats, the token is sampled plainly. Otherwise the keyed rule would pick the
-    /// same token again and again (the distortion-free scheme is deterministic given the
-    /// context), making text loop; the detector scores each (context, token) pair once anyway.
+    /// With the distortion-free scheme a context (the last `h` tokens) is watermarked the
+    /// first time it occurs in a text only; when it repeats, the token is sampled plainly.
+    /// Otherwise the keyed rule would pick the same token again and again (it is
+    /// deterministic given the context), making text loop; the detector scores each
+    /// (context, token) pair once anyway. The green-list scheme biases every step: its
+    /// sampling stays random, and a repeated context followed by a new token is new evidence.
     pub fn next(&mut self, context: &[u32], logits: &[f32], temperature: f32) -> u32 {
         let u: f64 = rand::Rng::r#gen(&mut self.rng);
         match &self.mark {
-            Some(m) => match m.context_seed(context) {
-                Some(s) if self.seen.insert(s) => m.sample(context, logits, temperature, u),
+            Some(m) => match (m.config.scheme, m.context_seed(context)) {
+                (Scheme::Kgw { .. }, Some(_)) => m.sample(context, logits, temperature, u),
+                (Scheme::Gumbel, Some(s)) if self.seen.insert(s) => {
+                    m.sample(context, logits, temperature, u)
+                }
                 _ => sample_plain(logits, temperature, u),
             },
             None => sample_plain(logits, temperature, u),

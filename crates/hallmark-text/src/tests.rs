@@ -59,8 +59,13 @@ fn prf_known_answer() {
 
 #[test]
 fn header_round_trip_and_rejects() {
+    assert_eq!(
+        Config::kgw_robust().to_header(),
+        "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"
+    );
     for cfg in [
         Config::kgw(),
+        Config::kgw_robust(),
         Config {
             scheme: Scheme::Gumbel,
             context: 4,
@@ -117,8 +122,13 @@ fn gumbel_detects_200_tokens() {
 
 #[test]
 fn unwatermarked_p_values_are_calibrated() {
+    assert_eq!(
+        Config::kgw_robust().to_header(),
+        "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"
+    );
     for cfg in [
         Config::kgw(),
+        Config::kgw_robust(),
         Config {
             scheme: Scheme::Gumbel,
             context: 3,
@@ -208,4 +218,21 @@ fn sampler_watermarks_a_context_once_then_samples_plainly() {
     let distinct: std::collections::HashSet<u32> =
         (0..50).map(|_| s.next(&ctx, &logits, 1.0)).collect();
     assert!(distinct.len() > 30, "{}", distinct.len());
+}
+
+#[test]
+fn sampler_biases_every_step_with_the_green_list() {
+    // A repeated context keeps its bias under KGW: most tokens drawn after it are green.
+    let cfg = Config::kgw();
+    let m = TextMark::new(&key(), cfg);
+    let ctx = [5u32, 6, 7];
+    let seed = m.context_seed(&ctx).unwrap();
+    let green = |t: u32| m.prf.token_bits(seed, t) < prf::threshold(0.25);
+    let logits = vec![0.0f32; 1000];
+    let mut s = Sampler::new(Some(TextMark::new(&key(), cfg)), 9);
+    let n = 200;
+    let greens = (0..n).filter(|_| green(s.next(&ctx, &logits, 1.0))).count();
+    // Flat logits with delta 2: P(green) = 0.25 e^2 / (0.25 e^2 + 0.75) = 0.71; plain
+    // sampling would give 0.25 (binomial sd ~6 of 200).
+    assert!(greens > 110, "{greens} of {n} green");
 }

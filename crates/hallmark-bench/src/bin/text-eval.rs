@@ -102,6 +102,16 @@ fn schemes() -> Vec<(&'static str, Option<Config>)> {
                 ..Config::gumbel()
             }),
         ),
+        // Candidates for edit robustness at low temperature: a one-token context (more
+        // pairs survive an edit) and a strong bias (more evidence per surviving pair).
+        // `Config::kgw_robust()`.
+        ("kgw-h1-d3", Some(Config::kgw_robust())),
+        (
+            "kgw-h1-d4",
+            Some(
+                Config::from_header("hallmark-text/1 kgw h=1 gamma=0.25 delta=4").expect("header"),
+            ),
+        ),
         ("none", None),
     ]
 }
@@ -449,7 +459,8 @@ fn report(a: &Args) -> Res<()> {
     md.push_str("---|\n");
     for (ai, (aname, f)) in attacks.iter().enumerate() {
         md.push_str(&format!("| {aname} |"));
-        let mut all_ok = true;
+        // Per scheme: does it reach the target at every temperature?
+        let mut ok_by: BTreeMap<&str, bool> = BTreeMap::new();
         for (name, t) in &cols {
             let sel: Vec<&&Value> = marked.iter().filter(|g| is_run(g, name, *t)).collect();
             let mut hits = 0;
@@ -461,19 +472,20 @@ fn report(a: &Args) -> Res<()> {
                 hits += usize::from(pv(&m, &attacked, g["prompt"].as_str()) < 1e-3);
             }
             let rate = hits as f64 / sel.len().max(1) as f64;
-            all_ok &= rate >= 0.9;
+            *ok_by.entry(name).or_insert(true) &= rate >= 0.9;
             md.push_str(&format!(" {hits}/{} = {rate:.2} |", sel.len()));
         }
-        md.push_str(&format!(
-            " {} |\n",
-            if ai == 0 {
-                ""
-            } else if all_ok {
-                "met (>=0.9)"
-            } else {
-                "MISSED (>=0.9)"
-            }
-        ));
+        let met: Vec<&str> = ok_by.iter().filter(|e| *e.1).map(|e| *e.0).collect();
+        let status = if ai == 0 {
+            String::new()
+        } else if met.len() == ok_by.len() {
+            "met by every scheme (>=0.9)".to_string()
+        } else if met.is_empty() {
+            "MISSED by every scheme (>=0.9)".to_string()
+        } else {
+            format!("met (>=0.9 at both temperatures) by {}", met.join(", "))
+        };
+        md.push_str(&format!(" {status} |\n"));
     }
 
     // Localisation.

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! `generate` writes (and resumes) `target/text-eval/generations.jsonl`: for each prompt, both
-//! temperatures (0.7, 1.0) and each scheme (kgw, gumbel, none) one 200-token generation with
+//! temperatures (0.7, 1.0) and each scheme of `schemes()` one 200-token generation with
 //! its own key. `report` reads it and prints the tables: power at 100 and 200 tokens,
 //! perplexity, false positives on the human corpus (several keys, per row, with a 95% upper
 //! bound), robustness to edits, localisation in a 2,000-word document, and speed.

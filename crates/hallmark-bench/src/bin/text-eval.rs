@@ -104,6 +104,12 @@ fn schemes() -> Vec<(&'static str, Option<Config>)> {
         ),
         // Candidates for edit robustness at low temperature: a one-token context (more
         // pairs survive an edit) and a strong bias (more evidence per surviving pair).
+        (
+            "kgw-h1-d2",
+            Some(
+                Config::from_header("hallmark-text/1 kgw h=1 gamma=0.25 delta=2").expect("header"),
+            ),
+        ),
         // `Config::kgw_robust()`.
         ("kgw-h1-d3", Some(Config::kgw_robust())),
         (

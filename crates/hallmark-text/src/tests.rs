@@ -122,10 +122,6 @@ fn gumbel_detects_200_tokens() {
 
 #[test]
 fn unwatermarked_p_values_are_calibrated() {
-    assert_eq!(
-        Config::kgw_robust().to_header(),
-        "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"
-    );
     for cfg in [
         Config::kgw(),
         Config::kgw_robust(),

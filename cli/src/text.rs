@@ -36,7 +36,9 @@ pub struct SchemeArgs {
     /// Watermark scheme: `gumbel` (distortion-free, the default: "hallmark-text/1 gumbel h=2"),
     /// `kgw` (green list: "hallmark-text/1 kgw h=2 gamma=0.25 delta=2"), `kgw-robust` (survives
     /// 30% word edits even at low temperature, at about twice the perplexity:
-    /// "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"), or any full header.
+    /// "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"), `robust` (the same edit robustness at a
+    /// smaller bias, green list plus exponential scores: "hallmark-text/1 kgw-gumbel h=1
+    /// gamma=0.25 delta=2"), or any full header.
     /// Default: the text-watermark.conf in the keys folder, else gumbel.
     #[arg(long)]
     scheme: Option<String>,
@@ -118,10 +120,11 @@ fn resolve_config(scheme: &SchemeArgs, key: Option<&Path>) -> Result<Config> {
         return Ok(match s.as_str() {
             "kgw" => Config::kgw(),
             "kgw-robust" => Config::kgw_robust(),
+            "robust" => Config::robust(),
             "gumbel" => Config::gumbel(),
             header => Config::from_header(header).with_context(|| {
                 format!(
-                    "--scheme {header:?}: expected gumbel, kgw, kgw-robust or a hallmark-text/1 header"
+                    "--scheme {header:?}: expected gumbel, kgw, kgw-robust, robust or a hallmark-text/1 header"
                 )
             })?,
         });

@@ -170,6 +170,22 @@ fn robust_preset_by_name_on_both_sides() {
 }
 
 #[test]
+fn hybrid_preset_by_name_on_both_sides() {
+    let x = setup();
+    x.generate("h.txt", 6, &["--scheme", "robust"]);
+    let (code, v) = x.detect_json("h.txt", &["--scheme", "robust"]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(
+        v["scheme"],
+        "hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=2"
+    );
+    assert!(v["z_score"].as_f64().unwrap() > 3.0, "{v}");
+    // The default (distortion-free, two tokens of context) finds nothing in it.
+    let (code, _) = x.detect_json("h.txt", &[]);
+    assert_eq!(code, Some(1));
+}
+
+#[test]
 fn whitespace_changes_do_not_break_detection() {
     let x = setup();
     let text = x.generate("m.txt", 4, &[]);

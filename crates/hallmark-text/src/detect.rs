@@ -24,7 +24,7 @@ pub struct Detection {
     /// Probability that unwatermarked text scores at least this high over the whole text
     /// (exact tail: binomial for KGW, Gamma for Gumbel).
     pub p_value_whole: f64,
-    /// z-score of the whole text (KGW only).
+    /// z-score of the whole text (KGW and the hybrid; the Gumbel score has none).
     pub z_score: Option<f64>,
     /// Unique (context, token) pairs scored.
     pub tokens_scored: usize,
@@ -52,25 +52,49 @@ fn tail(scheme: Scheme, n: usize, score: f64) -> (f64, Option<f64>) {
             (stats::binomial_sf(k, n as u64, gamma), Some(z))
         }
         Scheme::Gumbel => (stats::gamma_sf(n as f64, score), None),
+        Scheme::KgwGumbel { gamma, .. } => {
+            let c = green_weight(gamma);
+            let nf = n as f64;
+            let z = (score - nf * (1.0 + c * gamma)) / (2.0 * nf).sqrt();
+            (stats::gamma_binomial_sf(n as u64, gamma, c, score), Some(z))
+        }
+    }
+}
+
+/// The hybrid score's weight on a green token: one null standard deviation of the green
+/// indicator, so both parts of the score have unit null variance and count equally.
+pub(crate) fn green_weight(gamma: f64) -> f64 {
+    1.0 / (gamma * (1.0 - gamma)).sqrt()
+}
+
+/// Null mean and variance of one scored token.
+fn null_moments(scheme: Scheme) -> (f64, f64) {
+    match scheme {
+        Scheme::Kgw { gamma, .. } => (gamma, gamma * (1.0 - gamma)),
+        Scheme::Gumbel => (1.0, 1.0),
+        Scheme::KgwGumbel { gamma, .. } => (1.0 + green_weight(gamma) * gamma, 2.0),
     }
 }
 
 /// Keyed 64-bit value of the pair (context before `i`, token `i`): both the dedup key and the
 /// source of the score. Distinct pairs collide with probability 2^-64.
 #[inline]
-fn pair_bits(m: &TextMark, tokens: &[u32], i: usize) -> u64 {
+fn pair_bits(m: &TextMark, tokens: &[u32], i: usize) -> (u64, u64) {
     let h = m.config.context;
     let seed = m.prf.context_seed(&tokens[i - h..i]);
-    m.prf.token_bits(seed, tokens[i])
+    (seed, m.prf.token_bits(seed, tokens[i]))
 }
 
+/// The score of token `token` after context `seed`, whose first-stream bits are `bits`.
 #[inline]
-fn score_bits(scheme: Scheme, bits: u64) -> f64 {
-    match scheme {
+fn score_bits(m: &TextMark, seed: u64, token: u32, bits: u64) -> f64 {
+    match m.config.scheme {
         Scheme::Kgw { gamma, .. } => f64::from(u8::from(bits < prf::threshold(gamma))),
-        Scheme::Gumbel => {
-            let u = ((bits >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-            -(1.0 - u).ln()
+        Scheme::Gumbel => -(1.0 - prf::to_uniform(bits)).ln(),
+        Scheme::KgwGumbel { gamma, .. } => {
+            let green = f64::from(u8::from(bits < prf::threshold(gamma)));
+            let u = prf::to_uniform(m.prf.token_bits_2(seed, token));
+            -(1.0 - u).ln() + green_weight(gamma) * green
         }
     }
 }
@@ -99,7 +123,7 @@ pub(crate) fn detect(
     let mut seen: FxHashSet<u64> = FxHashSet::default();
     seen.reserve(tokens.len() + exclude.len());
     for i in h..exclude.len() {
-        seen.insert(pair_bits(m, exclude, i));
+        seen.insert(pair_bits(m, exclude, i).1);
     }
     // Prefix sums over positions: scored count and score.
     let n = tokens.len();
@@ -108,10 +132,10 @@ pub(crate) fn detect(
     for i in 0..n {
         let (mut c, mut s) = (0, 0.0);
         if i >= start {
-            let bits = pair_bits(m, tokens, i);
+            let (seed, bits) = pair_bits(m, tokens, i);
             if seen.insert(bits) {
                 c = 1;
-                s = score_bits(scheme, bits);
+                s = score_bits(m, seed, tokens[i], bits);
             }
         }
         cnt[i + 1] = cnt[i] + c;
@@ -141,10 +165,7 @@ pub(crate) fn detect(
     // its null mean has an exact tail above 0.05 (both nulls are right-skewed), so its corrected
     // p-value is 1: skip the exact tail. Fewer windows: compute every tail.
     let screen = n_windows >= 20.0;
-    let (mean, var) = match scheme {
-        Scheme::Kgw { gamma, .. } => (gamma, gamma * (1.0 - gamma)),
-        Scheme::Gumbel => (1.0, 1.0),
-    };
+    let (mean, var) = null_moments(scheme);
     for (s, e) in windows {
         let c = (cnt[e] - cnt[s]) as usize;
         let score = sum[e] - sum[s];

@@ -65,6 +65,30 @@ pub enum Scheme {
     },
     /// Exponential-minimum sampling (distortion-free).
     Gumbel,
+    /// Both at once, for text that will be edited: the green-list bias, then the
+    /// exponential-minimum rule over the biased distribution with a second, independent keyed
+    /// stream. The text is distributed as under KGW with the same bias (same quality), but
+    /// every token carries two pieces of evidence: its green bit, and its exponential score,
+    /// large where the model hesitated. Detection adds them, each scaled to unit null
+    /// variance, and the sum has an exact null tail (Gamma plus scaled binomial).
+    KgwGumbel {
+        /// Green fraction of the vocabulary.
+        gamma: f64,
+        /// Logit bias for green tokens.
+        delta: f32,
+    },
+}
+
+impl Scheme {
+    /// The green list's `(gamma, delta)`, for the schemes that have one.
+    fn green(self) -> Option<(f64, f32)> {
+        match self {
+            Scheme::Kgw { gamma, delta } | Scheme::KgwGumbel { gamma, delta } => {
+                Some((gamma, delta))
+            }
+            Scheme::Gumbel => None,
+        }
+    }
 }
 
 /// Scheme plus context width: everything generator and detector must agree on.
@@ -123,6 +147,20 @@ impl Config {
             context: 1,
         }
     }
+
+    /// `hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=2`: the hybrid scheme
+    /// ([`Scheme::KgwGumbel`]) for text that will be edited, at a smaller bias than
+    /// [`Config::kgw_robust`] (so closer to the model's own text) because the exponential
+    /// scores add evidence the green bits alone lack.
+    pub fn robust() -> Self {
+        Config {
+            scheme: Scheme::KgwGumbel {
+                gamma: 0.25,
+                delta: 2.0,
+            },
+            context: 1,
+        }
+    }
 }
 
 const HEADER: &str = "hallmark-text/1";
@@ -138,6 +176,10 @@ impl Config {
                 )
             }
             Scheme::Gumbel => format!("{HEADER} gumbel h={}", self.context),
+            Scheme::KgwGumbel { gamma, delta } => format!(
+                "{HEADER} kgw-gumbel h={} gamma={gamma} delta={delta}",
+                self.context
+            ),
         }
     }
 
@@ -176,6 +218,10 @@ impl Config {
                     delta: delta.ok_or_else(|| Error::Config("missing delta".into()))?,
                 },
                 "gumbel" => Scheme::Gumbel,
+                "kgw-gumbel" => Scheme::KgwGumbel {
+                    gamma: gamma.ok_or_else(|| Error::Config("missing gamma".into()))?,
+                    delta: delta.ok_or_else(|| Error::Config("missing delta".into()))?,
+                },
                 other => return Err(Error::Config(format!("unknown scheme {other:?}"))),
             },
             context,
@@ -188,7 +234,7 @@ impl Config {
         if self.context == 0 || self.context > 16 {
             return Err(Error::Config("context width must be 1..=16".into()));
         }
-        if let Scheme::Kgw { gamma, delta } = self.scheme
+        if let Some((gamma, delta)) = self.scheme.green()
             && !(gamma > 0.0 && gamma < 1.0 && delta.is_finite() && delta >= 0.0)
         {
             return Err(Error::Config(
@@ -241,7 +287,7 @@ impl TextMark {
     /// the Gumbel scheme (which is a sampling rule, see [`TextMark::sample`]) and while the
     /// context is shorter than the configured width.
     pub fn bias(&self, context: &[u32], logits: &mut [f32]) {
-        let Scheme::Kgw { gamma, delta } = self.config.scheme else {
+        let Some((gamma, delta)) = self.config.scheme.green() else {
             return;
         };
         let Some(seed) = self.seed(context) else {
@@ -256,49 +302,79 @@ impl TextMark {
     }
 
     /// Samples the next token at `temperature` using `uniform` (a number in [0, 1) from the
-    /// caller's RNG) for KGW, or the keyed exponential-minimum rule for Gumbel (which uses no
-    /// outside randomness once the context is long enough).
+    /// caller's RNG) for KGW, or the keyed exponential-minimum rule for Gumbel and the hybrid
+    /// (which use no outside randomness once the context is long enough).
     pub fn sample(&self, context: &[u32], logits: &[f32], temperature: f32, uniform: f64) -> u32 {
         let inv_t = 1.0 / temperature.max(1e-4);
-        let seed = self.seed(context);
-        match (self.config.scheme, seed) {
-            (Scheme::Kgw { gamma, delta }, Some(seed)) => {
-                let thr = prf::threshold(gamma);
-                let mut w: Vec<f32> = logits
-                    .iter()
-                    .enumerate()
-                    .map(|(v, &l)| {
-                        if self.prf.token_bits(seed, v as u32) < thr {
-                            l + delta
-                        } else {
-                            l
-                        }
-                    })
-                    .collect();
-                let z = softmax_weights(&mut w, inv_t);
-                inverse_cdf(&w, z, uniform)
+        let Some(seed) = self.seed(context) else {
+            return sample_plain(logits, temperature, uniform);
+        };
+        match self.config.scheme {
+            Scheme::Kgw { gamma, delta } => {
+                self.sample_green(seed, logits, gamma, delta, inv_t, uniform)
             }
-            (Scheme::Gumbel, Some(seed)) => {
+            Scheme::Gumbel => {
                 let mut w = logits.to_vec();
                 let z = softmax_weights(&mut w, inv_t);
-                // argmax r^(1/p) == argmax ln(r)/p. Tokens with probability below 1e-10 are
-                // left out (they would win with that probability: a negligible truncation).
-                let floor = z * 1e-10;
-                let mut best = (f64::NEG_INFINITY, 0u32);
-                for (v, &q) in w.iter().enumerate() {
-                    if q <= floor {
-                        continue;
-                    }
-                    let r = self.prf.token_uniform(seed, v as u32);
-                    let score = r.ln() / f64::from(q);
-                    if score > best.0 {
-                        best = (score, v as u32);
-                    }
-                }
-                best.1
+                self.exp_min(&w, z, |v| self.prf.token_uniform(seed, v))
             }
-            _ => sample_plain(logits, temperature, uniform),
+            Scheme::KgwGumbel { gamma, delta } => {
+                let mut w = self.biased(seed, logits, gamma, delta);
+                let z = softmax_weights(&mut w, inv_t);
+                let s2 = self.prf.stream_2(seed);
+                self.exp_min(&w, z, |v| prf::to_uniform(self.prf.bits_2(s2, v)))
+            }
         }
+    }
+
+    /// The logits with `delta` added to the green tokens after `seed`.
+    fn biased(&self, seed: u64, logits: &[f32], gamma: f64, delta: f32) -> Vec<f32> {
+        let thr = prf::threshold(gamma);
+        logits
+            .iter()
+            .enumerate()
+            .map(|(v, &l)| {
+                if self.prf.token_bits(seed, v as u32) < thr {
+                    l + delta
+                } else {
+                    l
+                }
+            })
+            .collect()
+    }
+
+    /// Temperature sampling from the green-biased distribution with one uniform number.
+    fn sample_green(
+        &self,
+        seed: u64,
+        logits: &[f32],
+        gamma: f64,
+        delta: f32,
+        inv_t: f32,
+        uniform: f64,
+    ) -> u32 {
+        let mut w = self.biased(seed, logits, gamma, delta);
+        let z = softmax_weights(&mut w, inv_t);
+        inverse_cdf(&w, z, uniform)
+    }
+
+    /// The exponential-minimum rule over unnormalised probabilities `w` (total `z`) with keyed
+    /// uniform numbers `r(v)`: the token maximising `r^(1/p)`.
+    fn exp_min(&self, w: &[f32], z: f32, r: impl Fn(u32) -> f64) -> u32 {
+        // argmax r^(1/p) == argmax ln(r)/p. Tokens with probability below 1e-10 are left out
+        // (they would win with that probability: a negligible truncation).
+        let floor = z * 1e-10;
+        let mut best = (f64::NEG_INFINITY, 0u32);
+        for (v, &q) in w.iter().enumerate() {
+            if q <= floor {
+                continue;
+            }
+            let score = r(v as u32).ln() / f64::from(q);
+            if score > best.0 {
+                best = (score, v as u32);
+            }
+        }
+        best.1
     }
 
     /// Scores `tokens` (generated text; the first `skip` tokens are context only, e.g. a
@@ -408,22 +484,27 @@ impl Sampler {
     /// The next token after `context` (all previous ids, prompt included) given `logits`.
     ///
     /// With the distortion-free scheme a context (the last `h` tokens) is watermarked the
-    /// first time it occurs in a text only; when it repeats, the token is sampled plainly.
+    /// first time it occurs in a text only; when it repeats, the token is sampled plainly
+    /// (the hybrid scheme: from the green-biased distribution, without the keyed rule).
     /// Otherwise the keyed rule would pick the same token again and again (it is
     /// deterministic given the context), making text loop; the detector scores each
     /// (context, token) pair once anyway. The green-list scheme biases every step: its
     /// sampling stays random, and a repeated context followed by a new token is new evidence.
     pub fn next(&mut self, context: &[u32], logits: &[f32], temperature: f32) -> u32 {
         let u: f64 = rand::Rng::r#gen(&mut self.rng);
-        match &self.mark {
-            Some(m) => match (m.config.scheme, m.context_seed(context)) {
-                (Scheme::Kgw { .. }, Some(_)) => m.sample(context, logits, temperature, u),
-                (Scheme::Gumbel, Some(s)) if self.seen.insert(s) => {
-                    m.sample(context, logits, temperature, u)
-                }
-                _ => sample_plain(logits, temperature, u),
-            },
-            None => sample_plain(logits, temperature, u),
+        let Some(m) = &self.mark else {
+            return sample_plain(logits, temperature, u);
+        };
+        let Some(seed) = m.context_seed(context) else {
+            return sample_plain(logits, temperature, u);
+        };
+        match m.config.scheme {
+            Scheme::Kgw { .. } => m.sample(context, logits, temperature, u),
+            _ if self.seen.insert(seed) => m.sample(context, logits, temperature, u),
+            Scheme::KgwGumbel { gamma, delta } => {
+                m.sample_green(seed, logits, gamma, delta, 1.0 / temperature.max(1e-4), u)
+            }
+            Scheme::Gumbel => sample_plain(logits, temperature, u),
         }
     }
 }

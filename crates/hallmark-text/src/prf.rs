@@ -11,6 +11,7 @@ use hallmark_core::WatermarkKey;
 pub struct Prf {
     k0: u64,
     k1: u64,
+    k2: u64,
 }
 
 impl std::fmt::Debug for Prf {
@@ -37,11 +38,14 @@ impl Prf {
         let d = key.derive("text/prf/v1");
         let mut a = [0u8; 8];
         let mut b = [0u8; 8];
+        let mut c = [0u8; 8];
         a.copy_from_slice(&d[..8]);
         b.copy_from_slice(&d[8..16]);
+        c.copy_from_slice(&d[16..24]);
         Prf {
             k0: u64::from_le_bytes(a),
             k1: u64::from_le_bytes(b),
+            k2: u64::from_le_bytes(c),
         }
     }
 
@@ -63,6 +67,38 @@ impl Prf {
     /// A keyed uniform number in (0, 1).
     #[inline]
     pub fn token_uniform(&self, seed: u64, token: u32) -> f64 {
-        ((self.token_bits(seed, token) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        to_uniform(self.token_bits(seed, token))
     }
+
+    /// A second, independent stream of 64 keyed bits for `token` after a context seed (its own
+    /// sub-key and multiplier): the hybrid scheme draws its green list from
+    /// [`Prf::token_bits`] and its sampling numbers from here.
+    #[inline]
+    pub fn token_bits_2(&self, seed: u64, token: u32) -> u64 {
+        self.bits_2(self.stream_2(seed), token)
+    }
+
+    /// The per-context part of [`Prf::token_bits_2`] (computed once per sampling step).
+    #[inline]
+    pub(crate) fn stream_2(&self, seed: u64) -> u64 {
+        mix(seed ^ self.k2)
+    }
+
+    /// [`Prf::token_bits_2`] from [`Prf::stream_2`]'s output.
+    #[inline]
+    pub(crate) fn bits_2(&self, stream: u64, token: u32) -> u64 {
+        mix(stream ^ u64::from(token).wrapping_mul(0xa076_1d64_78bd_642f))
+    }
+
+    /// [`Prf::token_bits_2`] as a uniform number in (0, 1).
+    #[inline]
+    pub fn token_uniform_2(&self, seed: u64, token: u32) -> f64 {
+        to_uniform(self.token_bits_2(seed, token))
+    }
+}
+
+/// The top 53 bits as a uniform number in (0, 1) (never 0 or 1).
+#[inline]
+pub(crate) fn to_uniform(bits: u64) -> f64 {
+    ((bits >> 11) as f64 + 0.5) / (1u64 << 53) as f64
 }

@@ -63,9 +63,14 @@ fn header_round_trip_and_rejects() {
         Config::kgw_robust().to_header(),
         "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"
     );
+    assert_eq!(
+        Config::robust().to_header(),
+        "hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=2"
+    );
     for cfg in [
         Config::kgw(),
         Config::kgw_robust(),
+        Config::robust(),
         Config {
             scheme: Scheme::Gumbel,
             context: 4,
@@ -79,6 +84,7 @@ fn header_round_trip_and_rejects() {
         "hallmark-text/1 kgw h=3 gamma=1.5 delta=2",
         "hallmark-text/1 kgw h=0 gamma=0.25 delta=2",
         "hallmark-text/1 kgw h=3 delta=2",
+        "hallmark-text/1 kgw-gumbel h=1 gamma=0.25",
         "hallmark-text/1 magic h=3",
     ] {
         assert!(Config::from_header(bad).is_err(), "{bad}");
@@ -125,6 +131,7 @@ fn unwatermarked_p_values_are_calibrated() {
     for cfg in [
         Config::kgw(),
         Config::kgw_robust(),
+        Config::robust(),
         Config {
             scheme: Scheme::Gumbel,
             context: 3,
@@ -231,4 +238,89 @@ fn sampler_biases_every_step_with_the_green_list() {
     // Flat logits with delta 2: P(green) = 0.25 e^2 / (0.25 e^2 + 0.75) = 0.71; plain
     // sampling would give 0.25 (binomial sd ~6 of 200).
     assert!(greens > 110, "{greens} of {n} green");
+}
+
+#[test]
+fn hybrid_detects_and_beats_its_green_list_alone_at_low_entropy() {
+    // Same text distribution as KGW with the same bias; the exponential scores add evidence.
+    let hybrid = TextMark::new(&key(), Config::robust());
+    let Scheme::KgwGumbel { gamma, delta } = Config::robust().scheme else {
+        unreachable!()
+    };
+    let green_only = TextMark::new(
+        &key(),
+        Config {
+            scheme: Scheme::Kgw { gamma, delta },
+            context: 1,
+        },
+    );
+    let (mut p_hybrid, mut p_green) = (0.0, 0.0);
+    let mut hits = 0;
+    for s in 0..20 {
+        // Sharp logits (low entropy) and 100 tokens: a hard case for both.
+        let toks = generate(Some(&hybrid), 100, 300 + s, 2.0, 0.7);
+        let d = hybrid.detect(&toks, 4).unwrap();
+        hits += usize::from(d.p_value < 1e-3);
+        p_hybrid += d.p_value_whole.max(1e-300).log10();
+        // The green bits alone, read by a KGW detector with the same key and list.
+        p_green += green_only
+            .detect(&toks, 4)
+            .unwrap()
+            .p_value_whole
+            .max(1e-300)
+            .log10();
+        let other = TextMark::new(&WatermarkKey::from_bytes([7; 32]), Config::robust());
+        assert!(other.detect(&toks, 4).unwrap().p_value > 1e-4);
+    }
+    assert!(hits >= 19, "{hits}/20");
+    assert!(
+        p_hybrid < p_green,
+        "mean log10 p: hybrid {} vs green bits alone {}",
+        p_hybrid / 20.0,
+        p_green / 20.0
+    );
+}
+
+#[test]
+fn hybrid_sampling_keeps_the_green_biased_distribution() {
+    // Over keys, the keyed rule picks token v as often as the biased softmax says.
+    let logits: Vec<f32> = (0..50).map(|v| -0.15 * v as f32).collect();
+    let ctx = [3u32];
+    let (keys, t) = (20_000, 0.8f32);
+    let mut freq = vec![0f64; logits.len()];
+    let mut want = vec![0f64; logits.len()];
+    for k in 0..keys {
+        let mut kb = [0u8; 32];
+        kb[..4].copy_from_slice(&(k as u32).to_le_bytes());
+        let m = TextMark::new(&WatermarkKey::from_bytes(kb), Config::robust());
+        freq[m.sample(&ctx, &logits, t, 0.5) as usize] += 1.0 / f64::from(keys);
+        let mut w = logits.clone();
+        m.bias(&ctx, &mut w);
+        let z = softmax_weights(&mut w, 1.0 / t);
+        for (x, q) in want.iter_mut().zip(&w) {
+            *x += f64::from(q / z) / f64::from(keys);
+        }
+    }
+    for v in 0..8 {
+        let sd = (want[v] * (1.0 - want[v]) / f64::from(keys)).sqrt();
+        assert!(
+            (freq[v] - want[v]).abs() < 4.5 * sd,
+            "token {v}: {} vs {}",
+            freq[v],
+            want[v]
+        );
+    }
+}
+
+#[test]
+fn hybrid_null_tail_passes_the_window_screen() {
+    // The span search skips windows under 1.5 null sd above the mean, assuming their tail is
+    // above 0.05 (so their corrected p-value is 1): true for the hybrid's null at every size.
+    let c = detect::green_weight(0.25);
+    for n in 1..=1000u64 {
+        let nf = n as f64;
+        let x = nf * (1.0 + 0.25 * c) + 1.5 * (2.0 * nf).sqrt();
+        let p = hallmark_core::stats::gamma_binomial_sf(n, 0.25, c, x);
+        assert!(p > 0.05, "n={n}: {p}");
+    }
 }

@@ -118,6 +118,15 @@ fn schemes() -> Vec<(&'static str, Option<Config>)> {
                 Config::from_header("hallmark-text/1 kgw h=1 gamma=0.25 delta=4").expect("header"),
             ),
         ),
+        // The hybrid: `Config::robust()` (delta 2) and a smaller bias.
+        ("kgw-gumbel-h1-d2", Some(Config::robust())),
+        (
+            "kgw-gumbel-h1-d1.5",
+            Some(
+                Config::from_header("hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=1.5")
+                    .expect("header"),
+            ),
+        ),
         ("none", None),
     ]
 }

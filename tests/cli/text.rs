@@ -177,7 +177,7 @@ fn hybrid_preset_by_name_on_both_sides() {
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(
         v["scheme"],
-        "hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=2"
+        "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2"
     );
     assert!(v["z_score"].as_f64().unwrap() > 3.0, "{v}");
     // The default (distortion-free, two tokens of context) finds nothing in it.

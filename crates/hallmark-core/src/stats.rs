@@ -127,10 +127,14 @@ fn erf_series(x: f64) -> f64 {
 /// Upper tail of a Gamma(shape, 1) variable, `P(X >= x)` (regularised upper incomplete gamma),
 /// exact up to floating point. The null distribution of a sum of `shape` unit exponentials.
 pub fn gamma_sf(shape: f64, x: f64) -> f64 {
+    gamma_sf_lg(shape, ln_gamma(shape), x)
+}
+
+/// [`gamma_sf`] with `lg = ln_gamma(shape)` precomputed (many tails of one shape).
+fn gamma_sf_lg(shape: f64, lg: f64, x: f64) -> f64 {
     if x <= 0.0 {
         return 1.0;
     }
-    let lg = ln_gamma(shape);
     if x < shape + 1.0 {
         // Series for the lower incomplete gamma.
         let mut sum = 1.0 / shape;
@@ -174,84 +178,152 @@ pub fn gamma_sf(shape: f64, x: f64) -> f64 {
     }
 }
 
-/// Upper tail `P(G + c B >= x)` of a Gamma(n, 1) variable plus `c` times an independent
-/// Binomial(n, p) one: the null distribution of the hybrid text score (n unit exponentials plus
-/// `c` per green token), exact up to floating point and a truncation below 1e-17 of the sum.
+/// Upper tail `P(G + c B >= x)` of a Gamma(shape, 1) variable plus `c` times an independent
+/// Binomial(n, p) one: the null distribution of the hybrid text score (`shape` unit
+/// exponentials plus `c` per green token among `n`), exact up to floating point and a
+/// truncation below 1e-13 of the sum.
 ///
 /// Summed over the binomial count `k`: `sum_k P(B = k) * gamma_sf(n, x - c k)`. The terms are
 /// log-concave in `k` (a log-concave pmf times a log-concave survival function of an affine
 /// argument), so the sum starts at the largest term and walks outwards until the remaining
 /// terms are negligible.
-pub fn gamma_binomial_sf(n: u64, p: f64, c: f64, x: f64) -> f64 {
-    if n == 0 {
-        return if x <= 0.0 { 1.0 } else { 0.0 };
+pub fn gamma_binomial_sf(shape: f64, n: u64, p: f64, c: f64, x: f64) -> f64 {
+    if shape <= 0.0 {
+        // The scaled binomial alone: P(B >= ceil(x / c)).
+        if x <= 0.0 {
+            return 1.0;
+        }
+        if c <= 0.0 {
+            return 0.0;
+        }
+        let k = (x / c - 1e-9).ceil().max(0.0);
+        return if k > n as f64 {
+            0.0
+        } else {
+            binomial_sf(k as u64, n, p)
+        };
     }
-    if p <= 0.0 || p >= 1.0 || c <= 0.0 {
+    if n == 0 || p <= 0.0 || p >= 1.0 || c <= 0.0 {
         let shift = if p >= 1.0 { c.max(0.0) * n as f64 } else { 0.0 };
-        return gamma_sf(n as f64, x - shift);
+        return gamma_sf(shape, x - shift);
     }
-    let nf = n as f64;
+    let lg = ln_gamma(shape);
     let (lp, lq) = (p.ln(), (1.0 - p).ln());
-    let ln_pmf = |k: u64| ln_choose(n, k) + k as f64 * lp + (n - k) as f64 * lq;
-    let ln_term = |k: u64| {
-        let g = gamma_sf(nf, x - c * k as f64);
+    let ln_odds = lp - lq;
+    let ln_term = |k: u64, ln_pmf: f64| {
+        let g = gamma_sf_lg(shape, lg, x - c * k as f64);
         if g > 0.0 {
-            ln_pmf(k) + g.ln()
+            ln_pmf + g.ln()
         } else {
             f64::NEG_INFINITY
         }
     };
-    // The largest term: golden-section-free integer search on a concave sequence (ternary
-    // search), over the range where the binomial has mass or the Gamma tail is large.
-    let (mut lo, mut hi) = (0u64, n);
-    while hi - lo > 2 {
-        let m1 = lo + (hi - lo) / 3;
-        let m2 = hi - (hi - lo) / 3;
-        let (a, b) = (ln_term(m1), ln_term(m2));
-        if a == f64::NEG_INFINITY && b == f64::NEG_INFINITY {
-            // Both underflow: the Gamma tail is negligible at both, so the mass sits at larger
-            // k (a larger k lowers the Gamma argument).
-            lo = m1;
-        } else if a < b {
-            lo = m1;
+    // Start at the binomial count the sum is tilted towards (the exponential tilt that puts
+    // the mean at x), then climb to the largest term: the terms are log-concave in k.
+    let theta = chernoff_theta(shape, n, p, c, x);
+    let tilt = p * (c * theta).exp();
+    let mut k = ((n as f64 * tilt / (1.0 - p + tilt)).round() as u64).min(n);
+    let mut lpmf = ln_choose(n, k) + k as f64 * lp + (n - k) as f64 * lq;
+    // ln pmf(k + 1) - ln pmf(k) and ln pmf(k - 1) - ln pmf(k).
+    let up = |k: u64| (((n - k) as f64) / ((k + 1) as f64)).ln() + ln_odds;
+    let down = |k: u64| ((k as f64) / ((n - k + 1) as f64)).ln() - ln_odds;
+    let mut top = ln_term(k, lpmf);
+    // Climb up, or else down (each step one new term).
+    let mut dir_up = true;
+    loop {
+        let next = if dir_up {
+            (k < n).then(|| (k + 1, lpmf + up(k)))
         } else {
-            hi = m2;
+            (k > 0).then(|| (k - 1, lpmf + down(k)))
+        };
+        match next.map(|(j, l)| (j, l, ln_term(j, l))) {
+            Some((j, l, t)) if t > top => {
+                (k, lpmf, top) = (j, l, t);
+            }
+            _ if dir_up => dir_up = false,
+            _ => break,
         }
     }
-    let mut kmax = lo;
-    for k in lo..=hi {
-        if ln_term(k) > ln_term(kmax) {
-            kmax = k;
-        }
-    }
-    let top = ln_term(kmax);
     if top == f64::NEG_INFINITY {
         return 0.0;
     }
-    // Sum relative to the largest term.
+    // Sum relative to the largest term, outwards until the rest is below 1e-17 of the sum.
     let mut rel = 1.0f64;
-    let mut k = kmax;
-    while k > 0 {
-        k -= 1;
-        let t = (ln_term(k) - top).exp();
+    let (mut j, mut lj) = (k, lpmf);
+    while j > 0 {
+        lj += down(j);
+        j -= 1;
+        let t = (ln_term(j, lj) - top).exp();
         rel += t;
         // Terms keep shrinking below the maximum (concavity).
-        if t < rel * 1e-17 {
+        if t < rel * 1e-13 {
             break;
         }
     }
-    let mut k = kmax;
-    while k < n {
-        k += 1;
-        let lpmf = ln_pmf(k);
+    let (mut j, mut lj) = (k, lpmf);
+    while j < n {
+        lj += up(j);
+        j += 1;
         // The Gamma factor is at most 1, so once the pmf is negligible so is every later term.
-        if lpmf - top < (rel * 1e-17).ln() {
+        if lj - top < (rel * 1e-13).ln() {
             break;
         }
-        let t = (ln_term(k) - top).exp();
-        rel += t;
+        rel += (ln_term(j, lj) - top).exp();
     }
     (top + rel.ln()).exp().clamp(0.0, 1.0)
+}
+
+/// The exponential tilt `theta` in [0, 1) minimising the Chernoff bound of
+/// [`gamma_binomial_chernoff`]: the cumulant generating function's slope equals `x`.
+fn chernoff_theta(shape: f64, n: u64, p: f64, c: f64, x: f64) -> f64 {
+    let nf = n as f64;
+    // K'(theta) = shape / (1 - theta) + n c q(theta), q = p e^{c theta} / (1 - p + p e^{c theta}).
+    let slope = |t: f64| {
+        let e = p * (c * t).exp();
+        shape / (1.0 - t) + nf * c * e / (1.0 - p + e)
+    };
+    if slope(0.0) >= x {
+        return 0.0;
+    }
+    // K' increases (K is convex) from the mean at 0 to infinity at 1: Newton steps kept
+    // inside a shrinking bracket, bisection when a step leaves it.
+    let curve = |t: f64| {
+        let e = p * (c * t).exp();
+        let q = e / (1.0 - p + e);
+        shape / ((1.0 - t) * (1.0 - t)) + nf * c * c * q * (1.0 - q)
+    };
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    let mut t = 0.0;
+    for _ in 0..100 {
+        let f = slope(t) - x;
+        if f < 0.0 {
+            lo = t;
+        } else {
+            hi = t;
+        }
+        if hi - lo < 1e-12 || f.abs() < 1e-10 * x.abs().max(1.0) {
+            break;
+        }
+        let step = t - f / curve(t);
+        t = if step > lo && step < hi {
+            step
+        } else {
+            0.5 * (lo + hi)
+        };
+    }
+    lo.max(t.min(hi)).min(1.0 - 1e-15)
+}
+
+/// A Chernoff upper bound on [`gamma_binomial_sf`]: `min_theta E[e^{theta (S - x)}]`. Cheap
+/// (no special functions beyond `exp` and `ln`), so a detector can skip the exact tail of a
+/// window whose bound already makes it irrelevant. Never below the exact tail.
+pub fn gamma_binomial_chernoff(shape: f64, n: u64, p: f64, c: f64, x: f64) -> f64 {
+    let t = chernoff_theta(shape.max(0.0), n, p, c, x);
+    if t <= 0.0 {
+        return 1.0;
+    }
+    let ln_mgf = -shape.max(0.0) * (1.0 - t).ln() + n as f64 * (1.0 - p + p * (c * t).exp()).ln();
+    (ln_mgf - t * x).exp().min(1.0)
 }
 
 /// `ln Gamma(x)` for `x > 0` (Lanczos, g = 7).
@@ -365,8 +437,9 @@ mod tests {
             (60, 0.5, 1.0),
             (400, 0.1, 3.0),
         ] {
-            let mean = n as f64 * (1.0 + c * p);
-            let sd = (n as f64 * (1.0 + c * c * p * (1.0 - p))).sqrt();
+            let shape = (n as f64 * 0.7).ceil();
+            let mean = shape + n as f64 * c * p;
+            let sd = (shape + n as f64 * c * c * p * (1.0 - p)).sqrt();
             for z in [-2.0, 0.0, 1.0, 3.0, 6.0, 12.0] {
                 let x = mean + z * sd;
                 let want = log_sum_exp(
@@ -375,13 +448,13 @@ mod tests {
                             ln_choose(n, k)
                                 + k as f64 * p.ln()
                                 + (n - k) as f64 * (1.0 - p).ln()
-                                + gamma_sf(n as f64, x - c * k as f64).ln()
+                                + gamma_sf(shape, x - c * k as f64).ln()
                         })
                         .collect::<Vec<_>>()
                         .into_iter(),
                 )
                 .exp();
-                let got = gamma_binomial_sf(n, p, c, x);
+                let got = gamma_binomial_sf(shape, n, p, c, x);
                 assert!(close(got, want, 1e-9), "n={n} z={z}: {got} vs {want}");
             }
         }
@@ -405,11 +478,31 @@ mod tests {
                 s >= x
             })
             .count();
-        let want = gamma_binomial_sf(n, p, c, x);
+        let want = gamma_binomial_sf(n as f64, n, p, c, x);
         let sd = (want * (1.0 - want) / trials as f64).sqrt();
         assert!(
             (hits as f64 / trials as f64 - want).abs() < 4.0 * sd,
             "{hits}/{trials} vs {want}"
         );
+    }
+
+    #[test]
+    fn chernoff_bounds_the_exact_tail() {
+        for &(shape, n, p, c) in &[
+            (5.0, 7u64, 0.25, 2.3),
+            (140.0, 200, 0.25, 2.31),
+            (0.5, 3, 0.5, 1.0),
+        ] {
+            let mean = shape + n as f64 * c * p;
+            for dx in [-1.0, 0.0, 0.5, 2.0, 10.0, 40.0, 120.0] {
+                let x = mean + dx;
+                let exact = gamma_binomial_sf(shape, n, p, c, x);
+                let bound = gamma_binomial_chernoff(shape, n, p, c, x);
+                assert!(bound >= exact * (1.0 - 1e-9), "x={x}: {bound} < {exact}");
+                if dx >= 10.0 {
+                    assert!(bound < 1.0);
+                }
+            }
+        }
     }
 }

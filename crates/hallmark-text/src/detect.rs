@@ -1,6 +1,7 @@
 use hallmark_core::stats;
 use rustc_hash::FxHashSet;
 
+use crate::novel::Novelty;
 use crate::{Error, Scheme, TextMark, prf};
 
 /// A token range found to carry the watermark.
@@ -22,7 +23,8 @@ pub struct Detection {
     /// p-value, times two (Bonferroni over the two tests) when windows were searched.
     pub p_value: f64,
     /// Probability that unwatermarked text scores at least this high over the whole text
-    /// (exact tail: binomial for KGW, Gamma for Gumbel).
+    /// (exact tail: binomial for KGW, Gamma for Gumbel, Gamma plus scaled binomial for the
+    /// hybrid, whose values above ~0.05 may be given as a Chernoff upper bound instead).
     pub p_value_whole: f64,
     /// z-score of the whole text (KGW and the hybrid; the Gumbel score has none).
     pub z_score: Option<f64>,
@@ -40,23 +42,23 @@ pub(crate) const WINDOWS: [usize; 4] = [50, 100, 200, 400];
 /// Corrected p-value below which a window is reported as a span.
 pub(crate) const SPAN_ALPHA: f64 = 1e-3;
 
-fn tail(scheme: Scheme, n: usize, score: f64) -> (f64, Option<f64>) {
-    if n == 0 {
-        return (1.0, None);
-    }
-    match scheme {
-        Scheme::Kgw { gamma, .. } => {
-            let k = score.round() as u64;
-            let nf = n as f64;
-            let z = (score - gamma * nf) / (nf * gamma * (1.0 - gamma)).sqrt();
-            (stats::binomial_sf(k, n as u64, gamma), Some(z))
-        }
-        Scheme::Gumbel => (stats::gamma_sf(n as f64, score), None),
-        Scheme::KgwGumbel { gamma, .. } => {
-            let c = green_weight(gamma);
-            let nf = n as f64;
-            let z = (score - nf * (1.0 + c * gamma)) / (2.0 * nf).sqrt();
-            (stats::gamma_binomial_sf(n as u64, gamma, c, score), Some(z))
+/// Hybrid p-values whose Chernoff bound is at least this are reported as the bound (exact
+/// tails are ~0.05 and above there).
+const CHERNOFF_ENOUGH: f64 = 0.25;
+
+/// Evidence in a stretch of text: green-list pairs and exponential scores counted.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    green: u32,
+    exp: u32,
+}
+
+impl std::ops::Sub for Counts {
+    type Output = Counts;
+    fn sub(self, o: Counts) -> Counts {
+        Counts {
+            green: self.green - o.green,
+            exp: self.exp - o.exp,
         }
     }
 }
@@ -67,35 +69,68 @@ pub(crate) fn green_weight(gamma: f64) -> f64 {
     1.0 / (gamma * (1.0 - gamma)).sqrt()
 }
 
-/// Null mean and variance of one scored token.
-fn null_moments(scheme: Scheme) -> (f64, f64) {
+/// Null mean and variance of one green-list pair's score and of one exponential score.
+fn unit_moments(scheme: Scheme) -> ((f64, f64), (f64, f64)) {
     match scheme {
-        Scheme::Kgw { gamma, .. } => (gamma, gamma * (1.0 - gamma)),
-        Scheme::Gumbel => (1.0, 1.0),
-        Scheme::KgwGumbel { gamma, .. } => (1.0 + green_weight(gamma) * gamma, 2.0),
+        Scheme::Kgw { gamma, .. } => ((gamma, gamma * (1.0 - gamma)), (0.0, 0.0)),
+        Scheme::Gumbel => ((0.0, 0.0), (1.0, 1.0)),
+        Scheme::KgwGumbel { gamma, .. } => ((green_weight(gamma) * gamma, 1.0), (1.0, 1.0)),
     }
 }
 
-/// Keyed 64-bit value of the pair (context before `i`, token `i`): both the dedup key and the
-/// source of the score. Distinct pairs collide with probability 2^-64.
-#[inline]
-fn pair_bits(m: &TextMark, tokens: &[u32], i: usize) -> (u64, u64) {
-    let h = m.config.context;
-    let seed = m.prf.context_seed(&tokens[i - h..i]);
-    (seed, m.prf.token_bits(seed, tokens[i]))
+/// Null mean and variance of the score of a stretch with counts `c`.
+fn moments(scheme: Scheme, c: Counts) -> (f64, f64) {
+    let ((mg, vg), (me, ve)) = unit_moments(scheme);
+    let (g, e) = (f64::from(c.green), f64::from(c.exp));
+    (g * mg + e * me, g * vg + e * ve)
 }
 
-/// The score of token `token` after context `seed`, whose first-stream bits are `bits`.
-#[inline]
-fn score_bits(m: &TextMark, seed: u64, token: u32, bits: u64) -> f64 {
-    match m.config.scheme {
-        Scheme::Kgw { gamma, .. } => f64::from(u8::from(bits < prf::threshold(gamma))),
-        Scheme::Gumbel => -(1.0 - prf::to_uniform(bits)).ln(),
+/// Exact null tail of `score` over a stretch with counts `c`, and its z-score where the
+/// scheme has one.
+fn tail(scheme: Scheme, c: Counts, score: f64) -> (f64, Option<f64>) {
+    if c.green == 0 && c.exp == 0 {
+        return (1.0, None);
+    }
+    let (mean, var) = moments(scheme, c);
+    let z = (score - mean) / var.sqrt();
+    match scheme {
+        Scheme::Kgw { gamma, .. } => (
+            stats::binomial_sf(score.round() as u64, u64::from(c.green), gamma),
+            Some(z),
+        ),
+        Scheme::Gumbel => (stats::gamma_sf(f64::from(c.exp), score), None),
         Scheme::KgwGumbel { gamma, .. } => {
-            let green = f64::from(u8::from(bits < prf::threshold(gamma)));
-            let u = prf::to_uniform(m.prf.token_bits_2(seed, token));
-            -(1.0 - u).ln() + green_weight(gamma) * green
+            let (e, g, w) = (f64::from(c.exp), u64::from(c.green), green_weight(gamma));
+            // The exact tail sums one Gamma tail per plausible green count (~100 for 200
+            // tokens). Where its Chernoff bound is already large (the text is far from
+            // significant), the bound is the p-value: never below the exact tail, so still
+            // valid, only conservative where no test threshold lies.
+            let bound = stats::gamma_binomial_chernoff(e, g, gamma, w, score);
+            let p = if bound >= CHERNOFF_ENOUGH {
+                bound
+            } else {
+                stats::gamma_binomial_sf(e, g, gamma, w, score)
+            };
+            (p, Some(z))
         }
+    }
+}
+
+/// Which keyed stream the exponential scores come from (None: the scheme has none).
+fn exp_stream(scheme: Scheme) -> Option<u8> {
+    match scheme {
+        Scheme::Kgw { .. } => None,
+        Scheme::Gumbel => Some(1),
+        Scheme::KgwGumbel { .. } => Some(2),
+    }
+}
+
+#[inline]
+fn exp_bits(m: &TextMark, stream: u8, seed: u64, token: u32) -> u64 {
+    if stream == 1 {
+        m.prf.token_bits(seed, token)
+    } else {
+        m.prf.token_bits_2(seed, token)
     }
 }
 
@@ -105,7 +140,7 @@ pub(crate) fn detect(
     skip: usize,
     exclude: &[u32],
 ) -> Result<Detection, Error> {
-    let h = m.config.context;
+    let (h, hmax) = (m.config.context, m.config.max_context);
     let start = skip.max(h);
     if tokens.len() <= start {
         return Err(Error::Input(format!(
@@ -119,31 +154,80 @@ pub(crate) fn detect(
         )));
     }
     let scheme = m.config.scheme;
-    // Pairs already seen (in the excluded prompt, or earlier in the text) are not scored again.
+    let green = scheme.green().map(|(gamma, _)| {
+        let w = match scheme {
+            Scheme::KgwGumbel { .. } => green_weight(gamma),
+            _ => 1.0,
+        };
+        (prf::threshold(gamma), w)
+    });
+    let stream = exp_stream(scheme);
+    // Green-list pairs already seen (in the excluded prompt, or earlier in the text) are not
+    // scored again; exponential scores are keyed by contexts new in the text (so never
+    // repeat), and skipped when the excluded prompt had the same keyed pair at any width.
     let mut seen: FxHashSet<u64> = FxHashSet::default();
-    seen.reserve(tokens.len() + exclude.len());
+    let mut excluded: FxHashSet<u64> = FxHashSet::default();
     for i in h..exclude.len() {
-        seen.insert(pair_bits(m, exclude, i).1);
-    }
-    // Prefix sums over positions: scored count and score.
-    let n = tokens.len();
-    let mut cnt = vec![0u32; n + 1];
-    let mut sum = vec![0f64; n + 1];
-    for i in 0..n {
-        let (mut c, mut s) = (0, 0.0);
-        if i >= start {
-            let (seed, bits) = pair_bits(m, tokens, i);
-            if seen.insert(bits) {
-                c = 1;
-                s = score_bits(m, seed, tokens[i], bits);
+        let seed = m.prf.context_seed(&exclude[i - h..i]);
+        if green.is_some() {
+            seen.insert(m.prf.token_bits(seed, exclude[i]));
+        }
+        if let Some(st) = stream {
+            for w in h..=hmax.min(i) {
+                let seed = m.prf.context_seed(&exclude[i - w..i]);
+                excluded.insert(exp_bits(m, st, seed, exclude[i]));
             }
         }
-        cnt[i + 1] = cnt[i] + c;
+    }
+    if green.is_some() {
+        seen.reserve(tokens.len());
+    }
+    let mut novelty = Novelty::with_capacity(
+        h,
+        if stream.is_some() { hmax } else { h },
+        if stream.is_some() { tokens.len() } else { 0 },
+    );
+    // Prefix sums over positions: evidence counts and score.
+    let n = tokens.len();
+    let mut cnt = vec![Counts::default(); n + 1];
+    let mut sum = vec![0f64; n + 1];
+    let mut scored = 0usize;
+    for i in 0..n {
+        let (mut c, mut s) = (cnt[i], 0.0);
+        if i >= start {
+            let t = tokens[i];
+            let seed = m.prf.context_seed(&tokens[i - h..i]);
+            let before = (c.green, c.exp);
+            if let Some((thr, weight)) = green {
+                let bits = m.prf.token_bits(seed, t);
+                if seen.insert(bits) {
+                    c.green += 1;
+                    if bits < thr {
+                        s += weight;
+                    }
+                }
+            }
+            if let Some(st) = stream
+                && let Some(w) = novelty.step(&tokens[..i])
+            {
+                let seed = if w == h {
+                    seed
+                } else {
+                    m.prf.context_seed(&tokens[i - w..i])
+                };
+                let bits = exp_bits(m, st, seed, t);
+                if excluded.is_empty() || !excluded.contains(&bits) {
+                    c.exp += 1;
+                    s += -(1.0 - prf::to_uniform(bits)).ln();
+                }
+            }
+            scored += usize::from((c.green, c.exp) != before);
+        }
+        cnt[i + 1] = c;
         sum[i + 1] = sum[i] + s;
     }
-    let scored = cnt[n] as usize;
     let total = sum[n];
-    let (p_whole, z) = tail(scheme, scored, total);
+    let (p_whole, z) = tail(scheme, cnt[n], total);
     // Span search: windows of several lengths, stride a quarter window; Bonferroni over all
     // windows examined.
     let mut windows = vec![];
@@ -165,11 +249,26 @@ pub(crate) fn detect(
     // its null mean has an exact tail above 0.05 (both nulls are right-skewed), so its corrected
     // p-value is 1: skip the exact tail. Fewer windows: compute every tail.
     let screen = n_windows >= 20.0;
-    let (mean, var) = null_moments(scheme);
     for (s, e) in windows {
-        let c = (cnt[e] - cnt[s]) as usize;
+        let c = cnt[e] - cnt[s];
         let score = sum[e] - sum[s];
-        if screen && (c == 0 || score - mean * c as f64 <= 1.5 * (var * c as f64).sqrt()) {
+        let (mean, var) = moments(scheme, c);
+        if screen && (var == 0.0 || score - mean <= 1.5 * var.sqrt()) {
+            continue;
+        }
+        // The hybrid's exact tail is a sum of Gamma tails: first a Chernoff bound (an upper
+        // bound, a few exps); a window it already puts at a corrected p of 1 is skipped. That
+        // can only leave the reported p-value larger (conservative), never smaller.
+        if let Scheme::KgwGumbel { gamma, .. } = scheme
+            && stats::gamma_binomial_chernoff(
+                f64::from(c.exp),
+                u64::from(c.green),
+                gamma,
+                green_weight(gamma),
+                score,
+            ) * n_windows
+                >= 1.0
+        {
             continue;
         }
         let (wp, _) = tail(scheme, c, score);
@@ -207,13 +306,12 @@ pub(crate) fn detect(
     // maximum-sum stretch of scores above the null mean plus a quarter standard deviation (the
     // drift keeps the stretch from wandering into unmarked text, where the centred scores are
     // a zero-mean walk).
-    let mean = mean + 0.25 * var.sqrt();
     for sp in &mut spans {
         let (mut best, mut best_range) = (f64::NEG_INFINITY, (sp.start, sp.end));
         let (mut run, mut run_start) = (0.0f64, sp.start);
         for i in sp.start..sp.end {
-            let c = f64::from(cnt[i + 1] - cnt[i]);
-            run += (sum[i + 1] - sum[i]) - mean * c;
+            let (mean, var) = moments(scheme, cnt[i + 1] - cnt[i]);
+            run += (sum[i + 1] - sum[i]) - (mean + 0.25 * var.sqrt());
             if run > best {
                 best = run;
                 best_range = (run_start, i + 1);

@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 mod detect;
+mod novel;
 mod prf;
 
 pub use detect::{Detection, Span};
@@ -96,8 +97,17 @@ impl Scheme {
 pub struct Config {
     /// The scheme.
     pub scheme: Scheme,
-    /// How many previous tokens seed the keyed function (default 3).
+    /// How many previous tokens seed the keyed function (the green list always; the
+    /// exponential-minimum rule when that context is new in the text).
     pub context: usize,
+    /// Longest context of the exponential-minimum rule (>= `context`; header field `hmax`,
+    /// absent when equal). The rule needs a context the text has not used before (the same
+    /// context and key would pick the same token again), so when the last `context` tokens
+    /// have occurred before, it keys on the last `context + 1`, and so on up to `max_context`
+    /// tokens; only when all of those repeat is the token sampled without it. Each position's
+    /// context is then new, so its keyed number is independent of every other one's, and
+    /// the detector can score every position, not only first occurrences.
+    pub max_context: usize,
 }
 
 impl Default for Config {
@@ -116,6 +126,7 @@ impl Config {
         Config {
             scheme: Scheme::Gumbel,
             context: 2,
+            max_context: 2,
         }
     }
 
@@ -128,6 +139,7 @@ impl Config {
                 delta: 2.0,
             },
             context: 2,
+            max_context: 2,
         }
     }
 
@@ -145,10 +157,11 @@ impl Config {
                 delta: 3.0,
             },
             context: 1,
+            max_context: 1,
         }
     }
 
-    /// `hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=2`: the hybrid scheme
+    /// `hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2`: the hybrid scheme
     /// ([`Scheme::KgwGumbel`]) for text that will be edited, at a smaller bias than
     /// [`Config::kgw_robust`] (so closer to the model's own text) because the exponential
     /// scores add evidence the green bits alone lack.
@@ -159,6 +172,7 @@ impl Config {
                 delta: 2.0,
             },
             context: 1,
+            max_context: 3,
         }
     }
 }
@@ -168,18 +182,17 @@ const HEADER: &str = "hallmark-text/1";
 impl Config {
     /// A one-line, versioned description, e.g. `hallmark-text/1 kgw h=2 gamma=0.25 delta=2`.
     pub fn to_header(&self) -> String {
+        let h = if self.max_context > self.context {
+            format!("h={} hmax={}", self.context, self.max_context)
+        } else {
+            format!("h={}", self.context)
+        };
         match self.scheme {
-            Scheme::Kgw { gamma, delta } => {
-                format!(
-                    "{HEADER} kgw h={} gamma={gamma} delta={delta}",
-                    self.context
-                )
+            Scheme::Kgw { gamma, delta } => format!("{HEADER} kgw {h} gamma={gamma} delta={delta}"),
+            Scheme::Gumbel => format!("{HEADER} gumbel {h}"),
+            Scheme::KgwGumbel { gamma, delta } => {
+                format!("{HEADER} kgw-gumbel {h} gamma={gamma} delta={delta}")
             }
-            Scheme::Gumbel => format!("{HEADER} gumbel h={}", self.context),
-            Scheme::KgwGumbel { gamma, delta } => format!(
-                "{HEADER} kgw-gumbel h={} gamma={gamma} delta={delta}",
-                self.context
-            ),
         }
     }
 
@@ -196,6 +209,7 @@ impl Config {
         }
         let scheme = it.next().unwrap_or_default().to_string();
         let mut h = None;
+        let mut hmax = None;
         let mut gamma = None;
         let mut delta = None;
         for kv in it {
@@ -205,6 +219,7 @@ impl Config {
             let bad = |_| Error::Config(format!("bad value in {kv:?}"));
             match k {
                 "h" => h = Some(v.parse::<usize>().map_err(|e| bad(e.to_string()))?),
+                "hmax" => hmax = Some(v.parse::<usize>().map_err(|e| bad(e.to_string()))?),
                 "gamma" => gamma = Some(v.parse::<f64>().map_err(|e| bad(e.to_string()))?),
                 "delta" => delta = Some(v.parse::<f32>().map_err(|e| bad(e.to_string()))?),
                 _ => return Err(Error::Config(format!("unknown field {k:?}"))),
@@ -225,6 +240,7 @@ impl Config {
                 other => return Err(Error::Config(format!("unknown scheme {other:?}"))),
             },
             context,
+            max_context: hmax.unwrap_or(context),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -233,6 +249,14 @@ impl Config {
     fn validate(&self) -> Result<(), Error> {
         if self.context == 0 || self.context > 16 {
             return Err(Error::Config("context width must be 1..=16".into()));
+        }
+        if self.max_context < self.context || self.max_context > 16 {
+            return Err(Error::Config("hmax must be in h..=16".into()));
+        }
+        if matches!(self.scheme, Scheme::Kgw { .. }) && self.max_context != self.context {
+            return Err(Error::Config(
+                "hmax is for the exponential-minimum rule; the green list uses h only".into(),
+            ));
         }
         if let Some((gamma, delta)) = self.scheme.green()
             && !(gamma > 0.0 && gamma < 1.0 && delta.is_finite() && delta >= 0.0)
@@ -306,9 +330,25 @@ impl TextMark {
     /// (which use no outside randomness once the context is long enough).
     pub fn sample(&self, context: &[u32], logits: &[f32], temperature: f32, uniform: f64) -> u32 {
         let inv_t = 1.0 / temperature.max(1e-4);
-        let Some(seed) = self.seed(context) else {
-            return sample_plain(logits, temperature, uniform);
-        };
+        match self.seed(context) {
+            Some(_) => self.sample_keyed(context, self.config.context, logits, inv_t, uniform),
+            None => sample_plain(logits, temperature, uniform),
+        }
+    }
+
+    /// The keyed rule with the exponential-minimum part keyed by the last `width` tokens of
+    /// `context` (which holds at least `width` and at least `h` tokens).
+    fn sample_keyed(
+        &self,
+        context: &[u32],
+        width: usize,
+        logits: &[f32],
+        inv_t: f32,
+        uniform: f64,
+    ) -> u32 {
+        let n = context.len();
+        let seed = self.prf.context_seed(&context[n - self.config.context..]);
+        let wide = || self.prf.context_seed(&context[n - width..]);
         match self.config.scheme {
             Scheme::Kgw { gamma, delta } => {
                 self.sample_green(seed, logits, gamma, delta, inv_t, uniform)
@@ -316,12 +356,13 @@ impl TextMark {
             Scheme::Gumbel => {
                 let mut w = logits.to_vec();
                 let z = softmax_weights(&mut w, inv_t);
-                self.exp_min(&w, z, |v| self.prf.token_uniform(seed, v))
+                let s = wide();
+                self.exp_min(&w, z, |v| self.prf.token_uniform(s, v))
             }
             Scheme::KgwGumbel { gamma, delta } => {
                 let mut w = self.biased(seed, logits, gamma, delta);
                 let z = softmax_weights(&mut w, inv_t);
-                let s2 = self.prf.stream_2(seed);
+                let s2 = self.prf.stream_2(wide());
                 self.exp_min(&w, z, |v| prf::to_uniform(self.prf.bits_2(s2, v)))
             }
         }
@@ -453,7 +494,7 @@ pub fn sample_plain(logits: &[f32], temperature: f32, uniform: f64) -> u32 {
 pub struct Sampler {
     mark: Option<TextMark>,
     rng: rand::rngs::StdRng,
-    seen: rustc_hash::FxHashSet<u64>,
+    novelty: Option<novel::Novelty>,
 }
 
 impl std::fmt::Debug for Sampler {
@@ -470,9 +511,11 @@ impl Sampler {
     pub fn new(mark: Option<TextMark>, seed: u64) -> Self {
         use rand::SeedableRng;
         Sampler {
-            mark,
+            novelty: mark
+                .as_ref()
+                .map(|m| novel::Novelty::new(m.config.context, m.config.max_context)),
             rng: rand::rngs::StdRng::seed_from_u64(seed),
-            seen: rustc_hash::FxHashSet::default(),
+            mark,
         }
     }
 
@@ -483,28 +526,35 @@ impl Sampler {
 
     /// The next token after `context` (all previous ids, prompt included) given `logits`.
     ///
-    /// With the distortion-free scheme a context (the last `h` tokens) is watermarked the
-    /// first time it occurs in a text only; when it repeats, the token is sampled plainly
-    /// (the hybrid scheme: from the green-biased distribution, without the keyed rule).
+    /// With the distortion-free scheme (and the hybrid's exponential part) each position is
+    /// keyed by the shortest context, `h` to `hmax` tokens, that is new in this text (see
+    /// [`Config::max_context`]); when every one repeats, the token is sampled plainly (the
+    /// hybrid: from the green-biased distribution, without the keyed rule).
     /// Otherwise the keyed rule would pick the same token again and again (it is
     /// deterministic given the context), making text loop; the detector scores each
     /// (context, token) pair once anyway. The green-list scheme biases every step: its
     /// sampling stays random, and a repeated context followed by a new token is new evidence.
     pub fn next(&mut self, context: &[u32], logits: &[f32], temperature: f32) -> u32 {
         let u: f64 = rand::Rng::r#gen(&mut self.rng);
-        let Some(m) = &self.mark else {
+        let (Some(m), Some(novelty)) = (&self.mark, &mut self.novelty) else {
             return sample_plain(logits, temperature, u);
         };
-        let Some(seed) = m.context_seed(context) else {
+        if context.len() < m.config.context {
             return sample_plain(logits, temperature, u);
-        };
+        }
+        let inv_t = 1.0 / temperature.max(1e-4);
         match m.config.scheme {
-            Scheme::Kgw { .. } => m.sample(context, logits, temperature, u),
-            _ if self.seen.insert(seed) => m.sample(context, logits, temperature, u),
-            Scheme::KgwGumbel { gamma, delta } => {
-                m.sample_green(seed, logits, gamma, delta, 1.0 / temperature.max(1e-4), u)
-            }
-            Scheme::Gumbel => sample_plain(logits, temperature, u),
+            Scheme::Kgw { .. } => m.sample_keyed(context, m.config.context, logits, inv_t, u),
+            scheme => match (novelty.step(context), scheme) {
+                (Some(width), _) => m.sample_keyed(context, width, logits, inv_t, u),
+                (None, Scheme::KgwGumbel { gamma, delta }) => {
+                    let seed = m
+                        .prf
+                        .context_seed(&context[context.len() - m.config.context..]);
+                    m.sample_green(seed, logits, gamma, delta, inv_t, u)
+                }
+                (None, _) => sample_plain(logits, temperature, u),
+            },
         }
     }
 }

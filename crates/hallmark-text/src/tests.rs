@@ -65,7 +65,7 @@ fn header_round_trip_and_rejects() {
     );
     assert_eq!(
         Config::robust().to_header(),
-        "hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=2"
+        "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2"
     );
     for cfg in [
         Config::kgw(),
@@ -74,6 +74,12 @@ fn header_round_trip_and_rejects() {
         Config {
             scheme: Scheme::Gumbel,
             context: 4,
+            max_context: 4,
+        },
+        Config {
+            scheme: Scheme::Gumbel,
+            context: 1,
+            max_context: 3,
         },
     ] {
         assert_eq!(Config::from_header(&cfg.to_header()).unwrap(), cfg);
@@ -85,6 +91,8 @@ fn header_round_trip_and_rejects() {
         "hallmark-text/1 kgw h=0 gamma=0.25 delta=2",
         "hallmark-text/1 kgw h=3 delta=2",
         "hallmark-text/1 kgw-gumbel h=1 gamma=0.25",
+        "hallmark-text/1 kgw h=1 hmax=2 gamma=0.25 delta=2",
+        "hallmark-text/1 gumbel h=2 hmax=1",
         "hallmark-text/1 magic h=3",
     ] {
         assert!(Config::from_header(bad).is_err(), "{bad}");
@@ -113,6 +121,7 @@ fn gumbel_detects_200_tokens() {
         Config {
             scheme: Scheme::Gumbel,
             context: 3,
+            max_context: 3,
         },
     );
     let hits = (0..20)
@@ -135,6 +144,7 @@ fn unwatermarked_p_values_are_calibrated() {
         Config {
             scheme: Scheme::Gumbel,
             context: 3,
+            max_context: 3,
         },
     ] {
         let m = TextMark::new(&key(), cfg);
@@ -252,6 +262,7 @@ fn hybrid_detects_and_beats_its_green_list_alone_at_low_entropy() {
         Config {
             scheme: Scheme::Kgw { gamma, delta },
             context: 1,
+            max_context: 1,
         },
     );
     let (mut p_hybrid, mut p_green) = (0.0, 0.0);
@@ -315,12 +326,18 @@ fn hybrid_sampling_keeps_the_green_biased_distribution() {
 #[test]
 fn hybrid_null_tail_passes_the_window_screen() {
     // The span search skips windows under 1.5 null sd above the mean, assuming their tail is
-    // above 0.05 (so their corrected p-value is 1): true for the hybrid's null at every size.
+    // above 0.05 (so their corrected p-value is 1): true for the hybrid's null at every size
+    // and mix of green-list pairs and exponential scores.
     let c = detect::green_weight(0.25);
-    for n in 1..=1000u64 {
-        let nf = n as f64;
-        let x = nf * (1.0 + 0.25 * c) + 1.5 * (2.0 * nf).sqrt();
-        let p = hallmark_core::stats::gamma_binomial_sf(n, 0.25, c, x);
-        assert!(p > 0.05, "n={n}: {p}");
+    for n in 1..=400u64 {
+        for e in [0, 1, n / 3, n / 2, n] {
+            let (nf, ef) = (n as f64, e as f64);
+            let x = ef + nf * 0.25 * c + 1.5 * (ef + nf).sqrt();
+            // Green bits alone are discrete: the highest skipped score is a whole number of
+            // green weights.
+            let x = if e == 0 { c * (x / c).floor() } else { x };
+            let p = hallmark_core::stats::gamma_binomial_sf(ef, n, 0.25, c, x);
+            assert!(p > 0.05, "n={n} e={e}: {p}");
+        }
     }
 }

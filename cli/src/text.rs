@@ -33,7 +33,8 @@ pub enum TextCmd {
 
 #[derive(Args, Debug)]
 pub struct SchemeArgs {
-    /// Watermark scheme: `gumbel` (distortion-free, the default: "hallmark-text/1 gumbel h=2"),
+    /// Watermark scheme: `gumbel` (distortion-free, the default: "hallmark-text/1 gumbel h=1
+    /// hmax=3"),
     /// `kgw` (green list: "hallmark-text/1 kgw h=2 gamma=0.25 delta=2"), `kgw-robust` (survives
     /// 30% word edits even at low temperature, at about twice the perplexity:
     /// "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"), `robust` (the same edit robustness at a

@@ -85,7 +85,7 @@ fn generated_text_is_detected_and_plain_text_is_not() {
     assert!(v["p_value"].as_f64().unwrap() < 1e-3, "{v}");
     assert!(v["tokens_scored"].as_u64().unwrap() > 100, "{v}");
     assert_eq!(
-        v["scheme"], "hallmark-text/1 gumbel h=2",
+        v["scheme"], "hallmark-text/1 gumbel h=1 hmax=3",
         "the default scheme"
     );
     assert!(

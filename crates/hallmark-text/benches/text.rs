@@ -26,7 +26,11 @@ fn logits(seed: u64) -> Vec<f32> {
 }
 
 fn schemes() -> Vec<(&'static str, Config)> {
-    vec![("kgw", Config::kgw()), ("gumbel", Config::gumbel())]
+    vec![
+        ("kgw", Config::kgw()),
+        ("gumbel", Config::gumbel()),
+        ("robust", Config::robust()),
+    ]
 }
 
 fn sampling(c: &mut Criterion) {

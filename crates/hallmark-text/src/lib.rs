@@ -1,23 +1,27 @@
 //! hallmark's statistical text watermark, over token ids: logits processors a sampling loop
 //! calls at each step, and detectors that give honest p-values from the tokens alone.
 //!
-//! Two schemes, both keyed by the keygen watermark key:
+//! Three schemes, all keyed by the keygen watermark key:
 //! * [`Scheme::Kgw`]: the green-list watermark of Kirchenbauer et al. A keyed function of the
 //!   previous `context` tokens splits the vocabulary into a green fraction `gamma`; green
 //!   logits get `+delta`. Detection counts green tokens: exact binomial tail.
 //! * [`Scheme::Gumbel`]: the distortion-free exponential-minimum rule (Aaronson): the token
 //!   maximising `r_v^(1/p_v)` is chosen, `r` keyed uniform numbers; the output distribution is
-//!   unchanged on average. Detection sums `-ln(1 - r)`: exact Gamma tail.
+//!   unchanged on average. Detection sums `-ln(1 - r)`: exact Gamma tail. Each position is
+//!   keyed by the shortest context (1 to 3 tokens by default) that is new in the text, so
+//!   every position carries evidence and most survive an edit nearby.
+//! * [`Scheme::KgwGumbel`]: both, for text that will be edited: the green-list bias, then the
+//!   exponential-minimum rule over the biased distribution. Exact Gamma-plus-binomial tail.
 //!
-//! Honesty on real text: each unique (context, token) pair is scored once (repeated phrases
-//! cannot pile up evidence), tails are exact, and the span search corrects for the number of
-//! windows it looks at.
+//! Honesty on real text: each unique (context, token) pair is scored once and every
+//! exponential score has its own context (repeated phrases cannot pile up evidence), tails
+//! are exact, and the span search corrects for the number of windows it looks at.
 //!
 //! The scheme and its parameters travel in a versioned [`Config`] header, so a detector can
 //! never silently use other parameters than the generator.
 //!
-//! Status: the library is complete and tested on a synthetic language model; the CLI's
-//! `text generate` / `text detect` (candle + a tokenizer) are not built yet.
+//! The real-model side (candle, a tokenizer, `hallmark text generate` / `detect`) is in
+//! `hallmark-lm` and the CLI.
 //!
 //! ```
 //! use hallmark_core::WatermarkKey;
@@ -111,22 +115,23 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The distortion-free scheme with a context of 2 tokens: text quality is unchanged on
-    /// average (measured: perplexity within a few percent of unwatermarked sampling), and a
-    /// short context survives edits better than a long one while p-values stay calibrated on
-    /// human text (see the README's benchmark).
+    /// The distortion-free scheme keyed by the shortest new context of 1 to 3 tokens: text
+    /// quality is unchanged on average (measured: perplexity within a few percent of
+    /// unwatermarked sampling), a one-token context survives edits better than a longer one,
+    /// and repeated contexts still carry evidence through the longer ones; p-values stay
+    /// calibrated on human text (see docs/text-benchmark.md).
     fn default() -> Self {
         Config::gumbel()
     }
 }
 
 impl Config {
-    /// `hallmark-text/1 gumbel h=2`: the distortion-free exponential-minimum scheme.
+    /// `hallmark-text/1 gumbel h=1 hmax=3`: the distortion-free exponential-minimum scheme.
     pub fn gumbel() -> Self {
         Config {
             scheme: Scheme::Gumbel,
-            context: 2,
-            max_context: 2,
+            context: 1,
+            max_context: 3,
         }
     }
 

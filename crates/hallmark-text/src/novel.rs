@@ -4,17 +4,19 @@
 
 use rustc_hash::FxHashSet;
 
-/// Unkeyed hash of a short token sequence: bookkeeping only, never a score. A collision can
-/// only make a new context look repeated (a longer one is used, or none), never reuse a seed.
+/// Unkeyed 32-bit hash of a short token sequence: bookkeeping only, never a score. A
+/// collision (about 1 in 40,000 per position in a 100,000-token text) can only make a new
+/// context look repeated (a longer one is used, or none), never reuse a seed; 32 bits keep
+/// the sets small enough to stay in cache.
 #[inline]
-fn ctx_hash(ctx: &[u32]) -> u64 {
+fn ctx_hash(ctx: &[u32]) -> u32 {
     let mut x = ctx.len() as u64;
     for &t in ctx {
         x = (x ^ u64::from(t))
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .rotate_left(29);
     }
-    x
+    (x >> 32) as u32
 }
 
 /// The contexts of every width that earlier positions of a text had.
@@ -23,7 +25,7 @@ pub(crate) struct Novelty {
     h: usize,
     /// Width 1 (when `h` is 1): one bit per token id below 2^20, cache-friendly.
     single: Vec<u64>,
-    sets: Vec<FxHashSet<u64>>,
+    sets: Vec<FxHashSet<u32>>,
 }
 
 /// Token ids below this get a bit in [`Novelty::single`]; larger ones (no real vocabulary

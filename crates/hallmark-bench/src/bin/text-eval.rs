@@ -91,58 +91,26 @@ const TOPICS: &[&str] = &[
 const TEMPS: [f32; 2] = [0.7, 1.0];
 
 fn schemes() -> Vec<(&'static str, Option<Config>)> {
+    let hdr = |h: &str| Some(Config::from_header(h).expect("header"));
     vec![
-        ("kgw", Some(Config::kgw())),
+        // The default: distortion-free, keyed by the shortest new context of 1 to 3 tokens.
         ("gumbel", Some(Config::gumbel())),
-        // A candidate: a one-token context keeps more pairs through edits.
-        (
-            "gumbel-h1",
-            Some(Config {
-                context: 1,
-                max_context: 1,
-                ..Config::gumbel()
-            }),
-        ),
+        // The previous default: two tokens of context, repeated contexts unwatermarked.
+        ("gumbel-h2", hdr("hallmark-text/1 gumbel h=2")),
+        ("kgw", Some(Config::kgw())),
         // Candidates for edit robustness at low temperature: a one-token context (more
         // pairs survive an edit) and a strong bias (more evidence per surviving pair).
-        (
-            "kgw-h1-d2",
-            Some(
-                Config::from_header("hallmark-text/1 kgw h=1 gamma=0.25 delta=2").expect("header"),
-            ),
-        ),
+        ("kgw-h1-d2", hdr("hallmark-text/1 kgw h=1 gamma=0.25 delta=2")),
         // `Config::kgw_robust()`.
         ("kgw-h1-d3", Some(Config::kgw_robust())),
-        (
-            "kgw-h1-d4",
-            Some(
-                Config::from_header("hallmark-text/1 kgw h=1 gamma=0.25 delta=4").expect("header"),
-            ),
-        ),
-        // The hybrid (green list + exponential-minimum over the biased distribution), keyed
+        // The hybrid (green list + exponential-minimum over the biased distribution): keyed
         // by one token only (repeated contexts: biased sampling without the keyed rule)...
         (
             "kgw-gumbel-h1-d2",
-            Some(
-                Config::from_header("hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=2")
-                    .expect("header"),
-            ),
+            hdr("hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=2"),
         ),
-        (
-            "kgw-gumbel-h1-d1.5",
-            Some(
-                Config::from_header("hallmark-text/1 kgw-gumbel h=1 gamma=0.25 delta=1.5")
-                    .expect("header"),
-            ),
-        ),
-        // ...and with the exponential part keyed by the shortest new context of 1 to 3
-        // tokens: `Config::robust()`.
+        // ...and by the shortest new context of 1 to 3 tokens: `Config::robust()`.
         ("kgw-gumbel-h1..3-d2", Some(Config::robust())),
-        // The distortion-free scheme with the same context rule.
-        (
-            "gumbel-h1..3",
-            Some(Config::from_header("hallmark-text/1 gumbel h=1 hmax=3").expect("header")),
-        ),
         ("none", None),
     ]
 }

@@ -35,11 +35,11 @@ pub enum TextCmd {
 pub struct SchemeArgs {
     /// Watermark scheme: `gumbel` (distortion-free, the default: "hallmark-text/1 gumbel h=1
     /// hmax=3"),
-    /// `kgw` (green list: "hallmark-text/1 kgw h=2 gamma=0.25 delta=2"), `kgw-robust` (survives
-    /// 30% word edits even at low temperature, at about twice the perplexity:
-    /// "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"), `robust` (the same edit robustness at a
-    /// smaller bias, green list plus exponential scores: "hallmark-text/1 kgw-gumbel h=1
-    /// gamma=0.25 delta=2"), or any full header.
+    /// `kgw` (green list: "hallmark-text/1 kgw h=2 gamma=0.25 delta=2"), `robust` (for text
+    /// that will be edited: survives 30% word edits even at low temperature, at +43%
+    /// perplexity; green list plus exponential scores: "hallmark-text/1 kgw-gumbel h=1 hmax=3
+    /// gamma=0.25 delta=2"), `kgw-robust` (an earlier preset for edits, at twice the
+    /// perplexity: "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"), or any full header.
     /// Default: the text-watermark.conf in the keys folder, else gumbel.
     #[arg(long)]
     scheme: Option<String>,

@@ -189,10 +189,20 @@ pub(crate) fn detect(
     if green.is_some() {
         seen.reserve(tokens.len());
     }
+    // With a single width, exponential scores are deduplicated as (context, token) pairs like
+    // green bits (the sampler keyed only a context's first occurrence; later ones score as
+    // noise, and a passage pasted after other text keeps all its pairs). With several widths,
+    // the width comes from the context rule, whose keyed contexts never repeat.
+    let pairwise = hmax == h;
+    let mut seen_exp: FxHashSet<u32> = FxHashSet::default();
     let mut novelty = Novelty::with_capacity(
         h,
-        if stream.is_some() { hmax } else { h },
-        if stream.is_some() { tokens.len() } else { 0 },
+        hmax,
+        if stream.is_some() && !pairwise {
+            tokens.len()
+        } else {
+            0
+        },
     );
     // Prefix sums over positions: evidence counts and score.
     let n = tokens.len();
@@ -214,16 +224,20 @@ pub(crate) fn detect(
                     }
                 }
             }
-            if let Some(st) = stream
-                && let Some(w) = novelty.step(&tokens[..i])
-            {
+            let width = match stream {
+                None => None,
+                Some(_) if pairwise => Some(h),
+                Some(_) => novelty.step(&tokens[..i]),
+            };
+            if let (Some(st), Some(w)) = (stream, width) {
                 let seed = if w == h {
                     seed
                 } else {
                     m.prf.context_seed(&tokens[i - w..i])
                 };
                 let bits = exp_bits(m, st, seed, t);
-                if excluded.is_empty() || !excluded.contains(&top32(bits)) {
+                let fresh = !pairwise || seen_exp.insert(top32(bits));
+                if fresh && (excluded.is_empty() || !excluded.contains(&top32(bits))) {
                     c.exp += 1;
                     s += -(1.0 - prf::to_uniform(bits)).ln();
                 }

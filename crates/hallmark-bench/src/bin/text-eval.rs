@@ -100,7 +100,10 @@ fn schemes() -> Vec<(&'static str, Option<Config>)> {
         ("kgw", Some(Config::kgw())),
         // Candidates for edit robustness at low temperature: a one-token context (more
         // pairs survive an edit) and a strong bias (more evidence per surviving pair).
-        ("kgw-h1-d2", hdr("hallmark-text/1 kgw h=1 gamma=0.25 delta=2")),
+        (
+            "kgw-h1-d2",
+            hdr("hallmark-text/1 kgw h=1 gamma=0.25 delta=2"),
+        ),
         // `Config::kgw_robust()`.
         ("kgw-h1-d3", Some(Config::kgw_robust())),
         // The hybrid (green list + exponential-minimum over the biased distribution): keyed
@@ -722,14 +725,26 @@ fn null_table(a: &Args, tok: &TextTokenizer, cfgs: &BTreeMap<&str, Config>) -> R
                 }
             }
             let up = cp_upper(h3, n);
-            let ok = (h3 as f64) <= 0.001 * n as f64 && up < 0.003;
+            // An exact test has a false-positive rate of 0.1% at p < 0.001 by construction, so
+            // measured rates scatter around that line: a point estimate above it is called a
+            // miss only when 0.1% itself would rarely produce that many detections.
+            let chance = hallmark_core::stats::binomial_sf(h3 as u64, n as u64, 0.001);
+            let status = if up >= 0.003 {
+                "MISSED".to_string()
+            } else if (h3 as f64) <= 0.001 * n as f64 {
+                "met".to_string()
+            } else if chance >= 0.05 {
+                format!("met within sampling error (P = {chance:.2} at exactly 0.1%)")
+            } else {
+                "MISSED".to_string()
+            };
             out.push_str(&format!(
                 "| {row} | {name} | {n} | {:.0} | {:.2}% | {:.3}% | {:.3}% | {} |\n",
                 scored as f64 / n.max(1) as f64,
                 100.0 * h2 as f64 / n.max(1) as f64,
                 100.0 * h3 as f64 / n.max(1) as f64,
                 100.0 * up,
-                if ok { "met" } else { "MISSED" }
+                status
             ));
         }
     }
@@ -811,6 +826,10 @@ fn localisation(
             .iter()
             .filter(|g| g["scheme"].as_str() == Some(name))
             .collect();
+        // Generations of schemes no longer in the benchmark have no detector here.
+        if sel.first().and_then(|g| mark_of(g)).is_none() {
+            continue;
+        }
         let (mut found, mut iou_sum, mut false_docs) = (0usize, 0.0, 0usize);
         for (i, g) in sel.iter().enumerate() {
             let Some(m) = mark_of(g) else { continue };

@@ -1,7 +1,7 @@
 use hallmark_core::stats;
 use rustc_hash::FxHashSet;
 
-use crate::novel::Novelty;
+use crate::novel::{self, Novelty};
 use crate::{Error, Scheme, TextMark, prf};
 
 /// A token range found to carry the watermark.
@@ -41,6 +41,10 @@ pub(crate) const WINDOWS: [usize; 4] = [50, 100, 200, 400];
 
 /// Corrected p-value below which a window is reported as a span.
 pub(crate) const SPAN_ALPHA: f64 = 1e-3;
+
+/// Texts at least this long (tokens after the skipped prefix) get their context widths by
+/// sorting rather than one map lookup per position.
+const LONG_TEXT: usize = 4096;
 
 /// Hybrid p-values whose Chernoff bound is at least this are reported as the bound (exact
 /// tails are ~0.05 and above there).
@@ -186,24 +190,30 @@ pub(crate) fn detect(
             }
         }
     }
-    if green.is_some() {
-        seen.reserve(tokens.len());
-    }
     // With a single width, exponential scores are deduplicated as (context, token) pairs like
     // green bits (the sampler keyed only a context's first occurrence; later ones score as
     // noise, and a passage pasted after other text keeps all its pairs). With several widths,
     // the width comes from the context rule, whose keyed contexts never repeat.
     let pairwise = hmax == h;
+    // Long texts: whether each position's (context, token) pair occurs there for the first
+    // time, all at once by sorting; the set then only holds the excluded prompt's pairs.
+    let long = tokens.len() - start >= LONG_TEXT;
+    let first_pairs =
+        (long && (green.is_some() || pairwise)).then(|| novel::first_windows(tokens, start, h + 1));
+    let excluded_green = if long {
+        std::mem::take(&mut seen)
+    } else {
+        FxHashSet::default()
+    };
+    if green.is_some() && !long {
+        seen.reserve(tokens.len());
+    }
     let mut seen_exp: FxHashSet<u32> = FxHashSet::default();
-    let mut novelty = Novelty::with_capacity(
-        h,
-        hmax,
-        if stream.is_some() && !pairwise {
-            tokens.len()
-        } else {
-            0
-        },
-    );
+    let mut novelty = Novelty::new(h, hmax);
+    // Long texts: every position's width at once, by sorting (same answers, fewer cache
+    // misses than a map lookup per position).
+    let sorted =
+        (stream.is_some() && !pairwise && long).then(|| novel::widths(tokens, start, h, hmax));
     // Prefix sums over positions: evidence counts and score.
     let n = tokens.len();
     let mut cnt = vec![Counts::default(); n + 1];
@@ -217,7 +227,11 @@ pub(crate) fn detect(
             let before = (c.green, c.exp);
             if let Some((thr, weight)) = green {
                 let bits = m.prf.token_bits(seed, t);
-                if seen.insert(top32(bits)) {
+                let fresh = match &first_pairs {
+                    Some(f) => f[i - start] && !excluded_green.contains(&top32(bits)),
+                    None => seen.insert(top32(bits)),
+                };
+                if fresh {
                     c.green += 1;
                     if bits < thr {
                         s += weight;
@@ -227,7 +241,10 @@ pub(crate) fn detect(
             let width = match stream {
                 None => None,
                 Some(_) if pairwise => Some(h),
-                Some(_) => novelty.step(&tokens[..i]),
+                Some(_) => match &sorted {
+                    Some(ws) => Some(usize::from(ws[i - start])).filter(|&w| w > 0),
+                    None => novelty.step(&tokens[..i]),
+                },
             };
             if let (Some(st), Some(w)) = (stream, width) {
                 let seed = if w == h {
@@ -236,7 +253,11 @@ pub(crate) fn detect(
                     m.prf.context_seed(&tokens[i - w..i])
                 };
                 let bits = exp_bits(m, st, seed, t);
-                let fresh = !pairwise || seen_exp.insert(top32(bits));
+                let fresh = !pairwise
+                    || match &first_pairs {
+                        Some(f) => f[i - start],
+                        None => seen_exp.insert(top32(bits)),
+                    };
                 if fresh && (excluded.is_empty() || !excluded.contains(&top32(bits))) {
                     c.exp += 1;
                     s += -(1.0 - prf::to_uniform(bits)).ln();

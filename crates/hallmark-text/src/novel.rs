@@ -34,39 +34,15 @@ fn ctx_hash(ctx: &[u32]) -> u32 {
 pub(crate) struct Novelty {
     h: usize,
     maps: Vec<FxHashMap<u32, u32>>,
-    /// Width 1 (when `h` is 1) for token ids below [`DENSE_IDS`] in long texts: the map's
-    /// entries in an array indexed by token id ([`ABSENT`] where none), which stays in cache.
-    dense: Option<Vec<u32>>,
 }
 
 const PROMOTED: u32 = 1 << 31;
-const ABSENT: u32 = u32::MAX;
-const DENSE_IDS: u32 = 1 << 20;
 
 impl Novelty {
     pub(crate) fn new(h: usize, hmax: usize) -> Self {
-        Self::with_capacity(h, hmax, 0)
-    }
-
-    /// Room for `n` positions at the shortest width without rehashing.
-    pub(crate) fn with_capacity(h: usize, hmax: usize, n: usize) -> Self {
         Novelty {
             h,
-            maps: (h..=hmax.max(h))
-                .map(|w| {
-                    let mut m = FxHashMap::default();
-                    m.reserve(match w {
-                        // Width 1 of a long text lives in the array.
-                        1 if h == 1 && n >= 4096 => 0,
-                        w if w == h => n.min(1 << 16),
-                        // Longer contexts are recorded only once a shorter one repeats.
-                        _ => (n / 2).min(1 << 16),
-                    });
-                    m
-                })
-                .collect(),
-            // Filling the array costs about as much as hashing a few thousand tokens.
-            dense: (h == 1 && n >= 4096).then(Vec::new),
+            maps: (h..=hmax.max(h)).map(|_| FxHashMap::default()).collect(),
         }
     }
 
@@ -83,31 +59,6 @@ impl Novelty {
             let w = self.h + j;
             if i < w {
                 return None;
-            }
-            if let Some(dense) = self
-                .dense
-                .as_mut()
-                .filter(|_| w == 1 && prefix[i - 1] < DENSE_IDS)
-            {
-                let t = prefix[i - 1] as usize;
-                if dense.len() <= t {
-                    dense.resize((t + 1).next_power_of_two().max(1 << 16), ABSENT);
-                }
-                let v = dense[t];
-                if v == ABSENT {
-                    dense[t] = i as u32;
-                    return Some(1);
-                }
-                if v & PROMOTED != 0 || j == last {
-                    continue;
-                }
-                dense[t] = v | PROMOTED;
-                let first = v as usize;
-                if first > 1 {
-                    let k = ctx_hash(&prefix[first - 2..first]);
-                    self.maps[j + 1].entry(k).or_insert(first as u32);
-                }
-                continue;
             }
             let key = ctx_hash(&prefix[i - w..i]);
             let first = match self.maps[j].entry(key) {
@@ -131,6 +82,111 @@ impl Novelty {
             }
         }
         None
+    }
+}
+
+/// Every position's answer at once for positions `start..tokens.len()` (index `i - start` of
+/// the result; 0 where [`Novelty::step`] answers None), as if `step` were called for each in
+/// order: for long texts. A context is new at a position when it is the first occurrence of
+/// its hash among the positions that have that width, found by sorting (position, context)
+/// pairs by hash, which reads memory in order where a hash map would miss the cache on most
+/// lookups of a long text.
+pub(crate) fn widths(tokens: &[u32], start: usize, h: usize, hmax: usize) -> Vec<u8> {
+    let n = tokens.len();
+    let mut out = vec![0u8; n.saturating_sub(start)];
+    if n >= PROMOTED as usize || hmax > usize::from(u8::MAX) {
+        return out;
+    }
+    let (mut keys, mut tmp): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+    for w in h..=hmax.max(h) {
+        let from = start.max(w);
+        if from >= n {
+            break;
+        }
+        if w == 1 {
+            // One token: first occurrences through an array indexed by token id.
+            let mut seen = vec![false; 1 << 16];
+            for i in from..n {
+                let t = tokens[i - 1] as usize;
+                if t >= seen.len() {
+                    seen.resize((t + 1).next_power_of_two(), false);
+                }
+                if !seen[t] {
+                    seen[t] = true;
+                    if out[i - start] == 0 {
+                        out[i - start] = 1;
+                    }
+                }
+            }
+            continue;
+        }
+        keys.clear();
+        keys.extend((from..n).map(|i| u64::from(ctx_hash(&tokens[i - w..i])) << 32 | i as u64));
+        radix_sort_by_high_half(&mut keys, &mut tmp);
+        let mut prev = None;
+        for &k in &keys {
+            let hash = (k >> 32) as u32;
+            if prev != Some(hash) {
+                prev = Some(hash);
+                let slot = &mut out[k as u32 as usize - start];
+                if *slot == 0 {
+                    *slot = w as u8;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// For positions `start..tokens.len()`: whether the `len` tokens ending at the position
+/// (inclusive) occur there for the first time among the positions from `start` that have
+/// that many tokens (the green list's (context, token) pairs when `len` is `h + 1`). Hash
+/// equality, like [`Novelty`]; sorted, for long texts.
+pub(crate) fn first_windows(tokens: &[u32], start: usize, len: usize) -> Vec<bool> {
+    let n = tokens.len();
+    let mut out = vec![false; n.saturating_sub(start)];
+    let from = start.max(len.saturating_sub(1));
+    if from >= n || n >= PROMOTED as usize {
+        return out;
+    }
+    let mut keys: Vec<u64> = (from..n)
+        .map(|i| u64::from(ctx_hash(&tokens[i + 1 - len..=i])) << 32 | i as u64)
+        .collect();
+    radix_sort_by_high_half(&mut keys, &mut Vec::new());
+    let mut prev = None;
+    for &k in &keys {
+        let hash = (k >> 32) as u32;
+        if prev != Some(hash) {
+            prev = Some(hash);
+            out[k as u32 as usize - start] = true;
+        }
+    }
+    out
+}
+
+/// Sorts by the high 32 bits, stably (equal hashes keep their position order): least
+/// significant digit first, three counting passes of 11, 11 and 10 bits.
+fn radix_sort_by_high_half(keys: &mut Vec<u64>, tmp: &mut Vec<u64>) {
+    tmp.clear();
+    tmp.resize(keys.len(), 0);
+    let mut count = vec![0usize; 2049];
+    for shift in [32u32, 43, 54] {
+        count.iter_mut().for_each(|c| *c = 0);
+        for &k in keys.iter() {
+            count[((k >> shift) & 0x7ff) as usize + 1] += 1;
+        }
+        if count.iter().any(|&c| c == keys.len()) {
+            continue; // every key has this digit in common
+        }
+        for b in 0..2048 {
+            count[b + 1] += count[b];
+        }
+        for &k in keys.iter() {
+            let b = ((k >> shift) & 0x7ff) as usize;
+            tmp[count[b]] = k;
+            count[b] += 1;
+        }
+        std::mem::swap(keys, tmp);
     }
 }
 
@@ -192,12 +248,33 @@ mod tests {
             let (h, hmax) = [(1, 1), (1, 2), (1, 3), (2, 4), (1, 5)][case % 5];
             let start = case % 7;
             let want = eager(&t, start, h, hmax);
-            // The hashed and (for long texts) the array-backed bookkeeping.
-            for cap in [0, 1 << 20] {
-                let mut n = Novelty::with_capacity(h, hmax, cap);
-                let got: Vec<Option<usize>> = (start..t.len()).map(|i| n.step(&t[..i])).collect();
-                assert_eq!(got, want, "case {case}, capacity {cap}");
-            }
+            // All at once by sorting (0 for none).
+            let all: Vec<Option<usize>> = widths(&t, start, h, hmax)
+                .into_iter()
+                .map(|w| (w > 0).then_some(usize::from(w)))
+                .collect();
+            assert_eq!(all, want, "case {case}, sorted");
+            // One at a time (the sampler; the detector on short texts).
+            let mut n = Novelty::new(h, hmax);
+            let got: Vec<Option<usize>> = (start..t.len()).map(|i| n.step(&t[..i])).collect();
+            assert_eq!(got, want, "case {case}");
+        }
+    }
+
+    #[test]
+    fn first_windows_match_a_set() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        for case in 0..100 {
+            let t: Vec<u32> = (0..300)
+                .map(|_| rng.gen_range(0..[2u32, 4, 50][case % 3]))
+                .collect();
+            let (start, len) = (case % 5, 1 + case % 3);
+            let mut seen = std::collections::HashSet::new();
+            let want: Vec<bool> = (start..t.len())
+                .map(|i| i + 1 >= len && seen.insert(t[i + 1 - len..=i].to_vec()))
+                .collect();
+            assert_eq!(first_windows(&t, start, len), want, "case {case}");
         }
     }
 }

@@ -175,7 +175,7 @@ fn radix_sort_by_high_half(keys: &mut Vec<u64>, tmp: &mut Vec<u64>) {
         for &k in keys.iter() {
             count[((k >> shift) & 0x7ff) as usize + 1] += 1;
         }
-        if count.iter().any(|&c| c == keys.len()) {
+        if count.contains(&keys.len()) {
             continue; // every key has this digit in common
         }
         for b in 0..2048 {

@@ -158,31 +158,25 @@ fn kgw_scheme_from_the_keys_folder_config() {
 }
 
 #[test]
-fn robust_preset_by_name_on_both_sides() {
+fn edit_robust_presets_by_name_on_both_sides() {
     let x = setup();
-    x.generate("r.txt", 6, &["--scheme", "kgw-robust"]);
-    let (code, v) = x.detect_json("r.txt", &["--scheme", "kgw-robust"]);
-    assert_eq!(code, Some(0), "{v}");
-    assert_eq!(v["scheme"], "hallmark-text/1 kgw h=1 gamma=0.25 delta=3");
-    // The default scheme does not read it.
-    let (code, _) = x.detect_json("r.txt", &[]);
-    assert_eq!(code, Some(1));
-}
-
-#[test]
-fn hybrid_preset_by_name_on_both_sides() {
-    let x = setup();
-    x.generate("h.txt", 6, &["--scheme", "robust"]);
-    let (code, v) = x.detect_json("h.txt", &["--scheme", "robust"]);
-    assert_eq!(code, Some(0), "{v}");
-    assert_eq!(
-        v["scheme"],
-        "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2"
-    );
-    assert!(v["z_score"].as_f64().unwrap() > 3.0, "{v}");
-    // The default (distortion-free, two tokens of context) finds nothing in it.
-    let (code, _) = x.detect_json("h.txt", &[]);
-    assert_eq!(code, Some(1));
+    for (name, header) in [
+        ("kgw-robust", "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"),
+        (
+            "robust",
+            "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2",
+        ),
+    ] {
+        let out = format!("{name}.txt");
+        x.generate(&out, 6, &["--scheme", name]);
+        let (code, v) = x.detect_json(&out, &["--scheme", name]);
+        assert_eq!(code, Some(0), "{name}: {v}");
+        assert_eq!(v["scheme"], header);
+        assert!(v["z_score"].as_f64().unwrap() > 3.0, "{name}: {v}");
+        // The default scheme (distortion-free, other keying) does not read it.
+        let (code, _) = x.detect_json(&out, &[]);
+        assert_eq!(code, Some(1), "{name}");
+    }
 }
 
 #[test]

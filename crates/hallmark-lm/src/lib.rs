@@ -16,6 +16,20 @@ pub use detect::{CharSpan, TextDetection, canonical_whitespace, detect_text};
 pub use model::{GenerateOptions, Generation, LoadOptions, Model};
 pub use tokenizer::{Encoded, TextTokenizer};
 
+/// A candle error as one message: candle appends a captured backtrace to its errors when
+/// `RUST_BACKTRACE` is set, which is noise to someone told their file is unreadable.
+pub(crate) fn candle_msg(e: &candle_core::Error) -> String {
+    let s = e.to_string();
+    let mut out: Vec<&str> = vec![];
+    for line in s.lines() {
+        if line.trim_start().starts_with("0: ") {
+            break;
+        }
+        out.push(line);
+    }
+    out.join("\n").trim_end().to_string()
+}
+
 /// Errors from loading and running models and tokenizers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -32,4 +46,16 @@ pub enum Error {
     /// The input cannot be used (empty prompt, too long).
     #[error("{0}")]
     Input(String),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn candle_errors_lose_their_backtrace() {
+        let e = candle_core::Error::Msg("bad file".into()).bt();
+        let with = format!("{e}");
+        // With RUST_BACKTRACE unset candle adds nothing; either way one line comes out.
+        assert!(with.starts_with("bad file"), "{with}");
+        assert_eq!(super::candle_msg(&e), "bad file");
+    }
 }

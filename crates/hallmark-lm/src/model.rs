@@ -85,7 +85,7 @@ impl Generation {
 }
 
 fn model_err(path: &Path) -> impl Fn(candle_core::Error) -> Error + '_ {
-    move |e| Error::Model(format!("{}: {e}", path.display()))
+    move |e| Error::Model(format!("{}: {}", path.display(), crate::candle_msg(&e)))
 }
 
 impl Model {
@@ -100,8 +100,9 @@ impl Model {
         let mut reader = std::io::BufReader::new(file);
         let ct = gguf_file::Content::read(&mut reader).map_err(|e| {
             Error::Model(format!(
-                "{} is not a readable GGUF file: {e}",
-                path.display()
+                "{} is not a readable GGUF file: {}",
+                path.display(),
+                crate::candle_msg(&e)
             ))
         })?;
         let arch = ct
@@ -182,7 +183,7 @@ impl Model {
         let max_new = opts
             .max_tokens
             .min(self.context_length - prompt_ids.len() - 1);
-        let err = |e: candle_core::Error| Error::Model(e.to_string());
+        let err = |e: candle_core::Error| Error::Model(crate::candle_msg(&e));
         let mut seq: Vec<u32> = prompt_ids.to_vec();
         let mut ids = vec![];
         let mut nll = vec![];

@@ -80,7 +80,7 @@ pub fn write_model(path: &Path, seed: u64, sharpness: f32) -> Result<(), Error> 
         merges.push(Value::String(format!("{a} {b}")));
     }
     let vocab = tokens.len();
-    let err = |e: candle_core::Error| Error::Model(e.to_string());
+    let err = |e: candle_core::Error| Error::Model(crate::candle_msg(&e));
     let mut rng = Rng(seed);
     let dev = Device::Cpu;
     let mut mk = |shape: &[usize], scale: f32| -> Result<QTensor, Error> {

@@ -55,7 +55,11 @@ impl TextTokenizer {
                     .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?,
             );
             let ct = gguf_file::Content::read(&mut f).map_err(|e| {
-                Error::Model(format!("{}: not a readable GGUF file: {e}", path.display()))
+                Error::Model(format!(
+                    "{}: not a readable GGUF file: {}",
+                    path.display(),
+                    crate::candle_msg(&e)
+                ))
             })?;
             return Self::from_gguf(&ct);
         }
@@ -98,7 +102,7 @@ impl TextTokenizer {
                 "GGUF tokenizer model {kind:?} is not supported (gpt2 BPE only); pass a tokenizer.json"
             )));
         }
-        let bad = |e: candle_core::Error| Error::Tokenizer(e.to_string());
+        let bad = |e: candle_core::Error| Error::Tokenizer(crate::candle_msg(&e));
         let tokens: Vec<String> = md("tokenizer.ggml.tokens")?
             .to_vec()
             .map_err(bad)?

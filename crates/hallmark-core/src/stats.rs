@@ -132,8 +132,13 @@ pub fn gamma_sf(shape: f64, x: f64) -> f64 {
 
 /// [`gamma_sf`] with `lg = ln_gamma(shape)` precomputed (many tails of one shape).
 fn gamma_sf_lg(shape: f64, lg: f64, x: f64) -> f64 {
+    ln_gamma_sf_lg(shape, lg, x).exp().clamp(0.0, 1.0)
+}
+
+/// The natural log of [`gamma_sf_lg`], finite far beyond where the tail underflows.
+fn ln_gamma_sf_lg(shape: f64, lg: f64, x: f64) -> f64 {
     if x <= 0.0 {
-        return 1.0;
+        return 0.0;
     }
     if x < shape + 1.0 {
         // Series for the lower incomplete gamma.
@@ -148,7 +153,7 @@ fn gamma_sf_lg(shape: f64, lg: f64, x: f64) -> f64 {
                 break;
             }
         }
-        (1.0 - (sum.ln() - x + shape * x.ln() - lg).exp()).clamp(0.0, 1.0)
+        (-(sum.ln() - x + shape * x.ln() - lg).exp().min(1.0)).ln_1p()
     } else {
         // Continued fraction for the upper incomplete gamma (Lentz).
         let tiny = 1e-300;
@@ -174,7 +179,7 @@ fn gamma_sf_lg(shape: f64, lg: f64, x: f64) -> f64 {
                 break;
             }
         }
-        ((-x + shape * x.ln() - lg).exp() * h).clamp(0.0, 1.0)
+        (-x + shape * x.ln() - lg + h.ln()).min(0.0)
     }
 }
 
@@ -208,6 +213,144 @@ pub fn gamma_binomial_sf(shape: f64, n: u64, p: f64, c: f64, x: f64) -> f64 {
         return gamma_sf(shape, x - shift);
     }
     let lg = ln_gamma(shape);
+    if shape >= STEP_SHAPE {
+        gamma_binomial_sweep(shape, lg, n, p, c, x)
+    } else {
+        gamma_binomial_direct(shape, lg, n, p, c, x)
+    }
+}
+
+/// From this shape on, [`gamma_binomial_sf`] steps the Gamma tail from one count to the next
+/// (a quadrature of the density over a step of `c`) instead of evaluating it afresh: about
+/// fifteen times faster. Below it, the density is too peaked near 0 for a fixed rule and the
+/// sums are short anyway.
+const STEP_SHAPE: f64 = 64.0;
+
+/// Eight-point Gauss-Legendre rule on [-1, 1]: (node, weight), nodes symmetric about 0.
+const GAUSS8: [(f64, f64); 4] = [
+    (0.183_434_642_495_649_8, 0.362_683_783_378_362),
+    (0.525_532_409_916_329, 0.313_706_645_877_887_3),
+    (0.796_666_477_413_626_7, 0.222_381_034_453_374_5),
+    (0.960_289_856_497_536_3, 0.101_228_536_290_376_3),
+];
+
+/// `ln(e^a + e^b)`.
+fn ln_add(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
+    if lo == f64::NEG_INFINITY {
+        hi
+    } else {
+        hi + (lo - hi).exp().ln_1p()
+    }
+}
+
+/// [`gamma_binomial_sf`] for large shapes, in one sweep over the counts that matter.
+///
+/// The range comes first, from an upper bound on every term (the binomial pmf times the
+/// Chernoff bound `(y/a)^a e^(a-y)` on the Gamma tail at `y = x - c k`): log-concave in `k`,
+/// so its maximum is found by climbing and the range ends where it is 60 nats below that
+/// maximum (the bound exceeds the true term by less than `sqrt(2 pi a)`, so the terms left out
+/// are below 1e-15 of the sum). Then one exact tail at the range's lowest count (the largest
+/// `y`), and each next count's tail is the previous one plus the Gamma density integrated over
+/// the step: only additions of positive terms, so rounding does not grow.
+fn gamma_binomial_sweep(shape: f64, lg: f64, n: u64, p: f64, c: f64, x: f64) -> f64 {
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    let ln_odds = lp - lq;
+    let ln_pmf = |k: u64| ln_choose(n, k) + k as f64 * lp + (n - k) as f64 * lq;
+    let up = |k: u64| (((n - k) as f64) / ((k + 1) as f64)).ln() + ln_odds;
+    let down = |k: u64| ((k as f64) / ((n - k + 1) as f64)).ln() - ln_odds;
+    let ln_tail_bound = |k: u64| {
+        let y = x - c * k as f64;
+        if y <= shape {
+            0.0
+        } else {
+            shape - y + shape * (y / shape).ln()
+        }
+    };
+    // Climb from the tilted count to the bound's maximum.
+    let theta = chernoff_theta(shape, n, p, c, x);
+    let tilt = p * (c * theta).exp();
+    let mut k = ((n as f64 * tilt / (1.0 - p + tilt)).round() as u64).min(n);
+    let mut lpmf = ln_pmf(k);
+    let mut top = lpmf + ln_tail_bound(k);
+    while k < n {
+        let l = lpmf + up(k);
+        let b = l + ln_tail_bound(k + 1);
+        if b <= top {
+            break;
+        }
+        (k, lpmf, top) = (k + 1, l, b);
+    }
+    while k > 0 {
+        let l = lpmf + down(k);
+        let b = l + ln_tail_bound(k - 1);
+        if b <= top {
+            break;
+        }
+        (k, lpmf, top) = (k - 1, l, b);
+    }
+    let floor = top - 60.0;
+    let (mut lo, mut l) = (k, lpmf);
+    while lo > 0 {
+        l += down(lo);
+        if l + ln_tail_bound(lo - 1) < floor {
+            break;
+        }
+        lo -= 1;
+    }
+    let (mut hi, mut l) = (k, lpmf);
+    while hi < n {
+        l += up(hi);
+        if l + ln_tail_bound(hi + 1) < floor {
+            break;
+        }
+        hi += 1;
+    }
+    // ln of the Gamma density integrated over [a, b] (0 < a < b).
+    let ln_mass = |a: f64, b: f64| {
+        let (mid, half) = (0.5 * (a + b), 0.5 * (b - a));
+        let mut v = [0.0f64; 8];
+        for (i, &(node, _)) in GAUSS8.iter().enumerate() {
+            for (j, t) in [mid - half * node, mid + half * node]
+                .into_iter()
+                .enumerate()
+            {
+                v[2 * i + j] = (shape - 1.0) * t.ln() - t - lg;
+            }
+        }
+        let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = GAUSS8
+            .iter()
+            .enumerate()
+            .map(|(i, &(_, w))| w * ((v[2 * i] - m).exp() + (v[2 * i + 1] - m).exp()))
+            .sum();
+        m + (half * s).ln()
+    };
+    let mut y = x - c * lo as f64;
+    let mut ln_q = ln_gamma_sf_lg(shape, lg, y);
+    let mut lpmf = ln_pmf(lo);
+    let mut total = f64::NEG_INFINITY;
+    for j in lo..=hi {
+        total = ln_add(total, lpmf + ln_q);
+        if j == hi {
+            break;
+        }
+        let next = y - c;
+        ln_q = if next <= 0.0 {
+            0.0
+        } else if ln_q < 0.0 {
+            ln_add(ln_q, ln_mass(next, y)).min(0.0)
+        } else {
+            0.0
+        };
+        y = next;
+        lpmf += up(j);
+    }
+    total.exp().clamp(0.0, 1.0)
+}
+
+/// [`gamma_binomial_sf`] term by term, each Gamma tail evaluated afresh.
+fn gamma_binomial_direct(shape: f64, lg: f64, n: u64, p: f64, c: f64, x: f64) -> f64 {
     let (lp, lq) = (p.ln(), (1.0 - p).ln());
     let ln_odds = lp - lq;
     let ln_term = |k: u64, ln_pmf: f64| {
@@ -456,6 +599,35 @@ mod tests {
                 .exp();
                 let got = gamma_binomial_sf(shape, n, p, c, x);
                 assert!(close(got, want, 1e-9), "n={n} z={z}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn gamma_binomial_sweep_matches_fresh_tails() {
+        // The stepped tails of large shapes against a fresh tail per count (itself checked
+        // against the full sum above), from the bulk to beyond 1e-200.
+        for &(shape, n, p, c) in &[
+            (64.0, 70u64, 0.25, 2.309),
+            (90.0, 100, 0.25, 2.309),
+            (1800.0, 2000, 0.25, 2.309),
+            (900.0, 1000, 0.1, 3.0),
+            (20_000.0, 20_000, 0.5, 1.0),
+            (150.0, 900, 0.25, 2.309),
+            (5000.0, 40, 0.3, 2.0),
+        ] {
+            let lg = ln_gamma(shape);
+            let mean = shape + n as f64 * c * p;
+            let sd = (shape + n as f64 * c * c * p * (1.0 - p)).sqrt();
+            for z in [-3.0, 0.0, 1.0, 1.7, 3.0, 6.0, 12.0, 25.0, 40.0] {
+                let x = mean + z * sd;
+                let swept = gamma_binomial_sweep(shape, lg, n, p, c, x);
+                let fresh = gamma_binomial_direct(shape, lg, n, p, c, x);
+                assert!(
+                    close(swept, fresh, 1e-9),
+                    "shape={shape} n={n} z={z}: {swept} vs {fresh}"
+                );
+                assert!(swept > 0.0 || fresh == 0.0);
             }
         }
     }

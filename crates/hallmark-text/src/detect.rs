@@ -149,6 +149,18 @@ pub(crate) fn detect(
     skip: usize,
     exclude: &[u32],
 ) -> Result<Detection, Error> {
+    detect_with(m, tokens, skip, exclude, LONG_TEXT)
+}
+
+/// [`detect`], treating texts of at least `long_text` scored tokens as long (bookkeeping by
+/// sorting rather than per position; the answers are the same).
+pub(crate) fn detect_with(
+    m: &TextMark,
+    tokens: &[u32],
+    skip: usize,
+    exclude: &[u32],
+    long_text: usize,
+) -> Result<Detection, Error> {
     let (h, hmax) = (m.config.context, m.config.max_context);
     let start = skip.max(h);
     if tokens.len() <= start {
@@ -195,11 +207,14 @@ pub(crate) fn detect(
     // noise, and a passage pasted after other text keeps all its pairs). With several widths,
     // the width comes from the context rule, whose keyed contexts never repeat.
     let pairwise = hmax == h;
-    // Long texts: whether each position's (context, token) pair occurs there for the first
-    // time, all at once by sorting; the set then only holds the excluded prompt's pairs.
-    let long = tokens.len() - start >= LONG_TEXT;
-    let first_pairs =
-        (long && (green.is_some() || pairwise)).then(|| novel::first_windows(tokens, start, h + 1));
+    // Long texts: the set then only holds the excluded prompt's pairs.
+    let long = tokens.len() - start >= long_text;
+    // Long texts: each position's context width and whether its (context, token) pair is new,
+    // all at once by sorting (same answers, fewer cache misses than a map lookup per position).
+    let want_widths = stream.is_some() && !pairwise;
+    let want_pairs = green.is_some() || pairwise;
+    let bulk = long.then(|| novel::long_text(tokens, start, h, hmax, want_widths, want_pairs));
+    let first_pairs = bulk.as_ref().filter(|_| want_pairs).map(|b| &b.first_pairs);
     let excluded_green = if long {
         std::mem::take(&mut seen)
     } else {
@@ -210,10 +225,7 @@ pub(crate) fn detect(
     }
     let mut seen_exp: FxHashSet<u32> = FxHashSet::default();
     let mut novelty = Novelty::new(h, hmax);
-    // Long texts: every position's width at once, by sorting (same answers, fewer cache
-    // misses than a map lookup per position).
-    let sorted =
-        (stream.is_some() && !pairwise && long).then(|| novel::widths(tokens, start, h, hmax));
+    let sorted = bulk.as_ref().filter(|_| want_widths).map(|b| &b.widths);
     // Prefix sums over positions: evidence counts and score.
     let n = tokens.len();
     let mut cnt = vec![Counts::default(); n + 1];

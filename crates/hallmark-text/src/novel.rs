@@ -85,80 +85,122 @@ impl Novelty {
     }
 }
 
-/// Every position's answer at once for positions `start..tokens.len()` (index `i - start` of
-/// the result; 0 where [`Novelty::step`] answers None), as if `step` were called for each in
-/// order: for long texts. A context is new at a position when it is the first occurrence of
-/// its hash among the positions that have that width, found by sorting (position, context)
-/// pairs by hash, which reads memory in order where a hash map would miss the cache on most
-/// lookups of a long text.
-pub(crate) fn widths(tokens: &[u32], start: usize, h: usize, hmax: usize) -> Vec<u8> {
+/// A long text's bookkeeping, all at once (for texts where a map lookup per position would
+/// miss the cache on most lookups): see [`long_text`].
+#[derive(Debug)]
+pub(crate) struct LongText {
+    /// For positions `start..n` (index `i - start`): [`Novelty::step`]'s answer as if called
+    /// for each position in order, 0 for None. Empty unless asked for.
+    pub(crate) widths: Vec<u8>,
+    /// For positions `start..n`: whether the `h + 1` tokens ending at the position (its
+    /// context and itself: a green-list pair) occur there for the first time among the
+    /// positions from `start`. Empty unless asked for.
+    pub(crate) first_pairs: Vec<bool>,
+}
+
+/// [`LongText`] for `tokens` from `start` (at least `h`), with context widths `h..=hmax` when
+/// `widths` and the `(h + 1)`-token pairs when `pairs`.
+///
+/// Contexts are compared by hash, as [`Novelty`] does, by sorting (hash, position) keys and
+/// reading runs of equal hashes. Width by width, only positions whose shorter context repeats
+/// are sorted: a width-`w` context can only repeat where its width-`w - 1` suffix does (the
+/// same restriction [`Novelty`] applies lazily), so past the first width the sorts shrink
+/// fast. A token's pair is the next position's width-`h + 1` context, so one sort serves both.
+/// Position `n` (after the last token) takes part only to give the last token's pair.
+pub(crate) fn long_text(
+    tokens: &[u32],
+    start: usize,
+    h: usize,
+    hmax: usize,
+    widths: bool,
+    pairs: bool,
+) -> LongText {
     let n = tokens.len();
-    let mut out = vec![0u8; n.saturating_sub(start)];
-    if n >= PROMOTED as usize || hmax > usize::from(u8::MAX) {
+    let mut out = LongText {
+        widths: vec![0u8; if widths { n.saturating_sub(start) } else { 0 }],
+        first_pairs: vec![true; if pairs { n.saturating_sub(start) } else { 0 }],
+    };
+    let top = if widths { hmax.max(h) } else { h }.max(if pairs { h + 1 } else { h });
+    if start >= n || n >= PROMOTED as usize || top > usize::from(u8::MAX) || h == 0 {
         return out;
     }
+    // Positions (contexts) taking part: up to n when pairs are asked for.
+    let last = if pairs { n } else { n - 1 };
     let (mut keys, mut tmp): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
-    for w in h..=hmax.max(h) {
+    // Positions whose context at the current width repeats (candidates for the next width).
+    let mut repeated: Vec<u32> = Vec::new();
+    for w in h..=top {
         let from = start.max(w);
-        if from >= n {
+        if from > last {
             break;
         }
-        if w == 1 {
-            // One token: first occurrences through an array indexed by token id.
-            let mut seen = vec![false; 1 << 16];
-            for i in from..n {
+        let record_width = widths && w <= hmax;
+        let record_pairs = pairs && w == h + 1;
+        if w == h && w == 1 {
+            // One token: first occurrences and counts through arrays indexed by token id.
+            let vocab = (from - 1..last).map(|i| tokens[i]).max().unwrap_or(0) as usize + 1;
+            let mut count = vec![0u8; vocab];
+            for i in from..=last {
                 let t = tokens[i - 1] as usize;
-                if t >= seen.len() {
-                    seen.resize((t + 1).next_power_of_two(), false);
+                if count[t] == 0 && record_width && i < n {
+                    out.widths[i - start] = 1;
                 }
-                if !seen[t] {
-                    seen[t] = true;
-                    if out[i - start] == 0 {
-                        out[i - start] = 1;
-                    }
-                }
+                count[t] = count[t].saturating_add(1);
             }
+            repeated.clear();
+            repeated.extend(
+                (from..=last)
+                    .filter(|&i| count[tokens[i - 1] as usize] > 1)
+                    .map(|i| i as u32),
+            );
             continue;
         }
         keys.clear();
-        keys.extend((from..n).map(|i| u64::from(ctx_hash(&tokens[i - w..i])) << 32 | i as u64));
+        let hash = |i: usize| u64::from(ctx_hash(&tokens[i - w..i])) << 32 | i as u64;
+        if w == h {
+            keys.extend((from..=last).map(hash));
+        } else {
+            keys.extend(
+                repeated
+                    .iter()
+                    .map(|&i| i as usize)
+                    .filter(|&i| i >= w)
+                    .map(hash),
+            );
+        }
         radix_sort_by_high_half(&mut keys, &mut tmp);
-        let mut prev = None;
-        for &k in &keys {
-            let hash = (k >> 32) as u32;
-            if prev != Some(hash) {
-                prev = Some(hash);
-                let slot = &mut out[k as u32 as usize - start];
+        repeated.clear();
+        let mut g = 0;
+        while g < keys.len() {
+            let group = keys[g] >> 32;
+            let mut e = g + 1;
+            while e < keys.len() && keys[e] >> 32 == group {
+                e += 1;
+            }
+            let pos = |k: u64| k as u32 as usize;
+            if record_width && pos(keys[g]) < n {
+                let slot = &mut out.widths[pos(keys[g]) - start];
                 if *slot == 0 {
                     *slot = w as u8;
                 }
             }
-        }
-    }
-    out
-}
-
-/// For positions `start..tokens.len()`: whether the `len` tokens ending at the position
-/// (inclusive) occur there for the first time among the positions from `start` that have
-/// that many tokens (the green list's (context, token) pairs when `len` is `h + 1`). Hash
-/// equality, like [`Novelty`]; sorted, for long texts.
-pub(crate) fn first_windows(tokens: &[u32], start: usize, len: usize) -> Vec<bool> {
-    let n = tokens.len();
-    let mut out = vec![false; n.saturating_sub(start)];
-    let from = start.max(len.saturating_sub(1));
-    if from >= n || n >= PROMOTED as usize {
-        return out;
-    }
-    let mut keys: Vec<u64> = (from..n)
-        .map(|i| u64::from(ctx_hash(&tokens[i + 1 - len..=i])) << 32 | i as u64)
-        .collect();
-    radix_sort_by_high_half(&mut keys, &mut Vec::new());
-    let mut prev = None;
-    for &k in &keys {
-        let hash = (k >> 32) as u32;
-        if prev != Some(hash) {
-            prev = Some(hash);
-            out[k as u32 as usize - start] = true;
+            if e - g > 1 {
+                repeated.extend(keys[g..e].iter().map(|&k| k as u32));
+                if record_pairs {
+                    // The token before each position closes a pair; positions from
+                    // start + 1 count (the pair of the token at start onwards).
+                    let mut first = true;
+                    for &k in &keys[g..e] {
+                        if pos(k) > start {
+                            if !first {
+                                out.first_pairs[pos(k) - 1 - start] = false;
+                            }
+                            first = false;
+                        }
+                    }
+                }
+            }
+            g = e;
         }
     }
     out
@@ -249,7 +291,8 @@ mod tests {
             let start = case % 7;
             let want = eager(&t, start, h, hmax);
             // All at once by sorting (0 for none).
-            let all: Vec<Option<usize>> = widths(&t, start, h, hmax)
+            let all: Vec<Option<usize>> = long_text(&t, start, h, hmax, true, case % 2 == 0)
+                .widths
                 .into_iter()
                 .map(|w| (w > 0).then_some(usize::from(w)))
                 .collect();
@@ -262,19 +305,21 @@ mod tests {
     }
 
     #[test]
-    fn first_windows_match_a_set() {
+    fn first_pairs_match_a_set() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         for case in 0..100 {
             let t: Vec<u32> = (0..300)
                 .map(|_| rng.gen_range(0..[2u32, 4, 50][case % 3]))
                 .collect();
-            let (start, len) = (case % 5, 1 + case % 3);
+            let h = 1 + case % 3;
+            let start = h + case % 5;
             let mut seen = std::collections::HashSet::new();
             let want: Vec<bool> = (start..t.len())
-                .map(|i| i + 1 >= len && seen.insert(t[i + 1 - len..=i].to_vec()))
+                .map(|i| seen.insert(t[i - h..=i].to_vec()))
                 .collect();
-            assert_eq!(first_windows(&t, start, len), want, "case {case}");
+            let got = long_text(&t, start, h, h + case % 2, case % 4 < 2, true).first_pairs;
+            assert_eq!(got, want, "case {case}");
         }
     }
 }

@@ -341,3 +341,44 @@ fn hybrid_null_tail_passes_the_window_screen() {
         }
     }
 }
+
+#[test]
+fn long_texts_score_as_short_ones_do() {
+    // The bulk bookkeeping of long texts (sorting) against the per-position one, on text that
+    // repeats itself, with and without an excluded prompt, for every kind of configuration.
+    let mut rng = StdRng::seed_from_u64(11);
+    let configs = [
+        Config::gumbel(),
+        Config::robust(),
+        Config::kgw(),
+        Config::kgw_robust(),
+        Config::from_header("hallmark-text/1 gumbel h=2").expect("header"),
+        Config::from_header("hallmark-text/1 kgw-gumbel h=2 hmax=4 gamma=0.5 delta=1")
+            .expect("header"),
+    ];
+    for (ci, config) in configs.into_iter().enumerate() {
+        let m = TextMark::new(&key(), config);
+        let vocab = [30u32, 4000][ci % 2];
+        let mut t: Vec<u32> = (0..2000).map(|_| rng.gen_range(0..vocab)).collect();
+        t.extend(generate(Some(&m), 1500, ci as u64, 1.0, 1.0));
+        let copy = t[100..700].to_vec();
+        t.extend(copy);
+        let prompt = t[..40].to_vec();
+        for (skip, exclude) in [
+            (0, &[][..]),
+            (40, &[][..]),
+            (40, &prompt[..]),
+            (3, &t[2500..2600]),
+        ] {
+            let short = detect::detect_with(&m, &t, skip, exclude, usize::MAX).expect("scores");
+            let long = detect::detect_with(&m, &t, skip, exclude, 0).expect("scores");
+            assert_eq!(
+                format!("{short:?}"),
+                format!("{long:?}"),
+                "{} skip {skip}",
+                config.to_header()
+            );
+            assert!(short.tokens_scored > 1000);
+        }
+    }
+}

@@ -114,8 +114,21 @@ fn schemes() -> Vec<(&'static str, Option<Config>)> {
         ),
         // ...and by the shortest new context of 1 to 3 tokens: `Config::robust()`.
         ("kgw-gumbel-h1..3-d2", Some(Config::robust())),
+        // A light bias: can the hybrid stay within the 10% perplexity budget?
+        (
+            "kgw-gumbel-h1..3-d1",
+            hdr("hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=1"),
+        ),
         ("none", None),
     ]
+}
+
+/// The benchmark's schemes, or those named by `--only` ("none" is the unwatermarked baseline).
+fn selected(a: &Args) -> Vec<(&'static str, Option<Config>)> {
+    schemes()
+        .into_iter()
+        .filter(|(n, _)| a.only.as_ref().is_none_or(|o| o.iter().any(|x| x == n)))
+        .collect()
 }
 
 fn key_for(i: usize) -> WatermarkKey {
@@ -135,6 +148,7 @@ struct Args {
     keys: usize,
     docs: usize,
     schemes: Option<String>,
+    only: Option<Vec<String>>,
 }
 
 fn parse() -> Args {
@@ -149,6 +163,7 @@ fn parse() -> Args {
         keys: 100,
         docs: 500,
         schemes: None,
+        only: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -164,6 +179,7 @@ fn parse() -> Args {
             "--keys" => a.keys = next(i).parse().unwrap_or(a.keys),
             "--docs" => a.docs = next(i).parse().unwrap_or(a.docs),
             "--schemes" => a.schemes = Some(next(i)),
+            "--only" => a.only = Some(next(i).split(',').map(String::from).collect()),
             c if a.cmd.is_empty() && !c.starts_with('-') => {
                 a.cmd = c.to_string();
                 i += 1;
@@ -188,7 +204,7 @@ fn main() {
         "speed" => speed_only(&a),
         _ => {
             eprintln!(
-                "usage: text-eval (generate|report|null|speed) [--schemes HEADER;HEADER] [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
+                "usage: text-eval (generate|report|null|speed) [--schemes HEADER;HEADER] [--only NAME,NAME] [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
             );
             std::process::exit(2);
         }
@@ -229,7 +245,7 @@ fn generate(a: &Args) -> Res<()> {
     let mut jobs = vec![];
     for p in 0..a.prompts.min(TOPICS.len()) {
         for &t in &TEMPS {
-            for (name, cfg) in schemes() {
+            for (name, cfg) in selected(a) {
                 if !done.contains(&job_id(p, t, name)) {
                     jobs.push((p, t, name, cfg));
                 }
@@ -312,7 +328,7 @@ fn report(a: &Args) -> Res<()> {
     }
     let tok = TextTokenizer::from_file(&a.model)?;
     let mut md = String::new();
-    let cfgs: BTreeMap<&str, Config> = schemes()
+    let cfgs: BTreeMap<&str, Config> = selected(a)
         .into_iter()
         .filter_map(|(n, c)| c.map(|c| (n, c)))
         .collect();
@@ -402,7 +418,7 @@ fn report(a: &Args) -> Res<()> {
     };
     for &t in &TEMPS {
         let base = ppl("none", t);
-        for (name, _) in schemes() {
+        for (name, _) in selected(a) {
             if let Some(p) = ppl(name, t) {
                 let rel = base
                     .map(|b| format!("{:+.1}%", 100.0 * (p / b - 1.0)))

@@ -225,6 +225,9 @@ pub(crate) fn detect_with(
     }
     let mut seen_exp: FxHashSet<u32> = FxHashSet::default();
     let mut novelty = Novelty::new(h, hmax);
+    if stream.is_some() && !pairwise && !long {
+        novelty.reserve(tokens.len() - start);
+    }
     let sorted = bulk.as_ref().filter(|_| want_widths).map(|b| &b.widths);
     // Prefix sums over positions: evidence counts and score.
     let n = tokens.len();
@@ -299,15 +302,16 @@ pub(crate) fn detect_with(
     let n_windows = windows.len() as f64;
     let mut hits: Vec<Span> = vec![];
     let mut best = 1.0f64;
-    // With 20 or more windows, a window whose score is less than 1.5 standard deviations above
-    // its null mean has an exact tail above 0.05 (both nulls are right-skewed), so its corrected
-    // p-value is 1: skip the exact tail. Fewer windows: compute every tail.
-    let screen = n_windows >= 20.0;
+    // A window whose score is less than 1.5 standard deviations above its null mean has an
+    // exact tail above 0.05 (both nulls are right-skewed), so its corrected p-value is at
+    // least 0.05 times the number of windows: skip its exact tail. Skipping can only raise
+    // the reported p-value, and only where it would have been at least 0.1 (twice that
+    // window's corrected p-value); with 20 windows or more those windows are at 1 anyway.
     for (s, e) in windows {
         let c = cnt[e] - cnt[s];
         let score = sum[e] - sum[s];
         let (mean, var) = moments(scheme, c);
-        if screen && (var == 0.0 || score - mean <= 1.5 * var.sqrt()) {
+        if var == 0.0 || score - mean <= 1.5 * var.sqrt() {
             continue;
         }
         // The hybrid's exact tail is a sum of Gamma tails: first a Chernoff bound (an upper

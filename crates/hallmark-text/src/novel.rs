@@ -46,6 +46,14 @@ impl Novelty {
         }
     }
 
+    /// Room for `positions` more positions without rehashing (every position records its
+    /// shortest context; longer ones are recorded only where that repeats).
+    pub(crate) fn reserve(&mut self, positions: usize) {
+        if let Some(first) = self.maps.first_mut() {
+            first.reserve(positions);
+        }
+    }
+
     /// For the position right after `prefix` (its index is `prefix.len()`): the shortest
     /// width in `h..=hmax` whose context (the last `width` tokens of `prefix`) no earlier
     /// position had, or None when every available width repeats. Records the position.

@@ -7,6 +7,7 @@ use hallmark::{WatermarkKey, c2pa::SigningCredential};
 use serde_json::json;
 
 use crate::files::write_atomic;
+use crate::text::TEXT_CONFIG;
 
 pub const WATERMARK_KEY: &str = "watermark.key";
 pub const SIGNING_KEY: &str = "c2pa-signing.key";
@@ -29,18 +30,33 @@ pub struct KeygenArgs {
     /// manifest stops validating when the certificate expires, so keep it long.
     #[arg(long, default_value_t = 3650)]
     pub validity_days: u32,
+    /// Text watermark scheme recorded for these keys (text-watermark.conf), used by `text
+    /// generate` and `text detect` unless they pass --scheme: gumbel (the default), kgw,
+    /// robust, kgw-robust, or a full "hallmark-text/1 ..." header.
+    #[arg(long, default_value = "gumbel", value_name = "SCHEME")]
+    pub text_scheme: String,
     /// Overwrite existing key files.
     #[arg(long)]
     pub force: bool,
 }
 
 pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
+    let text_scheme = crate::text::parse_scheme(&args.text_scheme)
+        .context("--text-scheme")?
+        .to_header();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let paths: Vec<PathBuf> = [WATERMARK_KEY, SIGNING_KEY, CHAIN, CA, PUBLIC_INFO]
-        .iter()
-        .map(|f| args.out.join(f))
-        .collect();
+    let paths: Vec<PathBuf> = [
+        WATERMARK_KEY,
+        SIGNING_KEY,
+        CHAIN,
+        CA,
+        PUBLIC_INFO,
+        TEXT_CONFIG,
+    ]
+    .iter()
+    .map(|f| args.out.join(f))
+    .collect();
     if !args.force {
         let existing: Vec<String> = paths
             .iter()
@@ -64,14 +80,21 @@ pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
     write_atomic(&paths[1], certs.key_pem.as_bytes(), Some(0o600))?;
     write_atomic(&paths[2], certs.chain_pem.as_bytes(), Some(0o644))?;
     write_atomic(&paths[3], certs.ca_pem.as_bytes(), Some(0o644))?;
+    write_atomic(
+        &paths[5],
+        format!("{text_scheme}\n").as_bytes(),
+        Some(0o644),
+    )?;
     let info = json!({
         "watermark_key_id": wm.id().to_string(),
+        "text_scheme": text_scheme,
         "signer": certs.info,
         "files": {
             "watermark_key": paths[0].display().to_string(),
             "signing_key": paths[1].display().to_string(),
             "certificate_chain": paths[2].display().to_string(),
             "trust_anchor": paths[3].display().to_string(),
+            "text_config": paths[5].display().to_string(),
         },
     });
     write_atomic(
@@ -101,6 +124,7 @@ pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
             "  trust anchor    {}  (give verifiers this file)",
             paths[3].display()
         );
+        println!("  text scheme     {}  ({text_scheme})", paths[5].display());
         println!("  signer SHA-256  {}", certs.info.signer_sha256);
         println!("  CA SHA-256      {}", certs.info.ca_sha256);
         println!(

@@ -40,7 +40,8 @@ pub struct SchemeArgs {
     /// perplexity; green list plus exponential scores: "hallmark-text/1 kgw-gumbel h=1 hmax=3
     /// gamma=0.25 delta=2"), `kgw-robust` (an earlier preset for edits, at twice the
     /// perplexity: "hallmark-text/1 kgw h=1 gamma=0.25 delta=3"), or any full header.
-    /// Default: the text-watermark.conf in the keys folder, else gumbel.
+    /// Default: the scheme recorded in the keys folder's text-watermark.conf (keygen writes
+    /// it; keys made before it did: "hallmark-text/1 gumbel h=2").
     #[arg(long)]
     scheme: Option<String>,
 }
@@ -115,31 +116,50 @@ pub struct DetectArgs {
     scheme: SchemeArgs,
 }
 
-/// The scheme: `--scheme`, else text-watermark.conf next to the key, else the default.
+/// The scheme of a key without a text-watermark.conf beside it: hallmark's default before
+/// `keygen` recorded the scheme, so text watermarked with such keys keeps detecting.
+pub const UNRECORDED_SCHEME: &str = "hallmark-text/1 gumbel h=2";
+
+/// A scheme by preset name (gumbel, kgw, kgw-robust, robust) or full header.
+pub fn parse_scheme(s: &str) -> Result<Config> {
+    Ok(match s {
+        "kgw" => Config::kgw(),
+        "kgw-robust" => Config::kgw_robust(),
+        "robust" => Config::robust(),
+        "gumbel" => Config::gumbel(),
+        header => Config::from_header(header).with_context(|| {
+            format!(
+                "scheme {header:?}: expected gumbel, kgw, kgw-robust, robust or a hallmark-text/1 header"
+            )
+        })?,
+    })
+}
+
+/// The scheme: `--scheme`, else the text-watermark.conf in the key's folder, else (keys made
+/// before keygen wrote that file) [`UNRECORDED_SCHEME`]. Generation and detection resolve it
+/// the same way, so they agree without flags.
 fn resolve_config(scheme: &SchemeArgs, key: Option<&Path>) -> Result<Config> {
     if let Some(s) = &scheme.scheme {
-        return Ok(match s.as_str() {
-            "kgw" => Config::kgw(),
-            "kgw-robust" => Config::kgw_robust(),
-            "robust" => Config::robust(),
-            "gumbel" => Config::gumbel(),
-            header => Config::from_header(header).with_context(|| {
-                format!(
-                    "--scheme {header:?}: expected gumbel, kgw, kgw-robust, robust or a hallmark-text/1 header"
-                )
-            })?,
-        });
+        return parse_scheme(s).context("--scheme");
     }
-    if let Some(dir) = key.filter(|k| k.is_dir()) {
-        let p = dir.join(TEXT_CONFIG);
-        if p.exists() {
+    let Some(key) = key else {
+        return Ok(Config::default());
+    };
+    let dir = if key.is_dir() {
+        Some(key)
+    } else {
+        key.parent()
+    };
+    let conf = dir.map(|d| d.join(TEXT_CONFIG)).filter(|p| p.exists());
+    match conf {
+        Some(p) => {
             let t = std::fs::read_to_string(&p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
-            return Config::from_header(t.trim())
-                .with_context(|| format!("{} is not a text watermark header", p.display()));
+            Config::from_header(t.trim())
+                .with_context(|| format!("{} is not a text watermark header", p.display()))
         }
+        None => Ok(Config::from_header(UNRECORDED_SCHEME)?),
     }
-    Ok(Config::default())
 }
 
 pub fn run(json: bool, quiet: bool, cmd: &TextCmd) -> Result<i32> {

@@ -135,6 +135,83 @@ fn wrong_key_and_wrong_scheme_do_not_detect() {
 }
 
 #[test]
+fn keygen_records_the_scheme_and_older_keys_keep_theirs() {
+    let x = setup();
+    let conf = std::path::Path::new(&x.keys).join("text-watermark.conf");
+    let recorded = std::fs::read_to_string(&conf).expect("keygen writes text-watermark.conf");
+    assert_eq!(recorded.trim(), "hallmark-text/1 gumbel h=1 hmax=3");
+    // Keys from before keygen recorded the scheme: both sides use the default of that time,
+    // so text watermarked then is still found with it.
+    std::fs::remove_file(&conf).unwrap();
+    x.generate("old.txt", 4, &[]);
+    let (code, v) = x.detect_json("old.txt", &[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["scheme"], "hallmark-text/1 gumbel h=2");
+    // Another preset recorded at keygen, found by a detector given the key file itself.
+    let dir = x.t.path("robust-keys");
+    let d = dir.to_str().unwrap();
+    hm(&["keygen", "--out", d, "-q", "--text-scheme", "robust"])
+        .run()
+        .code(0);
+    let recorded = std::fs::read_to_string(dir.join("text-watermark.conf")).unwrap();
+    assert_eq!(
+        recorded.trim(),
+        "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2"
+    );
+    let key_file = dir.join("watermark.key");
+    let out = x.t.path("r.txt");
+    hm(&[
+        "text",
+        "generate",
+        "--model",
+        &x.model,
+        "--key",
+        d,
+        "--prompt",
+        "Once upon a time",
+        "--max-tokens",
+        "200",
+        "--min-tokens",
+        "200",
+        "--seed",
+        "5",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
+    let det = hm(&[
+        "--json",
+        "text",
+        "detect",
+        "--key",
+        key_file.to_str().unwrap(),
+        "--tokenizer",
+        &x.model,
+        out.to_str().unwrap(),
+    ])
+    .run();
+    let v = det.json_lines().pop().unwrap_or_default();
+    assert_eq!(det.status, Some(0), "{v}");
+    assert_eq!(
+        v["scheme"],
+        "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2"
+    );
+    // An unknown scheme is refused before any key is written.
+    let bad = x.t.path("bad-keys");
+    hm(&[
+        "keygen",
+        "--out",
+        bad.to_str().unwrap(),
+        "--text-scheme",
+        "nonsense",
+    ])
+    .run()
+    .code(2);
+    assert!(!bad.join("watermark.key").exists());
+}
+
+#[test]
 fn kgw_scheme_from_the_keys_folder_config() {
     let x = setup();
     // The scheme recorded next to the key is used by both sides without flags.

@@ -28,6 +28,10 @@ fn setup() -> Text {
 
 impl Text {
     fn generate(&self, out: &str, seed: u64, extra: &[&str]) -> String {
+        self.generate_with(&self.keys, out, seed, extra)
+    }
+
+    fn generate_with(&self, key: &str, out: &str, seed: u64, extra: &[&str]) -> String {
         let o = self.t.path(out);
         let seed = seed.to_string();
         let mut args = vec![
@@ -36,7 +40,7 @@ impl Text {
             "--model",
             &self.model,
             "--key",
-            &self.keys,
+            key,
             "--prompt",
             "Once upon a time",
             "--max-tokens",
@@ -56,13 +60,22 @@ impl Text {
     }
 
     fn detect_json(&self, file: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+        self.detect_json_with(&self.keys, file, extra)
+    }
+
+    fn detect_json_with(
+        &self,
+        key: &str,
+        file: &str,
+        extra: &[&str],
+    ) -> (Option<i32>, serde_json::Value) {
         let p = self.t.path(file);
         let mut args = vec![
             "--json",
             "text",
             "detect",
             "--key",
-            &self.keys,
+            key,
             "--tokenizer",
             &self.model,
             p.to_str().unwrap(),
@@ -158,41 +171,10 @@ fn keygen_records_the_scheme_and_older_keys_keep_theirs() {
         recorded.trim(),
         "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2"
     );
+    x.generate_with(d, "r.txt", 5, &[]);
     let key_file = dir.join("watermark.key");
-    let out = x.t.path("r.txt");
-    hm(&[
-        "text",
-        "generate",
-        "--model",
-        &x.model,
-        "--key",
-        d,
-        "--prompt",
-        "Once upon a time",
-        "--max-tokens",
-        "200",
-        "--min-tokens",
-        "200",
-        "--seed",
-        "5",
-        "-o",
-        out.to_str().unwrap(),
-    ])
-    .run()
-    .code(0);
-    let det = hm(&[
-        "--json",
-        "text",
-        "detect",
-        "--key",
-        key_file.to_str().unwrap(),
-        "--tokenizer",
-        &x.model,
-        out.to_str().unwrap(),
-    ])
-    .run();
-    let v = det.json_lines().pop().unwrap_or_default();
-    assert_eq!(det.status, Some(0), "{v}");
+    let (code, v) = x.detect_json_with(key_file.to_str().unwrap(), "r.txt", &[]);
+    assert_eq!(code, Some(0), "{v}");
     assert_eq!(
         v["scheme"],
         "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2"

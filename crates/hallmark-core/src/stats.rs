@@ -632,6 +632,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        #[test]
+        fn gamma_binomial_tail_is_a_tail(
+            shape in 64.0f64..50_000.0,
+            n in 1u64..60_000,
+            p in 0.01f64..0.99,
+            c in 0.1f64..5.0,
+            z in -5.0f64..30.0,
+        ) {
+            // Any parameters: a probability, never increasing in x, equal to the fresh sum.
+            let lg = ln_gamma(shape);
+            let mean = shape + n as f64 * c * p;
+            let sd = (shape + n as f64 * c * c * p * (1.0 - p)).sqrt();
+            let x = mean + z * sd;
+            let a = gamma_binomial_sf(shape, n, p, c, x);
+            let b = gamma_binomial_sf(shape, n, p, c, x + 0.5 * sd);
+            proptest::prop_assert!((0.0..=1.0).contains(&a) && b <= a * (1.0 + 1e-12), "{a} {b}");
+            let fresh = gamma_binomial_direct(shape, lg, n, p, c, x);
+            proptest::prop_assert!(
+                (a - fresh).abs() <= 1e-9 * fresh.max(1e-300),
+                "{a} vs {fresh}"
+            );
+        }
+    }
+
     #[test]
     fn gamma_binomial_matches_simulation() {
         use rand::{Rng, SeedableRng};

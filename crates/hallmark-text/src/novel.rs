@@ -93,6 +93,9 @@ impl Novelty {
     }
 }
 
+/// Largest token id + 1 for which [`long_text`] counts one-token contexts in an array.
+const MAX_ARRAY_VOCAB: usize = 1 << 22;
+
 /// A long text's bookkeeping, all at once (for texts where a map lookup per position would
 /// miss the cache on most lookups): see [`long_text`].
 #[derive(Debug)]
@@ -144,9 +147,14 @@ pub(crate) fn long_text(
         }
         let record_width = widths && w <= hmax;
         let record_pairs = pairs && w == h + 1;
-        if w == h && w == 1 {
-            // One token: first occurrences and counts through arrays indexed by token id.
-            let vocab = (from - 1..last).map(|i| tokens[i]).max().unwrap_or(0) as usize + 1;
+        // One token: first occurrences and counts through an array indexed by token id (for
+        // vocabularies of real tokenizers; arbitrary ids take the sorting path below).
+        let vocab = if w == 1 {
+            (from - 1..last).map(|i| tokens[i]).max().unwrap_or(0) as usize + 1
+        } else {
+            usize::MAX
+        };
+        if w == h && vocab <= MAX_ARRAY_VOCAB {
             let mut count = vec![0u8; vocab];
             for i in from..=last {
                 let t = tokens[i - 1] as usize;
@@ -294,6 +302,10 @@ mod tests {
             if case % 3 == 0 {
                 let copy = t[10..60].to_vec();
                 t.splice(100..150, copy);
+            }
+            if case % 7 == 6 {
+                // Ids far beyond any vocabulary (the sorting path for one-token contexts).
+                t.iter_mut().for_each(|x| *x = *x * 200_000_000 + 7);
             }
             let (h, hmax) = [(1, 1), (1, 2), (1, 3), (2, 4), (1, 5)][case % 5];
             let start = case % 7;

@@ -149,6 +149,7 @@ struct Args {
     docs: usize,
     schemes: Option<String>,
     only: Option<Vec<String>>,
+    topics: Option<PathBuf>,
 }
 
 fn parse() -> Args {
@@ -164,6 +165,7 @@ fn parse() -> Args {
         docs: 500,
         schemes: None,
         only: None,
+        topics: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -180,6 +182,7 @@ fn parse() -> Args {
             "--docs" => a.docs = next(i).parse().unwrap_or(a.docs),
             "--schemes" => a.schemes = Some(next(i)),
             "--only" => a.only = Some(next(i).split(',').map(String::from).collect()),
+            "--topics" => a.topics = Some(next(i).into()),
             c if a.cmd.is_empty() && !c.starts_with('-') => {
                 a.cmd = c.to_string();
                 i += 1;
@@ -204,7 +207,7 @@ fn main() {
         "speed" => speed_only(&a),
         _ => {
             eprintln!(
-                "usage: text-eval (generate|report|null|speed) [--schemes HEADER;HEADER] [--only NAME,NAME] [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
+                "usage: text-eval (generate|report|null|speed) [--schemes HEADER;HEADER] [--only NAME,NAME] [--topics FILE] [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
             );
             std::process::exit(2);
         }
@@ -243,7 +246,17 @@ fn generate(a: &Args) -> Res<()> {
         .filter_map(|v| v["job"].as_str().map(String::from))
         .collect();
     let mut jobs = vec![];
-    for p in 0..a.prompts.min(TOPICS.len()) {
+    let topics: Vec<String> = match &a.topics {
+        // Other prompts (one topic per line), for a held-out check: use another --out.
+        Some(f) => std::fs::read_to_string(f)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        None => TOPICS.iter().map(|t| t.to_string()).collect(),
+    };
+    for p in 0..a.prompts.min(topics.len()) {
         for &t in &TEMPS {
             for (name, cfg) in selected(a) {
                 if !done.contains(&job_id(p, t, name)) {
@@ -273,7 +286,7 @@ fn generate(a: &Args) -> Res<()> {
                     let Some((p, t, name, cfg)) = job else {
                         return Ok(());
                     };
-                    let prompt = format!("Write a few paragraphs about {}.", TOPICS[p]);
+                    let prompt = format!("Write a few paragraphs about {}.", topics[p]);
                     let ids = model.prompt_ids(&prompt, false)?;
                     let mark = cfg.map(|c| TextMark::new(&key_for(p), c));
                     let seed = (p as u64) << 8 | u64::from((t * 10.0) as u8);

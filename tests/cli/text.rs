@@ -179,6 +179,37 @@ fn keygen_records_the_scheme_and_older_keys_keep_theirs() {
         v["scheme"],
         "hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=2"
     );
+    // A damaged scheme file is an error on both sides (never a silent fallback), and
+    // generation writes nothing.
+    std::fs::write(dir.join("text-watermark.conf"), "hallmark-text/1 kgw h=x\n").unwrap();
+    let out = hm(&[
+        "text",
+        "detect",
+        "--key",
+        d,
+        "--tokenizer",
+        &x.model,
+        x.t.path("r.txt").to_str().unwrap(),
+    ])
+    .run();
+    out.code(2);
+    assert!(out.stderr.contains("text-watermark.conf"), "{}", out.stderr);
+    let o = x.t.path("never.txt");
+    hm(&[
+        "text",
+        "generate",
+        "--model",
+        &x.model,
+        "--key",
+        d,
+        "--prompt",
+        "Once upon a time",
+        "-o",
+        o.to_str().unwrap(),
+    ])
+    .run()
+    .code(2);
+    assert!(!o.exists());
     // An unknown scheme is refused before any key is written.
     let bad = x.t.path("bad-keys");
     hm(&[

@@ -499,6 +499,15 @@ pub fn ln_gamma(x: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// Null mean and standard deviation of Gamma(shape) + c Binomial(n, p).
+    fn null_mean_sd(shape: f64, n: u64, p: f64, c: f64) -> (f64, f64) {
+        let nf = n as f64;
+        (
+            shape + nf * c * p,
+            (shape + nf * c * c * p * (1.0 - p)).sqrt(),
+        )
+    }
+
     fn close(a: f64, b: f64, rel: f64) -> bool {
         ((a - b) / b).abs() < rel
     }
@@ -581,8 +590,7 @@ mod tests {
             (400, 0.1, 3.0),
         ] {
             let shape = (n as f64 * 0.7).ceil();
-            let mean = shape + n as f64 * c * p;
-            let sd = (shape + n as f64 * c * c * p * (1.0 - p)).sqrt();
+            let (mean, sd) = null_mean_sd(shape, n, p, c);
             for z in [-2.0, 0.0, 1.0, 3.0, 6.0, 12.0] {
                 let x = mean + z * sd;
                 let want = log_sum_exp(
@@ -617,8 +625,7 @@ mod tests {
             (5000.0, 40, 0.3, 2.0),
         ] {
             let lg = ln_gamma(shape);
-            let mean = shape + n as f64 * c * p;
-            let sd = (shape + n as f64 * c * c * p * (1.0 - p)).sqrt();
+            let (mean, sd) = null_mean_sd(shape, n, p, c);
             for z in [-3.0, 0.0, 1.0, 1.7, 3.0, 6.0, 12.0, 25.0, 40.0] {
                 let x = mean + z * sd;
                 let swept = gamma_binomial_sweep(shape, lg, n, p, c, x);
@@ -644,8 +651,7 @@ mod tests {
         ) {
             // Any parameters: a probability, never increasing in x, equal to the fresh sum.
             let lg = ln_gamma(shape);
-            let mean = shape + n as f64 * c * p;
-            let sd = (shape + n as f64 * c * c * p * (1.0 - p)).sqrt();
+            let (mean, sd) = null_mean_sd(shape, n, p, c);
             let x = mean + z * sd;
             let a = gamma_binomial_sf(shape, n, p, c, x);
             let b = gamma_binomial_sf(shape, n, p, c, x + 0.5 * sd);

@@ -1,4 +1,5 @@
-//! File handling for the CLI: bounded reads, atomic writes, key files with mode 0600.
+//! File handling for the CLI: bounded reads, atomic writes staged until their record is
+//! safe, special files written through instead of replaced, key files with mode 0600.
 
 use std::{
     fs,
@@ -11,45 +12,204 @@ use anyhow::{Context, Result, bail};
 /// Largest input file read (bytes). Decoders have their own pixel limits on top.
 pub const MAX_INPUT_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Reads a whole file, refusing anything over [`MAX_INPUT_BYTES`].
-pub fn read_input(path: &Path) -> Result<Vec<u8>> {
-    let f = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+/// Largest key, certificate chain or trust-anchor file read (bytes).
+pub const MAX_KEY_BYTES: u64 = 1024 * 1024;
+
+/// Largest manifest definition or configuration file read (bytes).
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads at most `cap` bytes of `path` (a regular file, a FIFO or a device alike): anything
+/// longer is refused after `cap + 1` bytes, before it can fill memory (`/dev/zero` as a key).
+pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
+    let f = fs::File::open(path).with_context(|| format!("cannot open {what} {}", path.display()))?;
     let meta = f
         .metadata()
-        .with_context(|| format!("cannot stat {}", path.display()))?;
+        .with_context(|| format!("cannot stat {what} {}", path.display()))?;
     if meta.is_dir() {
-        bail!("{} is a directory", path.display());
+        bail!("{what} {} is a directory", path.display());
     }
-    if meta.len() > MAX_INPUT_BYTES {
+    if meta.len() > cap {
         bail!(
-            "{} is {} bytes, over the {} MiB input limit",
+            "{what} {} is {} bytes, over the {} limit",
             path.display(),
             meta.len(),
-            MAX_INPUT_BYTES >> 20
+            human_bytes(cap)
         );
     }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    f.take(MAX_INPUT_BYTES + 1)
+    // Regular files report their length; devices and FIFOs report 0 and are read up to the cap.
+    let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    f.take(cap + 1)
         .read_to_end(&mut buf)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if buf.len() as u64 > cap {
+        bail!(
+            "{what} {} is longer than the {} limit",
+            path.display(),
+            human_bytes(cap)
+        );
+    }
     Ok(buf)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, flushed and
-/// synced, then renamed over the target. A reader never sees a half-written file.
+/// [`read_capped`] for text files.
+pub fn read_text_capped(path: &Path, cap: u64, what: &str) -> Result<String> {
+    let bytes = read_capped(path, cap, what)?;
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{what} {} is not UTF-8 text", path.display()))
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{} KiB", n >> 10)
+    }
+}
+
+/// Reads a whole input file, refusing anything over [`MAX_INPUT_BYTES`].
+pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    read_capped(path, MAX_INPUT_BYTES, "input")
+}
+
+/// Reads a secret key file, warning (as ssh does) when others may read it.
+pub fn read_secret(path: &Path, what: &str) -> Result<zeroize::Zeroizing<String>> {
+    let text = zeroize::Zeroizing::new(read_text_capped(path, MAX_KEY_BYTES, what)?);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = fs::metadata(path)
+            && m.is_file()
+            && m.permissions().mode() & 0o077 != 0
+        {
+            crate::out::errln!(
+                "hallmark: warning: {what} {} is readable by others (mode {:04o}); it should be \
+                 private to you: chmod 600 {}",
+                path.display(),
+                m.permissions().mode() & 0o7777,
+                path.display()
+            );
+        }
+    }
+    Ok(text)
+}
+
+/// Writes `bytes` to `path` atomically (see [`stage`]).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
-    let dir = match path.parent() {
+    stage(path, bytes, mode)?.commit()
+}
+
+/// An output written and synced but not yet in place. Dropping it leaves no trace; committing
+/// moves it into place with one rename, so a reader never sees a half-written file.
+#[derive(Debug)]
+pub struct Staged {
+    target: PathBuf,
+    kind: StagedKind,
+}
+
+#[derive(Debug)]
+enum StagedKind {
+    /// A temporary file in the target's folder, renamed over the target on commit.
+    Temp(tempfile::NamedTempFile),
+    /// A FIFO or a character device (`-o /dev/stdout`, `-o /dev/null`): written through on
+    /// commit, never replaced by a regular file.
+    Through(Vec<u8>),
+}
+
+impl Staged {
+    /// Moves the output into place only if nothing is there yet (backups never replace a
+    /// file, even one created a moment ago by another process).
+    pub fn commit_new(self) -> Result<()> {
+        match self.kind {
+            StagedKind::Temp(tmp) => {
+                tmp.persist_noclobber(&self.target)
+                    .map_err(|e| e.error)
+                    .with_context(|| {
+                        format!("cannot create {} (it may already exist)", self.target.display())
+                    })?;
+                Ok(())
+            }
+            StagedKind::Through(_) => bail!(
+                "refusing to write {}: not a regular file",
+                self.target.display()
+            ),
+        }
+    }
+
+    /// Moves the output into place.
+    pub fn commit(self) -> Result<()> {
+        match self.kind {
+            StagedKind::Temp(tmp) => {
+                tmp.persist(&self.target).map_err(|e| e.error).with_context(|| {
+                    format!(
+                        "cannot move the output into place at {}",
+                        self.target.display()
+                    )
+                })?;
+            }
+            StagedKind::Through(bytes) => {
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&self.target)
+                    .with_context(|| format!("cannot open {}", self.target.display()))?;
+                f.write_all(&bytes)
+                    .and_then(|()| f.flush())
+                    .with_context(|| format!("cannot write {}", self.target.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prepares `bytes` for `path`: a temporary file in the same folder, written and synced.
+///
+/// What is at `path` decides how it will be written: nothing or a regular file is replaced
+/// atomically; a symlink is followed and its target replaced (the link stays); a FIFO or a
+/// character device is written through; a folder, a block device, a socket or a dangling
+/// symlink is refused. `mode` sets the permissions (key files); otherwise the file gets what
+/// the umask gives, like any other file.
+pub fn stage(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<Staged> {
+    let target = resolve_output(path)?;
+    if let Ok(m) = fs::metadata(&target) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let t = m.file_type();
+            if t.is_fifo() || t.is_char_device() {
+                return Ok(Staged {
+                    target,
+                    kind: StagedKind::Through(bytes.to_vec()),
+                });
+            }
+            if t.is_block_device() || t.is_socket() {
+                bail!(
+                    "refusing to write to {}: it is a block device or a socket",
+                    path.display()
+                );
+            }
+        }
+        if m.is_dir() {
+            bail!("{} is a folder, not a file", path.display());
+        }
+    }
+    let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".hallmark-")
-        .suffix(".tmp")
+    let mut b = tempfile::Builder::new();
+    b.prefix(".hallmark-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The kernel applies the umask to this mode at creation: 0644 under the usual 022.
+        b.permissions(fs::Permissions::from_mode(mode.unwrap_or(0o666)));
+    }
+    let mut tmp = b
         .tempfile_in(&dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     #[cfg(unix)]
     if let Some(m) = mode {
         use std::os::unix::fs::PermissionsExt;
+        // Explicit modes (0600 keys) are exact, whatever the umask.
         fs::set_permissions(tmp.path(), fs::Permissions::from_mode(m))
             .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
     }
@@ -58,10 +218,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> 
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {} (disk full?)", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot move the output into place at {}", path.display()))?;
-    Ok(())
+    Ok(Staged {
+        target,
+        kind: StagedKind::Temp(tmp),
+    })
+}
+
+/// The file an output path really names: itself, or a symlink's final target. A dangling
+/// symlink is refused (replacing it would silently turn a link into a file).
+fn resolve_output(path: &Path) -> Result<PathBuf> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(path) {
+            Ok(real) => Ok(real),
+            // Links into /proc (`/dev/stdout` -> `pipe:[...]`) do not canonicalise: write
+            // through the link itself when it points at a FIFO or device.
+            Err(_) if fs::metadata(path).is_ok() => Ok(path.to_path_buf()),
+            Err(_) => bail!(
+                "refusing to write to {}: it is a symlink to a missing file",
+                path.display()
+            ),
+        },
+        _ => Ok(path.to_path_buf()),
+    }
 }
 
 /// Refuses to write over an input file unless asked.
@@ -82,3 +260,6 @@ pub fn check_not_input(out: &Path, inputs: &[PathBuf], in_place: bool) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

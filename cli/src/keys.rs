@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::out::outln;
 use anyhow::{Context, Result, bail};
 use hallmark::{WatermarkKey, c2pa::SigningCredential};
 use serde_json::json;
@@ -103,31 +104,31 @@ pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
         Some(0o644),
     )?;
     if json_out {
-        println!("{}", serde_json::to_string(&info)?);
+        crate::out::raw_line(&format!("{}", serde_json::to_string(&info)?))?;
     } else if !quiet {
-        println!("wrote keys to {}", args.out.display());
-        println!(
+        outln!("wrote keys to {}", args.out.display());
+        outln!(
             "  watermark key   {}  (secret, mode 0600; key ID {})",
             paths[0].display(),
             wm.id()
         );
-        println!(
+        outln!(
             "  signing key     {}  (secret, mode 0600, Ed25519 PKCS#8)",
             paths[1].display()
         );
-        println!(
+        outln!(
             "  signer chain    {}  ({})",
             paths[2].display(),
             certs.info.subject
         );
-        println!(
+        outln!(
             "  trust anchor    {}  (give verifiers this file)",
             paths[3].display()
         );
-        println!("  text scheme     {}  ({text_scheme})", paths[5].display());
-        println!("  signer SHA-256  {}", certs.info.signer_sha256);
-        println!("  CA SHA-256      {}", certs.info.ca_sha256);
-        println!(
+        outln!("  text scheme     {}  ({text_scheme})", paths[5].display());
+        outln!("  signer SHA-256  {}", certs.info.signer_sha256);
+        outln!("  CA SHA-256      {}", certs.info.ca_sha256);
+        outln!(
             "  valid           {} to {}",
             certs.info.not_before, certs.info.not_after
         );
@@ -142,20 +143,19 @@ pub fn load_watermark_key(path: &Path) -> Result<WatermarkKey> {
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read the watermark key {}", file.display()))?;
+    let text = crate::files::read_secret(&file, "the watermark key")?;
     WatermarkKey::from_file_str(&text)
         .with_context(|| format!("{} is not a hallmark watermark key", file.display()))
 }
 
 /// Reads the signing credential from a keys folder.
 pub fn load_signer(dir: &Path) -> Result<SigningCredential> {
-    let chain = std::fs::read_to_string(dir.join(CHAIN))
-        .with_context(|| format!("cannot read {}", dir.join(CHAIN).display()))?;
-    let key = zeroize::Zeroizing::new(
-        std::fs::read_to_string(dir.join(SIGNING_KEY))
-            .with_context(|| format!("cannot read {}", dir.join(SIGNING_KEY).display()))?,
-    );
+    let chain = crate::files::read_text_capped(
+        &dir.join(CHAIN),
+        crate::files::MAX_KEY_BYTES,
+        "the certificate chain",
+    )?;
+    let key = crate::files::read_secret(&dir.join(SIGNING_KEY), "the signing key")?;
     SigningCredential::from_pem(&chain, &key)
         .with_context(|| format!("the signing credential in {} is unusable", dir.display()))
 }

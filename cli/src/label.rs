@@ -1,14 +1,20 @@
 //! `hallmark label`: stamp a folder tree into a mirror, in parallel, resumably.
 //!
-//! Crash safety: each output is written atomically (temp file + rename) *before* its journal
-//! line is appended and flushed, so after a kill every journal entry names a complete output
-//! and an interrupted file is simply redone on `--resume` (its rename replaces, never
+//! Crash safety: each output is written under a temporary name and synced, its ledger record
+//! (if any) appended and synced, then the output renamed into place, and only then is its
+//! journal line appended and flushed. So after a kill every journal entry names a complete
+//! output, and an interrupted file is simply redone on `--resume` (its rename replaces, never
 //! duplicates).
+//!
+//! The journal keys each file by its path's exact bytes and remembers the input's SHA-256: an
+//! input edited between runs is stamped again, and a journal started for another input folder
+//! refuses to be resumed. In place, backups are never overwritten and the journal lives in the
+//! user's state folder, not in the folder being labelled.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     fs,
-    io::{BufRead, IsTerminal, Write},
+    io::{IsTerminal, Write},
     path::{Path, PathBuf},
     sync::{
         Mutex,
@@ -17,6 +23,7 @@ use std::{
     time::Instant,
 };
 
+use crate::out::{errln, outln};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -69,6 +76,11 @@ pub struct LabelArgs {
     /// Append a signed record of every stamp to this ledger file.
     #[arg(long)]
     ledger: Option<PathBuf>,
+    /// The journal file (default: `.hallmark-journal.jsonl` in the output folder; with
+    /// --in-place, a file per input folder under $XDG_STATE_HOME/hallmark/label, never
+    /// inside the folder being labelled). The report is written beside it.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
     /// Skip reading the watermark back from each output, and so the stronger re-embedding of
     /// outputs where it does not read (saves a decode and a detection per file).
     #[arg(long)]
@@ -139,7 +151,80 @@ fn in_shard(rel: &Path, shard: Option<(u64, u64)>) -> bool {
     v % n == i
 }
 
-pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
+/// The first line of a journal: which input tree it belongs to.
+const JOURNAL_SCHEMA: &str = "hallmark.label-journal/2";
+
+/// A file's identity in the journal: its path relative to the input, byte for byte (hex of
+/// the raw bytes on Unix), so names that are not UTF-8 never collide after lossy conversion.
+fn path_key(rel: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        hex::encode(rel.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        hex::encode(rel.to_string_lossy().as_bytes())
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// `p` made absolute and free of `..` and symlinks as far as it exists (the rest appended),
+/// so an output folder that does not exist yet can still be compared with the input.
+fn canonical_lenient(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut existing = abs.clone();
+    let mut rest = vec![];
+    loop {
+        if let Ok(c) = fs::canonicalize(&existing) {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return abs,
+        }
+    }
+}
+
+/// What the journal says about one file: its last outcome, and the backup made of it.
+#[derive(Default)]
+struct Known {
+    /// status, input SHA-256, output SHA-256 of the last stamped/skipped entry.
+    done: Option<(String, Option<String>, Option<String>)>,
+    /// SHA-256 of the `.orig` backup this run made (in place).
+    backup: Option<String>,
+}
+
+/// Where the journal of an in-place run lives: never in the folder being labelled, but in
+/// the user's state folder, one journal per input folder.
+fn state_journal(dir: &Path) -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(s) => PathBuf::from(s),
+        None => PathBuf::from(
+            std::env::var_os("HOME").context("neither XDG_STATE_HOME nor HOME is set: give the journal's place with --journal")?,
+        )
+        .join(".local/state"),
+    };
+    let id = &sha256_hex(path_key(dir).as_bytes())[..16];
+    Ok(base.join("hallmark/label").join(format!("{id}.jsonl")))
+}
+
+pub fn label(
+    json_out: bool,
+    quiet: bool,
+    limits: hallmark::io::Limits,
+    a: &LabelArgs,
+) -> Result<i32> {
     let start = Instant::now();
     if !a.dir.is_dir() {
         bail!("{} is not a folder", a.dir.display());
@@ -147,40 +232,41 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
     if a.in_place && !a.backup {
         bail!("--in-place replaces your originals: add --backup to keep each as NAME.orig");
     }
+    let in_canon = fs::canonicalize(&a.dir)
+        .with_context(|| format!("cannot resolve {}", a.dir.display()))?;
     let out_dir: PathBuf = match &a.out_dir {
-        Some(d) => d.clone(),
+        Some(d) => {
+            let o = canonical_lenient(d);
+            if o == in_canon || o.starts_with(&in_canon) {
+                bail!(
+                    "the output folder {} is the input folder or inside it: choose a folder outside {} (or label --in-place --backup)",
+                    d.display(),
+                    a.dir.display()
+                );
+            }
+            d.clone()
+        }
         None => a.dir.clone(),
     };
     let shard = parse_shard(a)?;
     let all = walk_images(&a.dir)?;
-    let out_canon = if a.in_place {
-        None
-    } else {
-        fs::canonicalize(&out_dir).ok()
-    };
     let todo: Vec<(PathBuf, PathBuf)> = all
         .into_iter()
         .filter(|(p, _)| {
-            // Never descend into our own output when it sits inside the input.
-            out_canon
-                .as_ref()
-                .is_none_or(|o| !fs::canonicalize(p).is_ok_and(|c| c.starts_with(o)))
-        })
-        .filter(|(p, rel)| {
-            // In place, the backups and our report are not inputs.
-            !a.in_place || !(p.extension().is_some_and(|e| e == "orig") || rel == Path::new(REPORT))
+            // In place, the backups are not inputs.
+            !a.in_place || p.extension().is_none_or(|e| e != "orig")
         })
         .filter(|(_, rel)| in_shard(rel, shard))
         .collect();
     if a.dry_run {
         for (p, rel) in &todo {
             if json_out {
-                println!(
+                crate::out::raw_line(&format!(
                     "{}",
                     json!({"file": p.display().to_string(), "output": out_dir.join(rel).display().to_string(), "action": "stamp"})
-                );
+                ))?;
             } else {
-                println!(
+                outln!(
                     "would stamp {} -> {}",
                     p.display(),
                     out_dir.join(rel).display()
@@ -188,33 +274,74 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
             }
         }
         if !quiet {
-            eprintln!("dry run: {} files", todo.len());
+            errln!("dry run: {} files", todo.len());
         }
         return Ok(0);
     }
+    let journal_path = match (&a.journal, a.in_place) {
+        (Some(j), _) => j.clone(),
+        (None, false) => out_dir.join(JOURNAL),
+        (None, true) => state_journal(&in_canon)?,
+    };
+    // Out of place the report sits in the output folder; in place, beside the journal, so
+    // nothing but the stamped files and their backups is written into the labelled folder.
+    let report_path = if a.in_place {
+        journal_path.with_extension("report.jsonl")
+    } else {
+        out_dir.join(REPORT)
+    };
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let journal_path = out_dir.join(JOURNAL);
-    let mut done: HashSet<String> = HashSet::new();
-    let mut previous: Vec<serde_json::Value> = vec![];
-    if journal_path.exists() {
+    if let Some(parent) = journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut known: HashMap<String, Known> = HashMap::new();
+    let journal_exists = fs::metadata(&journal_path).is_ok_and(|m| m.len() > 0);
+    if journal_exists {
         if !a.resume {
             bail!(
                 "{} holds a journal from an earlier run: pass --resume to continue it, or choose an empty --out-dir",
-                out_dir.display()
+                journal_path.display()
             );
         }
-        let f = fs::File::open(&journal_path)?;
-        for line in std::io::BufReader::new(f).lines() {
-            let line = line?;
+        let text = crate::files::read_text_capped(&journal_path, 1 << 30, "the journal")
+            .unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
             // A torn last line (killed mid-write) is ignored: that file is redone.
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            if let Some(rel) = v.get("rel").and_then(|r| r.as_str())
-                && v.get("status").and_then(|s| s.as_str()) != Some("failed")
+            if i == 0
+                && let Some(input) = v.get("input_bytes").and_then(|s| s.as_str())
             {
-                done.insert(rel.to_string());
-                previous.push(v);
+                if v.get("journal").and_then(|s| s.as_str()) != Some(JOURNAL_SCHEMA)
+                    || input != path_key(&in_canon)
+                {
+                    bail!(
+                        "the journal {} belongs to another input folder ({}): refusing to resume {} into it",
+                        journal_path.display(),
+                        v.get("input").and_then(|s| s.as_str()).unwrap_or("?"),
+                        a.dir.display()
+                    );
+                }
+                continue;
+            }
+            let key = match v.get("rel_bytes").and_then(|r| r.as_str()) {
+                Some(k) => k.to_string(),
+                // Journals of earlier versions: UTF-8 names only, keyed by the name.
+                None => match v.get("rel").and_then(|r| r.as_str()) {
+                    Some(r) => hex::encode(r.as_bytes()),
+                    None => continue,
+                },
+            };
+            let st = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_string);
+            let entry = known.entry(key).or_default();
+            match st("status").as_deref() {
+                Some("backup") => entry.backup = st("backup_sha256"),
+                Some(s @ ("stamped" | "skipped")) => {
+                    entry.done = Some((s.to_string(), st("input_sha256"), st("output_sha256")));
+                }
+                _ => entry.done = None,
             }
         }
         // Leftover temporary files from a killed run.
@@ -232,6 +359,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         version: a.model_version.clone(),
     });
     let mut stamper = crate::stamper(&a.keys, model, None)?;
+    stamper.limits = limits;
     stamper.check_readback = !a.no_check;
     if a.no_webp_check {
         stamper.checks = hallmark::Checks::none();
@@ -251,17 +379,28 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
         .append(true)
         .open(&journal_path)
         .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
-    // Make sure the journal ends with a newline before appending (a torn line stays apart).
-    if fs::metadata(&journal_path).map(|m| m.len()).unwrap_or(0) > 0 {
-        let _ = journal.write_all(b"\n");
+    if journal_exists {
+        // Make sure the journal ends with a newline before appending (a torn line stays apart).
+        journal
+            .write_all(b"\n")
+            .with_context(|| format!("cannot write the journal {}", journal_path.display()))?;
+    } else {
+        let header = json!({"journal": JOURNAL_SCHEMA, "input": in_canon.display().to_string(), "input_bytes": path_key(&in_canon)});
+        journal
+            .write_all(format!("{header}\n").as_bytes())
+            .with_context(|| format!("cannot write the journal {}", journal_path.display()))?;
     }
     let journal = Mutex::new(journal);
-    let pending: Vec<&(PathBuf, PathBuf)> = todo
-        .iter()
-        .filter(|(_, rel)| !done.contains(&rel.to_string_lossy().into_owned()))
-        .collect();
+    let write_journal = |entry: &serde_json::Value| -> Result<()> {
+        let mut j = journal
+            .lock()
+            .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
+        j.write_all(format!("{entry}\n").as_bytes())
+            .and_then(|()| j.flush())
+            .context("cannot append to the journal (disk full?)")
+    };
     let bar = if !quiet && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(pending.len() as u64);
+        let b = indicatif::ProgressBar::new(todo.len() as u64);
         b.set_style(
             indicatif::ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
@@ -274,6 +413,7 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
     };
     let ok = AtomicUsize::new(0);
     let unreadable = AtomicUsize::new(0);
+    let already = AtomicUsize::new(0);
     let failed = Mutex::new(Vec::<(String, String)>::new());
     let skipped = AtomicUsize::new(0);
     let fatal = Mutex::new(None::<String>);
@@ -282,38 +422,45 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
     } else {
         a.jobs
     };
+    let job = Job {
+        stamper: &stamper,
+        in_place: a.in_place,
+        known: &known,
+        ledger: ledger_w.as_ref(),
+        write_journal: &write_journal,
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
     pool.install(|| {
         use rayon::prelude::*;
-        pending.par_iter().for_each(|(path, rel)| {
+        todo.par_iter().for_each(|(path, rel)| {
             if fatal.lock().map(|f| f.is_some()).unwrap_or(true) {
                 return;
             }
             let rel_s = rel.to_string_lossy().into_owned();
             let out = out_dir.join(rel);
-            let entry = match stamp_one(path, &out, &stamper, a.in_place) {
+            let base = json!({"rel": rel_s, "rel_bytes": path_key(rel), "input": path.display().to_string()});
+            let with = |extra: serde_json::Value| {
+                let mut v = base.clone();
+                if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                    o.extend(e.clone());
+                }
+                v
+            };
+            let entry = match job.one(path, rel, &out) {
+                Ok(Outcome::AlreadyDone) => {
+                    already.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
                 Ok(Outcome::Stamped(st)) => {
                     ok.fetch_add(1, Ordering::Relaxed);
                     if st.watermark_readable == Some(false) {
                         unreadable.fetch_add(1, Ordering::Relaxed);
                     }
-                    if let Some(l) = &ledger_w {
-                        let entry = hallmark::ledger::entry_for(&st, &stamper);
-                        let res = l
-                            .lock()
-                            .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))
-                            .and_then(|mut w| w.append(entry, stamper.signer()));
-                        if let Err(e) = res
-                            && let Ok(mut f) = fatal.lock()
-                        {
-                            f.get_or_insert(format!("{e:#}"));
-                        }
-                    }
-                    json!({"rel": rel_s, "status": "stamped", "input": path.display().to_string(), "output": out.display().to_string(), "payload": st.payload, "manifest_id": st.manifest_id, "input_sha256": st.input_sha256, "output_sha256": st.output_sha256, "psnr": st.psnr, "watermark_readable": st.watermark_readable})
+                    Some(with(json!({"status": "stamped", "output": out.display().to_string(), "payload": st.payload, "manifest_id": st.manifest_id, "input_sha256": st.input_sha256, "output_sha256": st.output_sha256, "psnr": st.psnr, "watermark_readable": st.watermark_readable})))
                 }
-                Ok(Outcome::Skipped(why)) => {
+                Ok(Outcome::Skipped { why, sha256 }) => {
                     skipped.fetch_add(1, Ordering::Relaxed);
-                    json!({"rel": rel_s, "status": "skipped", "input": path.display().to_string(), "reason": why})
+                    Some(with(json!({"status": "skipped", "reason": why, "input_sha256": sha256})))
                 }
                 Err(e) => {
                     let msg = format!("{e:#}");
@@ -326,16 +473,14 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
                     if let Ok(mut f) = failed.lock() {
                         f.push((rel_s.clone(), msg.clone()));
                     }
-                    json!({"rel": rel_s, "status": "failed", "input": path.display().to_string(), "error": msg})
+                    Some(with(json!({"status": "failed", "error": msg})))
                 }
             };
-            if let Ok(mut j) = journal.lock() {
-                let line = format!("{entry}\n");
-                if j.write_all(line.as_bytes()).and_then(|()| j.flush()).is_err()
-                    && let Ok(mut f) = fatal.lock()
-                {
-                    f.get_or_insert("cannot append to the journal (disk full?)".into());
-                }
+            if let Some(entry) = entry
+                && let Err(e) = write_journal(&entry)
+                && let Ok(mut f) = fatal.lock()
+            {
+                f.get_or_insert(format!("{e:#}"));
             }
             if let Some(b) = &bar {
                 b.inc(1);
@@ -348,63 +493,64 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
     if let Some(msg) = fatal.into_inner().ok().flatten() {
         bail!("stopped: {msg} (completed files are kept; rerun with --resume)");
     }
-    // The report: every journal entry, last word per file.
+    // The report: the last word per file over the whole journal (earlier runs included).
     let mut last: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
-    for v in previous {
-        if let Some(r) = v.get("rel").and_then(|r| r.as_str()) {
-            last.insert(r.to_string(), v.clone());
-        }
-    }
-    if let Ok(text) = fs::read_to_string(&journal_path) {
-        for line in text.lines() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
-                && let Some(r) = v.get("rel").and_then(|r| r.as_str())
-            {
-                last.insert(r.to_string(), v.clone());
-            }
+    let text = crate::files::read_text_capped(&journal_path, 1 << 30, "the journal")?;
+    for line in text.lines() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+            && let Some(r) = v.get("rel").and_then(|r| r.as_str())
+            && v.get("status").and_then(|s| s.as_str()) != Some("backup")
+        {
+            let key = v
+                .get("rel_bytes")
+                .and_then(|k| k.as_str())
+                .map_or_else(|| hex::encode(r.as_bytes()), str::to_string);
+            last.insert(key, v.clone());
         }
     }
     let report: String = last.values().map(|v| format!("{v}\n")).collect();
-    crate::files::write_atomic(&out_dir.join(REPORT), report.as_bytes(), None)?;
+    crate::files::write_atomic(&report_path, report.as_bytes(), None)?;
     let failed = failed.into_inner().unwrap_or_default();
     let secs = start.elapsed().as_secs_f64();
     let n_ok = ok.load(Ordering::Relaxed);
+    let n_done = already.load(Ordering::Relaxed);
     let summary = json!({
         "summary": true,
         "stamped": n_ok,
         "skipped": skipped.load(Ordering::Relaxed),
         "failed": failed.len(),
-        "already_done": done.len(),
+        "already_done": n_done,
         "watermark_unreadable": unreadable.load(Ordering::Relaxed),
         "seconds": secs,
         "images_per_second": if secs > 0.0 { n_ok as f64 / secs } else { 0.0 },
         "jobs": jobs,
-        "report": out_dir.join(REPORT).display().to_string(),
+        "report": report_path.display().to_string(),
+        "journal": journal_path.display().to_string(),
     });
     if json_out {
-        println!("{summary}");
+        crate::out::raw_line(&format!("{summary}"))?;
     } else if !quiet {
-        println!(
+        outln!(
             "labelled {}: {} stamped, {} skipped (not images), {} failed, {} already done; {:.1} s ({:.1} images/s, {} jobs); report {}",
             a.dir.display(),
             n_ok,
             skipped.load(Ordering::Relaxed),
             failed.len(),
-            done.len(),
+            n_done,
             secs,
             if secs > 0.0 { n_ok as f64 / secs } else { 0.0 },
             jobs,
-            out_dir.join(REPORT).display()
+            report_path.display()
         );
         for (rel, why) in &failed {
-            println!("  failed {rel}: {why}");
+            outln!("  failed {rel}: {why}");
         }
     }
     let n_unreadable = unreadable.load(Ordering::Relaxed);
     if n_unreadable > 0 && !quiet {
-        eprintln!(
+        errln!(
             "hallmark: warning: {n_unreadable} stamped file(s) carry a watermark that could not be read back (entries with \"watermark_readable\": false in {}); their manifests are signed, but copies stripped of metadata would not be recognised",
-            out_dir.join(REPORT).display()
+            report_path.display()
         );
     }
     Ok(if failed.is_empty() { 0 } else { 2 })
@@ -412,39 +558,109 @@ pub fn label(json_out: bool, quiet: bool, a: &LabelArgs) -> Result<i32> {
 
 enum Outcome {
     Stamped(Box<hallmark::Stamped>),
-    Skipped(String),
+    Skipped { why: String, sha256: String },
+    AlreadyDone,
 }
 
-fn stamp_one(path: &Path, out: &Path, s: &hallmark::Stamper, in_place: bool) -> Result<Outcome> {
-    let bytes = if in_place {
-        // The backup is written (atomically) before the original is replaced, and is the
-        // source whenever it exists: a resumed run never stamps a stamped file.
+/// What every worker shares.
+struct Job<'a, J: Fn(&serde_json::Value) -> Result<()> + Sync> {
+    stamper: &'a hallmark::Stamper,
+    in_place: bool,
+    known: &'a HashMap<String, Known>,
+    ledger: Option<&'a Mutex<crate::ledger::LedgerWriter>>,
+    write_journal: &'a J,
+}
+
+impl<J: Fn(&serde_json::Value) -> Result<()> + Sync> Job<'_, J> {
+    /// Labels one file. A file the journal lists as done is done only if its content is
+    /// still what was stamped (an input edited since is stamped again).
+    fn one(&self, path: &Path, rel: &Path, out: &Path) -> Result<Outcome> {
+        let key = path_key(rel);
+        let known = self.known.get(&key);
+        let current = crate::files::read_input(path)?;
+        let current_sha = sha256_hex(&current);
+        if let Some((status, input_sha, output_sha)) = known.and_then(|k| k.done.as_ref()) {
+            let same_as = |h: &Option<String>| h.as_deref() == Some(current_sha.as_str());
+            let done = match status.as_str() {
+                // Out of place the input must be unchanged (and its output still there);
+                // in place the file must still be the stamped output.
+                "stamped" if !self.in_place => same_as(input_sha) && out.exists(),
+                "stamped" => same_as(output_sha),
+                _ => same_as(input_sha),
+            };
+            if done {
+                return Ok(Outcome::AlreadyDone);
+            }
+        }
+        let Some(fmt) = hallmark::io::Format::sniff(&current) else {
+            return Ok(Outcome::Skipped {
+                why: "not an image hallmark reads".into(),
+                sha256: current_sha,
+            });
+        };
+        if fmt == hallmark::io::Format::Gif {
+            return Ok(Outcome::Skipped {
+                why: "GIF cannot carry the watermark".into(),
+                sha256: current_sha,
+            });
+        }
+        let bytes = if self.in_place {
+            self.backup(path, rel, current, &current_sha, known)?
+        } else {
+            current
+        };
+        let st = hallmark::stamp(&bytes, self.stamper, None)?;
+        if let Some(parent) = out.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        match self.ledger {
+            Some(l) => {
+                let mut w = l
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
+                crate::commit_with_record(out, &st, self.stamper, Some(&mut w))?;
+            }
+            None => crate::commit_with_record(out, &st, self.stamper, None)?,
+        }
+        Ok(Outcome::Stamped(Box::new(st)))
+    }
+
+    /// In place: the original to stamp from, backed up as `NAME.orig` first. An existing
+    /// `NAME.orig` is used only when this run's journal says it made it and its bytes are
+    /// unchanged; any other `NAME.orig` is never overwritten and the file is refused.
+    fn backup(
+        &self,
+        path: &Path,
+        rel: &Path,
+        current: Vec<u8>,
+        current_sha: &str,
+        known: Option<&Known>,
+    ) -> Result<Vec<u8>> {
         let mut b = path.as_os_str().to_owned();
         b.push(".orig");
         let backup = PathBuf::from(b);
-        if backup.exists() {
-            crate::files::read_input(&backup)?
-        } else {
-            let orig = crate::files::read_input(path)?;
-            crate::files::write_atomic(&backup, &orig, None)?;
-            orig
+        if fs::symlink_metadata(&backup).is_ok() {
+            let ours = known.and_then(|k| k.backup.as_deref());
+            let bytes = crate::files::read_input(&backup)?;
+            if ours == Some(sha256_hex(&bytes).as_str()) {
+                return Ok(bytes);
+            }
+            bail!(
+                "{} already exists and was not made by this run: refusing to overwrite it or stamp from it (move it away, then rerun)",
+                backup.display()
+            );
         }
-    } else {
-        crate::files::read_input(path)?
-    };
-    let Some(fmt) = hallmark::io::Format::sniff(&bytes) else {
-        return Ok(Outcome::Skipped("not an image hallmark reads".into()));
-    };
-    if fmt == hallmark::io::Format::Gif {
-        return Ok(Outcome::Skipped("GIF cannot carry the watermark".into()));
+        // Journal first: a kill between the two leaves a journal line naming a backup that
+        // does not exist yet, never a backup nobody knows about.
+        (self.write_journal)(
+            &json!({"rel": rel.to_string_lossy(), "rel_bytes": path_key(rel), "status": "backup", "backup_sha256": current_sha}),
+        )?;
+        crate::files::stage(&backup, &current, None)?
+            .commit_new()
+            .with_context(|| format!("cannot back up {}", path.display()))?;
+        Ok(current)
     }
-    let st = hallmark::stamp(&bytes, s, None)?;
-    if let Some(parent) = out.parent() {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    crate::files::write_atomic(out, &st.bytes, None)?;
-    Ok(Outcome::Stamped(Box::new(st)))
 }
 
 /// Output-side I/O failures (read-only or full folder) stop the run: every later file would

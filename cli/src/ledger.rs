@@ -2,79 +2,173 @@
 
 use std::{
     fs,
-    io::Write,
+    io::{Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
 
+use crate::out::outln;
 use anyhow::{Context, Result, bail};
 use hallmark::ledger::{self, Record};
 
-/// An open ledger ready for appending.
+/// An open ledger ready for appending, shared safely with other processes.
+///
+/// Every append takes an exclusive advisory lock on the file (`flock`), reads whatever other
+/// processes appended since this writer last looked, checks that it continues the chain, and
+/// only then writes its own record after the true last one and syncs it. So four `stamp
+/// --ledger SAME` processes, or two `label` runs sharing a ledger, produce one valid chain.
 pub struct LedgerWriter {
     path: PathBuf,
-    last: Option<Record>,
     file: fs::File,
+    /// The last record known to be in the file, and the file's length after it.
+    last: Option<Record>,
+    len: u64,
+    /// 1-based number of the next line.
+    next_line: usize,
 }
 
 impl LedgerWriter {
-    /// Opens (or creates) a ledger. An existing ledger must verify; a torn last line left by
-    /// a crash is cut off first (its stamp is then simply not recorded).
+    /// Opens (or creates) a ledger. An existing ledger must verify. A last line without its
+    /// newline is kept when it is a complete record that continues the chain (the newline is
+    /// added); when it is a torn fragment left by a killed writer, it is cut off (that stamp
+    /// was never completed, see `stamp`'s order).
     pub fn open(path: &Path, cred: &hallmark::c2pa::SigningCredential) -> Result<Self> {
-        let mut text = match fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot read the ledger {}", path.display()));
-            }
-        };
-        if !text.is_empty() && !text.ends_with('\n') {
-            let keep = text.rfind('\n').map_or(0, |i| i + 1);
-            text.truncate(keep);
-            let f = fs::OpenOptions::new().write(true).open(path)?;
-            f.set_len(keep as u64)?;
-        }
-        let records = ledger::verify_chain(&text, Some(cred.public_key())).map_err(|b| {
-            anyhow::anyhow!(
-                "the ledger {} is broken at line {}: {}; refusing to append",
-                path.display(),
-                b.line,
-                b.reason
-            )
-        })?;
         let file = fs::OpenOptions::new()
-            .create(true)
+            .read(true)
             .append(true)
+            .create(true)
             .open(path)
             .with_context(|| format!("cannot open the ledger {}", path.display()))?;
-        Ok(LedgerWriter {
+        let mut w = LedgerWriter {
             path: path.to_path_buf(),
-            last: records.into_iter().last(),
             file,
-        })
+            last: None,
+            len: 0,
+            next_line: 1,
+        };
+        w.locked(|w| w.catch_up(Some(cred.public_key())))?;
+        Ok(w)
     }
 
-    /// Appends and flushes one record.
+    /// Runs `f` holding the exclusive lock on the ledger file.
+    fn locked<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.file
+            .lock()
+            .with_context(|| format!("cannot lock the ledger {}", self.path.display()))?;
+        let r = f(self);
+        let _ = self.file.unlock();
+        r
+    }
+
+    /// Reads what was appended since `self.len` (under the lock), repairs a torn tail, and
+    /// checks that it continues the chain.
+    fn catch_up(&mut self, key: Option<[u8; 32]>) -> Result<()> {
+        let len = self
+            .file
+            .metadata()
+            .with_context(|| format!("cannot stat the ledger {}", self.path.display()))?
+            .len();
+        if len < self.len {
+            bail!(
+                "the ledger {} shrank while it was being appended to (was {} bytes, now {len}); refusing to append",
+                self.path.display(),
+                self.len
+            );
+        }
+        if len == self.len {
+            return Ok(());
+        }
+        let mut new = Vec::with_capacity(usize::try_from(len - self.len).unwrap_or(0));
+        self.file.seek(SeekFrom::Start(self.len))?;
+        (&self.file)
+            .take(len - self.len)
+            .read_to_end(&mut new)
+            .with_context(|| format!("cannot read the ledger {}", self.path.display()))?;
+        let mut text = String::from_utf8(new).map_err(|e| {
+            anyhow::anyhow!(
+                "the ledger {} is broken near byte {}: not UTF-8 text; refusing to append",
+                self.path.display(),
+                self.len + e.utf8_error().valid_up_to() as u64
+            )
+        })?;
+        let mut end = len;
+        if !text.ends_with('\n') {
+            let cut = text.rfind('\n').map_or(0, |i| i + 1);
+            let tail = &text[cut..];
+            let complete = hallmark::ledger::verify_continuation(
+                self.last.as_ref(),
+                1,
+                &text,
+                key,
+            )
+            .is_ok();
+            if complete && !tail.trim().is_empty() {
+                // A whole record whose newline was lost: keep it, end the line.
+                self.file
+                    .write_all(b"\n")
+                    .and_then(|()| self.file.sync_data())
+                    .with_context(|| format!("cannot repair the ledger {}", self.path.display()))?;
+                text.push('\n');
+                end += 1;
+            } else {
+                // A torn fragment from a killed writer: cut it off.
+                end = self.len + cut as u64;
+                self.file
+                    .set_len(end)
+                    .with_context(|| format!("cannot repair the ledger {}", self.path.display()))?;
+                text.truncate(cut);
+            }
+        }
+        let records =
+            hallmark::ledger::verify_continuation(self.last.as_ref(), self.next_line, &text, key)
+                .map_err(|b| {
+                    anyhow::anyhow!(
+                        "the ledger {} is broken at line {}: {}; refusing to append",
+                        self.path.display(),
+                        b.line,
+                        b.reason
+                    )
+                })?;
+        self.next_line += text.lines().count();
+        if let Some(r) = records.into_iter().last() {
+            self.last = Some(r);
+        }
+        self.len = end;
+        Ok(())
+    }
+
+    /// Appends one record after the ledger's true last record (whoever wrote it) and syncs
+    /// it to disk before returning.
     pub fn append(
         &mut self,
         entry: ledger::Entry,
         cred: &hallmark::c2pa::SigningCredential,
-    ) -> Result<()> {
-        let r = ledger::next_record(self.last.as_ref(), entry, cred);
-        let line = format!("{}\n", serde_json::to_string(&r)?);
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("cannot append to the ledger {}", self.path.display()))?;
-        self.last = Some(r);
-        Ok(())
+    ) -> Result<Record> {
+        self.locked(|w| {
+            w.catch_up(Some(cred.public_key()))?;
+            let r = ledger::next_record(w.last.as_ref(), entry, cred);
+            let line = format!("{}\n", serde_json::to_string(&r)?);
+            let res = w
+                .file
+                .write_all(line.as_bytes())
+                .and_then(|()| w.file.sync_data());
+            if let Err(e) = res {
+                // Leave no partial line behind (a full disk can take half of it).
+                let _ = w.file.set_len(w.len);
+                return Err(e).with_context(|| {
+                    format!("cannot append to the ledger {}", w.path.display())
+                });
+            }
+            w.len += line.len() as u64;
+            w.next_line += 1;
+            w.last = Some(r.clone());
+            Ok(r)
+        })
     }
 }
 
 /// Loads and verifies a ledger for lookups.
 pub fn load(path: &Path, key: Option<[u8; 32]>) -> Result<Vec<Record>> {
-    let text = fs::read_to_string(path)
-        .with_context(|| format!("cannot read the ledger {}", path.display()))?;
+    let text = read_ledger(path)?;
     ledger::verify_chain(&text, key).map_err(|b| {
         anyhow::anyhow!(
             "the ledger {} is broken at line {}: {}",
@@ -105,17 +199,16 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
                 .map(crate::keys::load_signer)
                 .transpose()?
                 .map(|c| c.public_key());
-            let text = fs::read_to_string(file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let text = read_ledger(file)?;
             match ledger::verify_chain(&text, key) {
                 Ok(recs) => {
                     if json_out {
-                        println!(
+                        crate::out::raw_line(&format!(
                             "{}",
                             serde_json::json!({"file": file.display().to_string(), "valid": true, "records": recs.len(), "signer_pinned": key.is_some()})
-                        );
+                        ))?;
                     } else if !quiet {
-                        println!(
+                        outln!(
                             "{}: ledger intact, {} records{}",
                             file.display(),
                             recs.len(),
@@ -130,12 +223,12 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
                 }
                 Err(b) => {
                     if json_out {
-                        println!(
+                        crate::out::raw_line(&format!(
                             "{}",
                             serde_json::json!({"file": file.display().to_string(), "valid": false, "first_broken_line": b.line, "reason": b.reason})
-                        );
+                        ))?;
                     } else {
-                        println!(
+                        outln!(
                             "{}: ledger BROKEN at line {}: {}",
                             file.display(),
                             b.line,
@@ -157,4 +250,10 @@ pub fn ensure_parent(path: &Path) -> Result<()> {
         bail!("the ledger's folder {} does not exist", p.display());
     }
     Ok(())
+}
+
+/// Reads a ledger for checking. Ledgers grow with every stamp, so the cap is generous
+/// (512 MiB, about 800,000 records).
+fn read_ledger(path: &Path) -> Result<String> {
+    crate::files::read_text_capped(path, 512 << 20, "the ledger")
 }

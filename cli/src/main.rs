@@ -5,6 +5,7 @@ mod files;
 mod keys;
 mod label;
 mod ledger;
+mod out;
 mod text;
 
 use std::{
@@ -14,6 +15,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use out::{errln, outln};
 use clap::{Parser, Subcommand, ValueEnum};
 use hallmark::{Payload, Verdict, c2pa::TrustSettings};
 
@@ -40,8 +42,56 @@ struct Cli {
     /// Colour: auto (honours NO_COLOR and terminals), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
+    /// Largest image to decode, in pixels (e.g. 50M); default: what --max-memory allows
+    /// (about 67 million pixels for 1 GiB).
+    #[arg(long, global = true, value_name = "N", value_parser = parse_size)]
+    max_pixels: Option<u64>,
+    /// Peak memory budget for one image, e.g. 512M or 2G (default 1G); larger images are
+    /// refused before decoding.
+    #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size)]
+    max_memory: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// A count or size with an optional K, M or G suffix (powers of 1024 for bytes, of 1000 for
+/// pixels read the same way: `50M` pixels is 52 million; close enough for a limit).
+fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("unknown suffix in {s:?} (use K, M or G)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a positive size"))
+}
+
+/// The decoding limits the global flags ask for.
+pub(crate) fn limits(cli: &Cli) -> hallmark::io::Limits {
+    let mut l = match cli.max_memory {
+        Some(m) => hallmark::io::Limits::with_memory(m),
+        None => hallmark::io::Limits::default(),
+    };
+    if let Some(p) = cli.max_pixels {
+        l.max_pixels = p;
+        // Enough room for the decoded image of that many pixels (up to 16-bit RGBA).
+        l.max_alloc = l.max_alloc.max(p.saturating_mul(8));
+        l.max_width = 65535;
+        l.max_height = 65535;
+    }
+    l
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -190,6 +240,9 @@ struct SignArgs {
     /// Allow the output to replace the input.
     #[arg(long)]
     in_place: bool,
+    /// Replace an existing sidecar `.c2pa` file.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,9 +303,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             if is_broken_pipe(&e) {
+                // The reader went away (`hallmark verify DIR | head -1`): nothing to report.
                 return ExitCode::from(0);
             }
-            eprintln!("hallmark: error: {e:#}");
+            errln!("hallmark: error: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -309,7 +363,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Keygen(a) => keys::keygen(a, cli.json, cli.quiet),
         Cmd::Stamp(a) => stamp(cli, a),
         Cmd::Verify(a) => verify(cli, a),
-        Cmd::Label(a) => label::label(cli.json, cli.quiet, a),
+        Cmd::Label(a) => label::label(cli.json, cli.quiet, limits(cli), a),
         Cmd::Sign(a) => sign(cli, a),
         Cmd::Image(c) => image(cli, c),
         Cmd::Text(c) => text::run(cli.json, cli.quiet, c),
@@ -317,25 +371,25 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Strip { input, output } => {
             files::check_not_input(output, std::slice::from_ref(input), false)?;
             let bytes = files::read_input(input)?;
-            let mut dec = hallmark::io::decode(&bytes, &hallmark::io::Limits::default())?;
+            let mut dec = hallmark::io::decode(&bytes, &limits(cli))?;
             dec.icc = None;
             dec.exif = None;
             let out =
                 hallmark::io::encode(&dec.image, &dec, hallmark::io::EncodeOptions::default())?;
             files::write_atomic(output, &out, None)?;
             if !cli.quiet && !cli.json {
-                println!("stripped {} -> {}", input.display(), output.display());
+                outln!("stripped {} -> {}", input.display(), output.display());
             }
             Ok(0)
         }
         Cmd::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "hallmark",
-                &mut std::io::stdout(),
-            );
+            // Generated into memory: clap_complete panics when its writer fails (a closed pipe).
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "hallmark", &mut buf);
+            use std::io::Write;
+            let mut o = std::io::stdout().lock();
+            o.write_all(&buf).and_then(|()| o.flush())?;
             Ok(0)
         }
     }
@@ -401,6 +455,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         .transpose()?
         .flatten();
     let mut s = stamper(&a.keys, a.model.model(), a.quality)?;
+    s.limits = limits(cli);
     s.check_readback = !a.no_check;
     if a.no_webp_check {
         s.checks = hallmark::Checks::none();
@@ -415,23 +470,40 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     if let Some(d) = &a.out_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
+    let outs: Vec<PathBuf> = a
+        .inputs
+        .iter()
+        .map(|input| match (&a.output, &a.out_dir) {
+            (Some(o), _) => Ok(o.clone()),
+            (None, Some(d)) => Ok(d.join(
+                input
+                    .file_name()
+                    .with_context(|| format!("{} has no file name", input.display()))?,
+            )),
+            (None, None) => bail!("say where to write: -o OUT or --out-dir DIR"),
+        })
+        .collect::<Result<_>>()?;
+    // Two inputs with one base name (a/x.png b/x.png) would write one output twice.
+    let mut seen = std::collections::HashMap::new();
+    for (input, out) in a.inputs.iter().zip(&outs) {
+        if let Some(first) = seen.insert(out.clone(), input) {
+            bail!(
+                "{} and {} would both be written to {}: stamp them into different folders",
+                first.display(),
+                input.display(),
+                out.display()
+            );
+        }
+    }
     let mut worst = 0;
-    for input in &a.inputs {
-        let out = match (&a.output, &a.out_dir) {
-            (Some(o), _) => o.clone(),
-            (None, Some(d)) => d.join(input.file_name().context("input has no file name")?),
-            _ => unreachable!("checked above"),
-        };
+    for (input, out) in a.inputs.iter().zip(outs) {
         let res = (|| -> Result<hallmark::Stamped> {
             files::check_not_input(&out, &a.inputs, a.in_place)?;
             let bytes = files::read_input(input)?;
             refuse_text(input, &bytes)?;
             let st = hallmark::stamp(&bytes, &s, payload)
                 .with_context(|| format!("cannot stamp {}", input.display()))?;
-            files::write_atomic(&out, &st.bytes, None)?;
-            if let Some(l) = ledger_w.as_mut() {
-                l.append(hallmark::ledger::entry_for(&st, &s), s.signer())?;
-            }
+            commit_with_record(&out, &st, &s, ledger_w.as_mut())?;
             Ok(st)
         })();
         match res {
@@ -440,9 +512,9 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
                     let mut v = serde_json::to_value(&st)?;
                     v["input"] = serde_json::json!(input.display().to_string());
                     v["output"] = serde_json::json!(out.display().to_string());
-                    println!("{v}");
+                    crate::out::raw_line(&format!("{v}"))?;
                 } else if !cli.quiet {
-                    println!(
+                    outln!(
                         "stamped {} -> {}  (watermark ID {}, PSNR {:.1} dB{}, manifest {})",
                         input.display(),
                         out.display(),
@@ -457,11 +529,11 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
                     );
                 }
                 if st.watermark_readable == Some(false) {
-                    eprintln!("{}", unreadable_warning(&out));
+                    errln!("{}", unreadable_warning(&out));
                 }
             }
             Err(e) => {
-                eprintln!("hallmark: error: {e:#}");
+                errln!("hallmark: error: {e:#}");
                 worst = 2;
             }
         }
@@ -469,11 +541,40 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     Ok(worst)
 }
 
+/// Puts a stamped output in place, with its ledger record when there is a ledger.
+///
+/// The order guarantees "no output without its record": the output is written and synced
+/// under a temporary name, the record is appended and synced, and only then is the output
+/// renamed into place. If the ledger cannot be written (disk full), nothing appears at `out`.
+/// The one window left, a rename failing after the record was written, is reported as an
+/// error naming the ledger line, so a script never mistakes it for success.
+pub(crate) fn commit_with_record(
+    out: &Path,
+    st: &hallmark::Stamped,
+    s: &hallmark::Stamper,
+    ledger: Option<&mut ledger::LedgerWriter>,
+) -> Result<()> {
+    let staged = files::stage(out, &st.bytes, None)?;
+    let Some(l) = ledger else {
+        return staged.commit();
+    };
+    let rec = l
+        .append(hallmark::ledger::entry_for(st, s), s.signer())
+        .with_context(|| format!("nothing was written to {}", out.display()))?;
+    staged.commit().with_context(|| {
+        format!(
+            "the stamp of {} (watermark ID {}) is recorded in the ledger as record {}, but the file is not in place",
+            out.display(),
+            st.payload,
+            rec.seq
+        )
+    })
+}
+
 fn trust_settings(flag: Option<&Path>, keys_dir: Option<&Path>) -> Result<TrustSettings> {
     let mut pem = String::new();
     let mut add = |p: &Path| -> Result<()> {
-        let t = std::fs::read_to_string(p)
-            .with_context(|| format!("cannot read trust anchors {}", p.display()))?;
+        let t = files::read_text_capped(p, files::MAX_CONFIG_BYTES, "the trust anchors")?;
         if !t.contains("-----BEGIN CERTIFICATE-----") {
             bail!("{} holds no PEM certificate", p.display());
         }
@@ -523,6 +624,7 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
         wkeys.push(keys::load_watermark_key(d)?);
     }
     let mut verifier = hallmark::Verifier::new(&wkeys, trust);
+    verifier.limits = limits(cli);
     if let Some(l) = &a.ledger {
         let key = a
             .keys_dir
@@ -571,7 +673,7 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
     for (f, r) in files.iter().zip(results) {
         match r {
             Ok(rep) => {
-                codes.push(rep.verdict.exit_code());
+                codes.push(rep.exit_code());
                 *tally
                     .entry(
                         serde_json::to_value(rep.verdict)?
@@ -583,21 +685,21 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
                 if cli.json {
                     let mut v = serde_json::to_value(&rep)?;
                     v["file"] = serde_json::json!(f.display().to_string());
-                    println!("{v}");
+                    crate::out::raw_line(&format!("{v}"))?;
                 } else if !cli.quiet {
-                    print_report(f, &rep, color, cli.verbose > 0);
+                    print_report(f, &rep, color, cli.verbose > 0)?;
                 }
             }
             Err(e) => {
                 codes.push(2);
                 *tally.entry("error".into()).or_default() += 1;
                 if cli.json {
-                    println!(
+                    crate::out::raw_line(&format!(
                         "{}",
                         serde_json::json!({"schema": hallmark::REPORT_SCHEMA, "file": f.display().to_string(), "error": format!("{e:#}")})
-                    );
+                    ))?;
                 }
-                eprintln!("hallmark: error: {e:#}");
+                errln!("hallmark: error: {e:#}");
             }
         }
     }
@@ -609,9 +711,9 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
         // On stdout for people; on stderr under --json, which promises one object per input.
         let line = format!("summary: {} files: {}", files.len(), parts.join(", "));
         if cli.json {
-            eprintln!("{line}");
+            errln!("{line}");
         } else {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     Ok(combine(&codes))
@@ -631,12 +733,14 @@ fn combine(codes: &[i32]) -> i32 {
     }
 }
 
-fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) {
+fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) -> Result<()> {
+    // The summary quotes the manifest (model, signer): escaped before our own colour codes.
     let paint = |s: &str, code: &str| {
+        let s = out::escape(s);
         if color {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
-            s.to_string()
+            s.into_owned()
         }
     };
     let c = match r.verdict {
@@ -645,14 +749,18 @@ fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) {
         Verdict::Tampered => "1;31",
         Verdict::NoEvidence => "1",
     };
-    println!("{}: {}", f.display(), paint(&r.summary, c));
+    out::raw_line(&format!(
+        "{}: {}",
+        out::escape(&f.display().to_string()),
+        paint(&r.summary, c)
+    ))?;
     for reason in &r.reasons {
-        println!("  - {reason}");
+        outln!("  - {reason}");
     }
     if let Some(c2) = &r.c2pa {
         if verbose || c2.validation_state == hallmark::c2pa::ValidationState::Invalid {
             for s in &c2.failure {
-                println!(
+                outln!(
                     "  failure: {} {}",
                     s.code,
                     s.explanation.as_deref().unwrap_or("")
@@ -661,13 +769,13 @@ fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) {
         }
         if verbose {
             for s in &c2.success {
-                println!("  success: {}", s.code);
+                outln!("  success: {}", s.code);
             }
             for s in &c2.informational {
-                println!("  info: {}", s.code);
+                outln!("  info: {}", s.code);
             }
             for i in &c2.ingredients {
-                println!(
+                outln!(
                     "  ingredient: {} ({})",
                     i.title.as_deref().unwrap_or("?"),
                     i.relationship.as_deref().unwrap_or("?")
@@ -675,19 +783,23 @@ fn print_report(f: &Path, r: &hallmark::Report, color: bool, verbose: bool) {
             }
         }
     }
+    Ok(())
 }
 
 fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
     let bytes = files::read_input(&a.input)?;
     let fmt = hallmark::io::Format::sniff(&bytes)
         .context("not a supported image (hallmark signs JPEG, PNG, WebP, TIFF and GIF)")?;
+    // The manifest binds these exact bytes: a corrupt or truncated image would be signed as
+    // if it were whole. Decode it first, as `stamp` does (the pixels are then dropped).
+    hallmark::io::decode(&bytes, &limits(cli))
+        .with_context(|| format!("cannot sign {}", a.input.display()))?;
     let signer = keys::load_signer(&a.keys)?;
     let extra = a
         .manifest
         .as_ref()
         .map(|p| -> Result<serde_json::Value> {
-            let t = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let t = files::read_text_capped(p, files::MAX_CONFIG_BYTES, "the manifest definition")?;
             serde_json::from_str(&t).with_context(|| format!("{} is not valid JSON", p.display()))
         })
         .transpose()?;
@@ -714,18 +826,30 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
     };
     if let Some(o) = &asset_out {
         files::check_not_input(o, std::slice::from_ref(&a.input), a.in_place)?;
+    }
+    if let Some(s) = &side_out {
+        // A sidecar never replaces a manifest someone already has: above all the input's own
+        // `.c2pa`, which may be the only copy of its provenance.
+        if std::fs::symlink_metadata(s).is_ok() && !a.force {
+            bail!(
+                "refusing to overwrite the existing sidecar {} (pass --force to replace it)",
+                s.display()
+            );
+        }
+    }
+    if let Some(o) = &asset_out {
         files::write_atomic(o, &signed.asset, None)?;
     }
     if let Some(s) = &side_out {
         files::write_atomic(s, &signed.manifest_store, None)?;
     }
     if cli.json {
-        println!(
+        crate::out::raw_line(&format!(
             "{}",
             serde_json::json!({"input": a.input.display().to_string(), "output": asset_out.map(|p| p.display().to_string()), "sidecar": side_out.map(|p| p.display().to_string()), "manifest_id": signed.manifest_id})
-        );
+        ))?;
     } else if !cli.quiet {
-        println!(
+        outln!(
             "signed {} (manifest {}){}{}",
             a.input.display(),
             signed.manifest_id,
@@ -756,7 +880,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             let key = keys::load_watermark_key(key)?;
             let payload = parse_payload(payload)?.unwrap_or_else(Payload::random);
             let bytes = files::read_input(input)?;
-            let dec = hallmark::io::decode(&bytes, &hallmark::io::Limits::default())?;
+            let dec = hallmark::io::decode(&bytes, &limits(cli))?;
             if dec.format == hallmark::io::Format::Gif {
                 bail!(
                     "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first"
@@ -778,7 +902,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 } else {
                     hallmark::Checks::default()
                 },
-                &hallmark::io::Limits::default(),
+                &limits(cli),
             )?;
             files::write_atomic(output, &marked.bytes, None)?;
             let (rep, readable) = (marked.report, marked.readable);
@@ -788,9 +912,9 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 v["readable"] = serde_json::json!(readable);
                 v["reinforced"] = serde_json::json!(marked.reinforced);
                 v["survives_webp"] = serde_json::json!(marked.survives_webp);
-                println!("{v}");
+                crate::out::raw_line(&format!("{v}"))?;
             } else if !cli.quiet {
-                println!(
+                outln!(
                     "embedded watermark ID {} (key {}) into {}: PSNR {:.2} dB{}",
                     rep.payload,
                     rep.key_id,
@@ -805,7 +929,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 );
             }
             if readable == Some(false) {
-                eprintln!("{}", unreadable_warning(output));
+                errln!("{}", unreadable_warning(output));
             }
             Ok(0)
         }
@@ -819,20 +943,37 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             let mut codes = vec![];
             for p in paths {
                 let r = files::read_input(p).and_then(|b| {
-                    hallmark::io::decode(&b, &hallmark::io::Limits::default())
+                    hallmark::io::decode_lenient(&b, &limits(cli))
                         .with_context(|| format!("cannot read {}", p.display()))
                 });
                 match r {
-                    Ok(d) => {
+                    Ok((d, damage)) => {
                         let res = det.detect(&d.image);
-                        codes.push(if res.detected { 0 } else { 1 });
+                        // Nothing found in a damaged image is not a clean "no" (see verify).
+                        codes.push(match (res.detected, &damage) {
+                            (true, _) => 0,
+                            (false, Some(_)) => 2,
+                            (false, None) => 1,
+                        });
+                        if let Some(why) = &damage
+                            && !cli.quiet
+                            && !(cli.json || *jsonl)
+                        {
+                            errln!(
+                                "hallmark: error: {} is damaged: {why} (no watermark found in what could be decoded)",
+                                p.display()
+                            );
+                        }
                         if cli.json || *jsonl {
                             let mut v = serde_json::to_value(&res)?;
                             v["file"] = serde_json::json!(p.display().to_string());
-                            println!("{v}");
+                            if let Some(why) = &damage {
+                                v["damage"] = serde_json::json!(why);
+                            }
+                            crate::out::raw_line(&format!("{v}"))?;
                         } else if !cli.quiet {
                             match res.payload {
-                                Some(pl) => println!(
+                                Some(pl) => outln!(
                                     "{}: watermark found, ID {} (p-value {:.1e}, {} bit errors corrected, {:.0} ms)",
                                     p.display(),
                                     pl,
@@ -840,7 +981,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                                     res.bit_errors.unwrap_or(0),
                                     res.millis
                                 ),
-                                None => println!(
+                                None => outln!(
                                     "{}: no watermark found ({:.0} ms)",
                                     p.display(),
                                     res.millis
@@ -851,12 +992,12 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                     Err(e) => {
                         codes.push(2);
                         if cli.json || *jsonl {
-                            println!(
+                            crate::out::raw_line(&format!(
                                 "{}",
                                 serde_json::json!({"file": p.display().to_string(), "error": format!("{e:#}")})
-                            );
+                            ))?;
                         }
-                        eprintln!("hallmark: error: {e:#}");
+                        errln!("hallmark: error: {e:#}");
                     }
                 }
             }

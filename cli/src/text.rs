@@ -3,6 +3,7 @@
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::out::{errln, outln};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hallmark::text::{Config, Sampler, TextMark};
@@ -153,8 +154,11 @@ fn resolve_config(scheme: &SchemeArgs, key: Option<&Path>) -> Result<Config> {
     let conf = dir.map(|d| d.join(TEXT_CONFIG)).filter(|p| p.exists());
     match conf {
         Some(p) => {
-            let t = std::fs::read_to_string(&p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let t = crate::files::read_text_capped(
+                &p,
+                crate::files::MAX_CONFIG_BYTES,
+                "the text watermark configuration",
+            )?;
             Config::from_header(t.trim())
                 .with_context(|| format!("{} is not a text watermark header", p.display()))
         }
@@ -178,8 +182,9 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
     }
     let prompt = match (&a.prompt, &a.prompt_file) {
         (Some(p), _) => p.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read the prompt {}", f.display()))?,
+        (None, Some(f)) => {
+            crate::files::read_text_capped(f, crate::files::MAX_CONFIG_BYTES, "the prompt")?
+        }
         (None, None) => bail!("give --prompt or --prompt-file"),
     };
     if prompt.trim().is_empty() {
@@ -250,7 +255,7 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
         files::write_atomic(o, g.text.as_bytes(), None)?;
     }
     if json {
-        println!(
+        crate::out::raw_line(&format!(
             "{}",
             json!({
                 "text": g.text,
@@ -270,14 +275,14 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
                 "sampler_ms_per_token": g.sampler_ms / n,
                 "output": a.output.as_ref().map(|p| p.display().to_string()),
             })
-        );
+        ))?;
     } else {
         if a.output.is_none() {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", g.text)?;
         }
         if !quiet {
-            eprintln!(
+            errln!(
                 "hallmark: {} tokens in {:.1} s ({:.1} tokens/s, sampler {:.3} ms/token); {}",
                 g.ids.len(),
                 gen_s,
@@ -363,8 +368,7 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
         .with_context(|| format!("cannot load the tokenizer {}", a.tokenizer.display()))?;
     let prompt = match &a.prompt_file {
         Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the prompt {}", p.display()))?,
+            crate::files::read_text_capped(p, crate::files::MAX_CONFIG_BYTES, "the prompt")?,
         ),
         None => None,
     };
@@ -377,21 +381,21 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
     let d = &td.detection;
     let detected = d.p_value < a.threshold;
     if json {
-        println!("{v}");
+        crate::out::raw_line(&format!("{v}"))?;
     } else if !quiet {
         let z = d
             .z_score
             .map(|z| format!(", z = {z:.2}"))
             .unwrap_or_default();
         if detected {
-            println!(
+            outln!(
                 "watermark detected: p-value {:.2e}{z} over {} scored tokens ({header}, key {})",
                 d.p_value,
                 d.tokens_scored,
                 key.id()
             );
         } else {
-            println!(
+            outln!(
                 "no watermark detected: p-value {:.2e}{z} over {} scored tokens ({header}, key {})",
                 d.p_value,
                 d.tokens_scored,
@@ -399,7 +403,7 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
             );
         }
         for s in v["spans"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "  watermarked span: characters {}..{} (corrected p-value {:.2e})",
                 s["start"],
                 s["end"],
@@ -407,13 +411,53 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
             );
         }
         if d.tokens_scored < 50 {
-            println!(
+            outln!(
                 "  note: short text ({} scored tokens): weak evidence either way",
                 d.tokens_scored
             );
         }
     }
     Ok(if detected { 0 } else { 1 })
+}
+
+/// One line of a JSONL input.
+enum Line {
+    Bytes(Vec<u8>),
+    /// Longer than the cap: skipped to its end without being held in memory.
+    TooLong,
+}
+
+/// Reads one line (without its newline) holding at most `cap` bytes of it; `None` at the end.
+fn read_line_capped(r: &mut dyn BufRead, cap: u64) -> std::io::Result<Option<Line>> {
+    let mut buf = Vec::new();
+    let n = (&mut *r).take(cap + 1).read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+        return Ok(Some(Line::Bytes(buf)));
+    }
+    if (buf.len() as u64) <= cap {
+        return Ok(Some(Line::Bytes(buf))); // the last line, without a newline
+    }
+    drop(buf);
+    loop {
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            break;
+        }
+        if let Some(p) = avail.iter().position(|&b| b == b'\n') {
+            r.consume(p + 1);
+            break;
+        }
+        let len = avail.len();
+        r.consume(len);
+    }
+    Ok(Some(Line::TooLong))
 }
 
 fn detect_jsonl(
@@ -433,10 +477,11 @@ fn detect_jsonl(
     let mut out = std::io::stdout().lock();
     let (mut n, mut hits, mut errors) = (0usize, 0usize, 0usize);
     // Lines are scored in parallel chunks; results are printed in input order.
-    let score = |(i, line): &(usize, String)| -> (serde_json::Value, Option<bool>) {
-        let parsed: Result<(serde_json::Value, String)> =
-            serde_json::from_str::<serde_json::Value>(line)
-                .context("not JSON")
+    let score = |(i, line): &(usize, Result<String, String>)| -> (serde_json::Value, Option<bool>) {
+        let parsed: Result<(serde_json::Value, String)> = line
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|l| serde_json::from_str::<serde_json::Value>(l).context("not JSON"))
                 .and_then(|v| {
                     let text = v
                         .get("text")
@@ -463,17 +508,34 @@ fn detect_jsonl(
             },
         }
     };
-    let mut lines = reader.lines().enumerate();
+    let mut reader = reader;
+    let mut i = 0usize;
+    let mut eof = false;
     loop {
-        let mut chunk: Vec<(usize, String)> = Vec::with_capacity(CHUNK);
-        for (i, line) in lines.by_ref() {
-            let line = line.with_context(|| format!("cannot read line {}", i + 1))?;
-            if !line.trim().is_empty() {
-                chunk.push((i, line));
-                if chunk.len() == CHUNK {
+        // A line that is not UTF-8 or is too long is answered with an error object in its
+        // place; the run goes on.
+        let mut chunk: Vec<(usize, Result<String, String>)> = Vec::with_capacity(CHUNK);
+        while !eof && chunk.len() < CHUNK {
+            let line = match read_line_capped(&mut reader, MAX_TEXT)
+                .with_context(|| format!("cannot read line {}", i + 1))?
+            {
+                None => {
+                    eof = true;
                     break;
                 }
+                Some(Line::TooLong) => Err(format!(
+                    "the line is longer than the {} MiB limit for one text",
+                    MAX_TEXT >> 20
+                )),
+                Some(Line::Bytes(b)) => String::from_utf8(b)
+                    .map_err(|e| format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())),
+            };
+            if line.as_ref().is_ok_and(|l| l.trim().is_empty()) {
+                i += 1;
+                continue;
             }
+            chunk.push((i, line));
+            i += 1;
         }
         if chunk.is_empty() {
             break;

@@ -40,7 +40,11 @@ impl Cmd {
         self
     }
     /// Runs with `input` on standard input.
-    pub fn stdin(mut self, input: &str) -> Run {
+    pub fn stdin(self, input: &str) -> Run {
+        self.stdin_bytes(input.as_bytes())
+    }
+    /// Runs with `input` (any bytes) on standard input.
+    pub fn stdin_bytes(mut self, input: &[u8]) -> Run {
         use std::io::Write;
         use std::process::Stdio;
         let mut child = self
@@ -54,7 +58,7 @@ impl Cmd {
             .stdin
             .take()
             .expect("stdin")
-            .write_all(input.as_bytes())
+            .write_all(input)
             .expect("write stdin");
         let o = child.wait_with_output().expect("wait");
         Run {
@@ -62,6 +66,9 @@ impl Cmd {
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
+    }
+    pub fn command(self) -> Command {
+        self.0
     }
     pub fn run(mut self) -> Run {
         let o = self.0.output().expect("run hallmark");

@@ -40,6 +40,10 @@ pub enum Error {
     /// Certificate or signature machinery failed.
     #[error("{0}")]
     Crypto(String),
+    /// The asset carries no manifest, only the address of a remote one (XMP
+    /// `dcterms:provenance`), which is never fetched: verification here is offline.
+    #[error("the manifest is remote, at {0}, and was not fetched (hallmark verifies offline)")]
+    RemoteManifest(String),
     /// The c2pa library refused the asset or the manifest.
     #[error("c2pa: {0}")]
     C2pa(#[source] c2pa::Error),

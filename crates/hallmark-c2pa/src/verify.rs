@@ -148,6 +148,10 @@ pub(crate) fn has_manifest(mime: &str, asset: &[u8]) -> bool {
         Err(c2pa::Error::JumbfNotFound)
             | Err(c2pa::Error::UnsupportedType)
             | Err(c2pa::Error::ProvenanceMissing)
+            // A pointer to a remote manifest is not a manifest in the file: signing adds the
+            // first embedded one.
+            | Err(c2pa::Error::RemoteManifestUrl(_))
+            | Err(c2pa::Error::RemoteManifestFetch(_))
     )
 }
 
@@ -174,7 +178,9 @@ pub(crate) fn active_label(mime: &str, asset: &[u8], store: &[u8]) -> Result<Str
 ///
 /// # Errors
 /// [`Error::Unsupported`] for a format c2pa cannot read; [`Error::C2pa`] when the asset
-/// itself cannot be parsed (truncated beyond repair, not the format it claims).
+/// itself cannot be parsed (truncated beyond repair, not the format it claims);
+/// [`Error::RemoteManifest`] when the asset holds no manifest but points to one on the web
+/// (never fetched here).
 pub fn verify(
     format: &str,
     asset: &[u8],
@@ -187,7 +193,15 @@ pub fn verify(
     let embedded = c2pa::Reader::from_shared_context(&ctx).with_stream(mime, Cursor::new(asset));
     let (reader, is_embedded) = match (embedded, sidecar) {
         (Ok(r), _) => (r, true),
-        (Err(c2pa::Error::JumbfNotFound | c2pa::Error::ProvenanceMissing), Some(store)) => {
+        (
+            Err(
+                c2pa::Error::JumbfNotFound
+                | c2pa::Error::ProvenanceMissing
+                | c2pa::Error::RemoteManifestUrl(_)
+                | c2pa::Error::RemoteManifestFetch(_),
+            ),
+            Some(store),
+        ) => {
             match c2pa::Reader::from_shared_context(&ctx).with_manifest_data_and_stream(
                 store,
                 mime,
@@ -200,6 +214,12 @@ pub fn verify(
         (Err(c2pa::Error::JumbfNotFound | c2pa::Error::ProvenanceMissing), None) => {
             return Ok(None);
         }
+        // No manifest in the file, only a pointer to one on the web (XMP
+        // `dcterms:provenance`). Verification is offline: say so rather than guess.
+        (
+            Err(c2pa::Error::RemoteManifestUrl(url) | c2pa::Error::RemoteManifestFetch(url)),
+            None,
+        ) => return Err(Error::RemoteManifest(url)),
         (Err(e), _) if is_asset_error(&e) => return Err(Error::C2pa(e)),
         (Err(e), Some(_)) => {
             let mut v = unreadable(&e, true);

@@ -12,6 +12,41 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, Tokenizer};
 
 use crate::Error;
 
+/// The most tokens (and merges) a GGUF tokenizer may declare: real vocabularies hold up to a
+/// few hundred thousand.
+const MAX_VOCAB: usize = 4 << 20;
+
+/// About how many bytes of text [`TextTokenizer::encode`] tokenizes at once.
+pub const ENCODE_CHUNK: usize = 256 << 10;
+
+/// Where the piece of `text` starting at `start` ends: the last single space or newline
+/// between two non-whitespace characters within `size` bytes, else a character boundary.
+fn chunk_end(text: &str, start: usize, size: usize) -> usize {
+    if text.len() - start <= size {
+        return text.len();
+    }
+    let b = text.as_bytes();
+    let limit = start + size;
+    // Search back from the limit for " x" or "\n x" with a non-space before (ASCII bytes,
+    // so the cut is always a character boundary).
+    let mut p = limit;
+    while p > start {
+        if (b[p] == b' ' || b[p] == b'\n')
+            && !b[p - 1].is_ascii_whitespace()
+            && p + 1 < b.len()
+            && !b[p + 1].is_ascii_whitespace()
+        {
+            return p;
+        }
+        p -= 1;
+    }
+    let mut p = limit;
+    while !text.is_char_boundary(p) {
+        p -= 1;
+    }
+    p
+}
+
 /// A tokenizer plus what generation and detection need to know about it.
 pub struct TextTokenizer {
     inner: Tokenizer,
@@ -131,6 +166,27 @@ impl TextTokenizer {
                 .map_err(bad)?,
             None => vec![],
         };
+        // Hostile or damaged files: every array is checked against the others and against
+        // caps before anything indexes into it.
+        if tokens.is_empty() || tokens.len() > MAX_VOCAB {
+            return Err(Error::Tokenizer(format!(
+                "GGUF tokenizer has {} tokens (expected 1 to {MAX_VOCAB})",
+                tokens.len()
+            )));
+        }
+        if merges.len() > MAX_VOCAB {
+            return Err(Error::Tokenizer(format!(
+                "GGUF tokenizer has {} merges (at most {MAX_VOCAB})",
+                merges.len()
+            )));
+        }
+        if !types.is_empty() && types.len() != tokens.len() {
+            return Err(Error::Tokenizer(format!(
+                "GGUF tokenizer is inconsistent: {} token types for {} tokens",
+                types.len(),
+                tokens.len()
+            )));
+        }
         let pre = ct
             .metadata
             .get("tokenizer.ggml.pre")
@@ -159,8 +215,9 @@ impl TextTokenizer {
         let special: Vec<AddedToken> = types
             .iter()
             .enumerate()
-            .filter(|&(_, &t)| t == 3)
-            .map(|(i, _)| AddedToken::from(tokens[i].clone(), true))
+            .zip(&tokens)
+            .filter(|((_, t), _)| **t == 3)
+            .map(|(_, tok)| AddedToken::from(tok.clone(), true))
             .collect();
         tk.add_special_tokens(special)
             .map_err(|e| Error::Tokenizer(format!("cannot add special tokens: {e}")))?;
@@ -197,15 +254,36 @@ impl TextTokenizer {
     ///
     /// # Errors
     /// [`Error::Tokenizer`] if the tokenizer fails.
+    ///
+    /// Long texts are tokenized in pieces of about [`ENCODE_CHUNK`] bytes, cut where a single
+    /// space or newline stands between two other characters: byte-level BPE never merges
+    /// across such a boundary (the space starts the next word's token), so the ids are the
+    /// same as for the whole text, while the tokenizer's per-token bookkeeping (strings,
+    /// offsets, masks: hundreds of bytes per token) exists for one piece at a time. A text
+    /// with no such boundary for a whole piece (unspaced scripts such as Chinese) is cut at
+    /// a character boundary, which can change the one or two tokens at the cut.
     pub fn encode(&self, text: &str) -> Result<Encoded, Error> {
-        let enc = self
-            .inner
-            .encode_char_offsets(text, false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(Encoded {
-            ids: enc.get_ids().to_vec(),
-            offsets: enc.get_offsets().to_vec(),
-        })
+        let mut ids = Vec::new();
+        let mut offsets = Vec::new();
+        let mut start = 0usize; // byte offset of the piece
+        let mut start_chars = 0usize; // its offset in characters
+        while start < text.len() {
+            let end = chunk_end(text, start, ENCODE_CHUNK);
+            let piece = &text[start..end];
+            let enc = self
+                .inner
+                .encode_char_offsets(piece, false)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            ids.extend_from_slice(enc.get_ids());
+            offsets.extend(
+                enc.get_offsets()
+                    .iter()
+                    .map(|&(a, b)| (a + start_chars, b + start_chars)),
+            );
+            start_chars += piece.chars().count();
+            start = end;
+        }
+        Ok(Encoded { ids, offsets })
     }
 
     /// Tokenizes a prompt that may contain special tokens such as `<|im_start|>`.
@@ -228,5 +306,65 @@ impl TextTokenizer {
         self.inner
             .decode(ids, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::quantized::gguf_file::{Content, Value, VersionedMagic};
+
+    use super::*;
+
+    fn content(tokens: &[&str], types: &[i32]) -> Content {
+        let mut metadata = HashMap::new();
+        metadata.insert(
+            "tokenizer.ggml.model".to_string(),
+            Value::String("gpt2".into()),
+        );
+        metadata.insert(
+            "tokenizer.ggml.tokens".to_string(),
+            Value::Array(tokens.iter().map(|t| Value::String(t.to_string())).collect()),
+        );
+        metadata.insert("tokenizer.ggml.merges".to_string(), Value::Array(vec![]));
+        metadata.insert(
+            "tokenizer.ggml.token_type".to_string(),
+            Value::Array(types.iter().map(|&t| Value::I32(t)).collect()),
+        );
+        Content {
+            magic: VersionedMagic::GgufV3,
+            metadata,
+            tensor_infos: HashMap::new(),
+            tensor_data_offset: 0,
+        }
+    }
+
+    #[test]
+    fn pieces_end_at_single_spaces_or_character_boundaries() {
+        let t = "ab cd  ef\ngh";
+        assert_eq!(chunk_end(t, 0, 100), t.len());
+        assert_eq!(chunk_end(t, 0, 4), 2); // "ab| cd"
+        let cjk = "日本語のテキスト".repeat(10);
+        let e = chunk_end(&cjk, 0, 20);
+        assert!(cjk.is_char_boundary(e) && e <= 20 && e > 0);
+    }
+
+    /// Issue 17: a token-type array longer than the token list used to index out of bounds.
+    #[test]
+    fn inconsistent_gguf_arrays_are_errors_not_panics() {
+        let ok = content(&["a", "b", "<s>"], &[1, 1, 3]);
+        assert!(TextTokenizer::from_gguf(&ok).is_ok());
+        for (tokens, types) in [
+            (&["a", "b"][..], &[1, 1, 3, 3, 3][..]),
+            (&["a", "b", "c"][..], &[3][..]),
+            (&[][..], &[][..]),
+        ] {
+            let err = TextTokenizer::from_gguf(&content(tokens, types))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("tokens"), "{tokens:?} {types:?}: {err}");
+        }
     }
 }

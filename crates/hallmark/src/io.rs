@@ -10,16 +10,45 @@ use image::{DynamicImage, ImageDecoder, ImageFormat};
 
 use crate::Error;
 
-/// Decoding limits. A decompression bomb or an absurd header is refused before any large
-/// allocation happens.
+mod damage;
+
+/// Decoding limits. A decompression bomb or an absurd header is refused from the header's
+/// dimensions, before any large allocation happens.
+///
+/// The memory a whole stamp or verification needs grows with the pixel count (the decoded
+/// image, its 8-bit copy, the marked copy, the encoded output and the read-back decode), about
+/// [`PEAK_BYTES_PER_PIXEL`] bytes per pixel at most; [`Limits::with_memory`] derives the
+/// pixel limit from a memory budget that way.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Maximum width in pixels (default 16384).
     pub max_width: u32,
     /// Maximum height in pixels (default 16384).
     pub max_height: u32,
-    /// Maximum bytes the decoder may allocate (default 1 GiB).
+    /// Maximum bytes the decoder may allocate for the decoded image (default 1 GiB / 4).
     pub max_alloc: u64,
+    /// Maximum pixel count, width x height (default 1 GiB / [`PEAK_BYTES_PER_PIXEL`]:
+    /// about 67 megapixels).
+    pub max_pixels: u64,
+}
+
+/// Peak memory per pixel of the most demanding whole operation (stamping with the read-back
+/// and WebP checks), measured with `/usr/bin/time -v` on 8-bit RGB photos up to 48 MP (see
+/// docs/reliability.md). Used to turn a memory budget into a pixel limit.
+pub const PEAK_BYTES_PER_PIXEL: u64 = 16;
+
+impl Limits {
+    /// Limits for a peak-memory budget of `bytes`: the pixel limit is the budget over
+    /// [`PEAK_BYTES_PER_PIXEL`], and the decoded image (which may hold 16-bit samples and
+    /// alpha) may take a quarter of it.
+    pub fn with_memory(bytes: u64) -> Self {
+        Limits {
+            max_width: 65535,
+            max_height: 65535,
+            max_alloc: bytes / 4,
+            max_pixels: bytes / PEAK_BYTES_PER_PIXEL,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -27,7 +56,7 @@ impl Default for Limits {
         Limits {
             max_width: 16384,
             max_height: 16384,
-            max_alloc: 1 << 30,
+            ..Limits::with_memory(1 << 30)
         }
     }
 }
@@ -127,22 +156,37 @@ pub struct Decoded {
     pub jpeg_subsampling: Option<Subsampling>,
 }
 
-/// Decodes an image from bytes.
+/// Decodes an image from bytes, refusing damaged data.
 ///
 /// # Errors
-/// [`Error::Decode`] for empty, truncated, corrupt or unsupported data and for images over
-/// the [`Limits`]; the message is one line and says which.
+/// [`Error::Decode`] for empty, truncated, damaged, corrupt or unsupported data and for
+/// images over the [`Limits`]; the message is one line and says which. Damage that decoders
+/// usually paper over with grey (a JPEG scan that ends early, a header declaring more
+/// pixels than the data holds, an empty TIFF strip, a truncated GIF frame) is an error here.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
+    let (d, damage) = decode_lenient(bytes, limits)?;
+    match damage {
+        Some(why) => Err(Error::Decode(why)),
+        None => Ok(d),
+    }
+}
+
+/// Decodes an image from bytes as far as its data goes, and says what is damaged: for
+/// verifiers, which should still look at what is there and report the damage.
+///
+/// # Errors
+/// [`Error::Decode`] when nothing usable can be decoded (empty, corrupt beyond reading,
+/// unsupported) or the image is over the [`Limits`].
+pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Decoded, Option<String>), Error> {
     if bytes.is_empty() {
         return Err(Error::Decode("the file is empty".into()));
     }
     let format = Format::sniff(bytes).ok_or_else(|| {
         Error::Decode("not a supported image (hallmark reads JPEG, PNG, WebP, TIFF and GIF)".into())
     })?;
+    let mut damage = None;
     if format == Format::Jpeg && !jpeg_complete(bytes) {
-        return Err(Error::Decode(
-            "the JPEG is truncated (its image data has no end marker)".into(),
-        ));
+        damage = Some("the JPEG is truncated (its image data has no end marker)".to_string());
     }
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.image_format());
     let mut l = image::Limits::default();
@@ -161,22 +205,61 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
             limits.max_width, limits.max_height
         )));
     }
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > limits.max_pixels {
+        return Err(Error::Decode(format!(
+            "image is {w}x{h} ({:.1} megapixels), over the limit of {:.1} megapixels",
+            pixels as f64 / 1e6,
+            limits.max_pixels as f64 / 1e6
+        )));
+    }
+    if decoder.total_bytes() > limits.max_alloc {
+        return Err(Error::Decode(format!(
+            "image is {w}x{h} with {} bytes per pixel: decoding it would take {} MiB, over the limit of {} MiB",
+            decoder.color_type().bytes_per_pixel(),
+            decoder.total_bytes() >> 20,
+            limits.max_alloc >> 20
+        )));
+    }
     let icc = decoder.icc_profile().ok().flatten();
     let exif = decoder.exif_metadata().ok().flatten();
-    let image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    let image = match format {
+        // The JPEG decoder is run strict first: it then reports a scan that ends early
+        // instead of filling the rest with grey. Only damage to the image data counts as
+        // damage; strict-mode complaints about harmless oddities fall back to the usual
+        // lenient decoding.
+        Format::Jpeg => match damage::jpeg_strict(bytes) {
+            Ok(img) => img,
+            Err(strict) => {
+                if damage.is_none() {
+                    damage = strict;
+                }
+                DynamicImage::from_decoder(decoder).map_err(decode_error)?
+            }
+        },
+        _ => {
+            if let Some(why) = damage::check(format, bytes) {
+                damage = Some(why);
+            }
+            DynamicImage::from_decoder(decoder).map_err(decode_error)?
+        }
+    };
     let (jpeg_quality, jpeg_subsampling) = if format == Format::Jpeg {
         jpeg_tables(bytes)
     } else {
         (None, None)
     };
-    Ok(Decoded {
-        image,
-        format,
-        icc,
-        exif,
-        jpeg_quality,
-        jpeg_subsampling,
-    })
+    Ok((
+        Decoded {
+            image,
+            format,
+            icc,
+            exif,
+            jpeg_quality,
+            jpeg_subsampling,
+        },
+        damage,
+    ))
 }
 
 fn decode_error(e: image::ImageError) -> Error {

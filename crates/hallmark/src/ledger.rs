@@ -111,28 +111,48 @@ pub struct Broken {
 /// The first broken record: unparsable line, wrong sequence, broken chain, edited content,
 /// bad signature, or a different signer.
 pub fn verify_chain(text: &str, expected_key: Option<[u8; 32]>) -> Result<Vec<Record>, Broken> {
+    verify_continuation(None, 1, text, expected_key)
+}
+
+/// Checks that `text` (lines numbered from `first_line`) continues a chain whose last
+/// verified record is `last` (`None`: `text` starts the ledger). This is how a writer that
+/// already verified a ledger checks what other processes appended since, without re-reading
+/// the whole file. With `last` given, its signer is the expected key unless one is pinned.
+///
+/// # Errors
+/// As [`verify_chain`], with line numbers counted from `first_line`.
+pub fn verify_continuation(
+    last: Option<&Record>,
+    first_line: usize,
+    text: &str,
+    expected_key: Option<[u8; 32]>,
+) -> Result<Vec<Record>, Broken> {
     let mut out: Vec<Record> = vec![];
-    let mut key: Option<VerifyingKey> =
-        expected_key.and_then(|k| VerifyingKey::from_bytes(&k).ok());
+    let pinned = expected_key.or_else(|| {
+        last.and_then(|r| hex::decode(&r.public_key).ok())
+            .and_then(|v| v.try_into().ok())
+    });
+    let mut key: Option<VerifyingKey> = pinned.and_then(|k| VerifyingKey::from_bytes(&k).ok());
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let line_no = i + 1;
+        let line_no = i + first_line;
         let bad = |reason: String| Broken {
             line: line_no,
             reason,
         };
         let r: Record =
             serde_json::from_str(line).map_err(|e| bad(format!("not a ledger record: {e}")))?;
-        let want_seq = out.last().map_or(0, |p| p.seq + 1);
+        let prev_rec = out.last().or(last);
+        let want_seq = prev_rec.map_or(0, |p| p.seq + 1);
         if r.seq != want_seq {
             return Err(bad(format!(
                 "sequence {} where {want_seq} was expected (a record was deleted, inserted or reordered)",
                 r.seq
             )));
         }
-        let want_prev = out.last().map_or(GENESIS, |p| p.hash.as_str());
+        let want_prev = prev_rec.map_or(GENESIS, |p| p.hash.as_str());
         if r.prev != want_prev {
             return Err(bad(
                 "does not chain to the previous record (deleted, inserted or reordered)".into(),
@@ -262,6 +282,27 @@ mod tests {
                 .unwrap_err()
                 .line,
             1
+        );
+        // A continuation is checked against the record it follows.
+        let recs = verify_chain(&lines[..2].join("\n"), None).expect("valid");
+        let tail = lines[2..].join("\n");
+        assert_eq!(
+            verify_continuation(recs.last(), 3, &tail, None)
+                .expect("continues")
+                .len(),
+            2
+        );
+        assert_eq!(
+            verify_continuation(recs.first(), 2, &tail, None)
+                .unwrap_err()
+                .line,
+            2
+        );
+        assert_eq!(
+            verify_continuation(recs.last(), 3, &ledger(&other, 4)[2..].join("\n"), None)
+                .unwrap_err()
+                .line,
+            3
         );
         let mut forged = lines.clone();
         let foreign = ledger(&other, 4);

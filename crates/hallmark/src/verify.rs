@@ -106,6 +106,25 @@ pub struct Report {
     /// Ledger records for the detected watermark ID (who stamped it, when, with what).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ledger: Vec<crate::ledger::Record>,
+    /// The address of a remote manifest the file points to (XMP `dcterms:provenance`),
+    /// which is never fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_manifest: Option<String>,
+    /// What is damaged in the image data (truncated scan, empty strip, cut-off animation),
+    /// when something is: the watermark was looked for in what could be decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damage: Option<String>,
+}
+
+impl Report {
+    /// The CLI exit code for this report: the verdict's, except that a damaged image in
+    /// which nothing was found is an input error (2), not a clean "nothing found" (1).
+    pub fn exit_code(&self) -> i32 {
+        match self.verdict.exit_code() {
+            1 if self.damage.is_some() => 2,
+            c => c,
+        }
+    }
 }
 
 /// Verifies one file's bytes (and a sidecar manifest's bytes, if one sits beside it).
@@ -121,8 +140,13 @@ pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Repo
             "not a supported image (hallmark reads JPEG, PNG, WebP, TIFF and GIF)".into()
         }));
     };
+    let mut remote_manifest = None;
     let c2pa = match hallmark_c2pa::verify(fmt.mime(), bytes, sidecar, &v.trust) {
         Ok(c) => c,
+        Err(hallmark_c2pa::Error::RemoteManifest(url)) => {
+            remote_manifest = Some(url);
+            None
+        }
         Err(hallmark_c2pa::Error::C2pa(e)) => {
             // The container itself does not parse for c2pa: decoding will say why.
             io::decode(bytes, &v.limits)?;
@@ -131,8 +155,10 @@ pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Repo
         Err(e) => return Err(e.into()),
     };
     let mut watermark = None;
+    let mut damage = None;
     if !v.detectors.is_empty() {
-        let decoded = io::decode(bytes, &v.limits)?;
+        let (decoded, dmg) = io::decode_lenient(bytes, &v.limits)?;
+        damage = dmg;
         for d in &v.detectors {
             let det = d.detect(&decoded.image);
             let found = det.detected;
@@ -145,9 +171,22 @@ pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Repo
         }
     } else if c2pa.is_none() {
         // Still refuse files that are not decodable images, so bad input is an error.
-        io::decode(bytes, &v.limits)?;
+        damage = io::decode_lenient(bytes, &v.limits)?.1;
     }
     let mut report = judge(format, c2pa, watermark);
+    if let Some(why) = damage {
+        report.reasons.push(format!(
+            "the image is damaged: {why}; the watermark was looked for in what could be decoded"
+        ));
+        report.summary.push_str(" (the image is damaged)");
+        report.damage = Some(why);
+    }
+    if let Some(url) = remote_manifest {
+        report.reasons.push(format!(
+            "the file holds no manifest, only the address of a remote one ({url}), which was not fetched: hallmark verifies offline (download it and verify it as a sidecar .c2pa file)"
+        ));
+        report.remote_manifest = Some(url);
+    }
     if let (Some(records), Some(id)) =
         (&v.ledger, report.watermark.as_ref().and_then(|w| w.payload))
     {
@@ -326,5 +365,7 @@ fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detectio
         watermark: wm,
         consistency,
         ledger: vec![],
+        remote_manifest: None,
+        damage: None,
     }
 }

@@ -21,7 +21,8 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Reads at most `cap` bytes of `path` (a regular file, a FIFO or a device alike): anything
 /// longer is refused after `cap + 1` bytes, before it can fill memory (`/dev/zero` as a key).
 pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
-    let f = fs::File::open(path).with_context(|| format!("cannot open {what} {}", path.display()))?;
+    let f =
+        fs::File::open(path).with_context(|| format!("cannot open {what} {}", path.display()))?;
     let meta = f
         .metadata()
         .with_context(|| format!("cannot stat {what} {}", path.display()))?;
@@ -124,7 +125,10 @@ impl Staged {
                 tmp.persist_noclobber(&self.target)
                     .map_err(|e| e.error)
                     .with_context(|| {
-                        format!("cannot create {} (it may already exist)", self.target.display())
+                        format!(
+                            "cannot create {} (it may already exist)",
+                            self.target.display()
+                        )
                     })?;
                 Ok(())
             }
@@ -139,12 +143,14 @@ impl Staged {
     pub fn commit(self) -> Result<()> {
         match self.kind {
             StagedKind::Temp(tmp) => {
-                tmp.persist(&self.target).map_err(|e| e.error).with_context(|| {
-                    format!(
-                        "cannot move the output into place at {}",
-                        self.target.display()
-                    )
-                })?;
+                tmp.persist(&self.target)
+                    .map_err(|e| e.error)
+                    .with_context(|| {
+                        format!(
+                            "cannot move the output into place at {}",
+                            self.target.display()
+                        )
+                    })?;
             }
             StagedKind::Through(bytes) => {
                 let mut f = fs::OpenOptions::new()

@@ -130,7 +130,8 @@ pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
         outln!("  CA SHA-256      {}", certs.info.ca_sha256);
         outln!(
             "  valid           {} to {}",
-            certs.info.not_before, certs.info.not_after
+            certs.info.not_before,
+            certs.info.not_after
         );
     }
     Ok(0)

@@ -186,7 +186,10 @@ fn canonical_lenient(p: &Path) -> PathBuf {
             }
             return out;
         }
-        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 existing = parent.to_path_buf();
@@ -210,9 +213,9 @@ struct Known {
 fn state_journal(dir: &Path) -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(s) => PathBuf::from(s),
-        None => PathBuf::from(
-            std::env::var_os("HOME").context("neither XDG_STATE_HOME nor HOME is set: give the journal's place with --journal")?,
-        )
+        None => PathBuf::from(std::env::var_os("HOME").context(
+            "neither XDG_STATE_HOME nor HOME is set: give the journal's place with --journal",
+        )?)
         .join(".local/state"),
     };
     let id = &sha256_hex(path_key(dir).as_bytes())[..16];
@@ -232,8 +235,8 @@ pub fn label(
     if a.in_place && !a.backup {
         bail!("--in-place replaces your originals: add --backup to keep each as NAME.orig");
     }
-    let in_canon = fs::canonicalize(&a.dir)
-        .with_context(|| format!("cannot resolve {}", a.dir.display()))?;
+    let in_canon =
+        fs::canonicalize(&a.dir).with_context(|| format!("cannot resolve {}", a.dir.display()))?;
     let out_dir: PathBuf = match &a.out_dir {
         Some(d) => {
             let o = canonical_lenient(d);

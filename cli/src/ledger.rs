@@ -94,13 +94,8 @@ impl LedgerWriter {
         if !text.ends_with('\n') {
             let cut = text.rfind('\n').map_or(0, |i| i + 1);
             let tail = &text[cut..];
-            let complete = hallmark::ledger::verify_continuation(
-                self.last.as_ref(),
-                1,
-                &text,
-                key,
-            )
-            .is_ok();
+            let complete =
+                hallmark::ledger::verify_continuation(self.last.as_ref(), 1, &text, key).is_ok();
             if complete && !tail.trim().is_empty() {
                 // A whole record whose newline was lost: keep it, end the line.
                 self.file
@@ -121,13 +116,13 @@ impl LedgerWriter {
         let records =
             hallmark::ledger::verify_continuation(self.last.as_ref(), self.next_line, &text, key)
                 .map_err(|b| {
-                    anyhow::anyhow!(
-                        "the ledger {} is broken at line {}: {}; refusing to append",
-                        self.path.display(),
-                        b.line,
-                        b.reason
-                    )
-                })?;
+                anyhow::anyhow!(
+                    "the ledger {} is broken at line {}: {}; refusing to append",
+                    self.path.display(),
+                    b.line,
+                    b.reason
+                )
+            })?;
         self.next_line += text.lines().count();
         if let Some(r) = records.into_iter().last() {
             self.last = Some(r);
@@ -154,9 +149,8 @@ impl LedgerWriter {
             if let Err(e) = res {
                 // Leave no partial line behind (a full disk can take half of it).
                 let _ = w.file.set_len(w.len);
-                return Err(e).with_context(|| {
-                    format!("cannot append to the ledger {}", w.path.display())
-                });
+                return Err(e)
+                    .with_context(|| format!("cannot append to the ledger {}", w.path.display()));
             }
             w.len += line.len() as u64;
             w.next_line += 1;

@@ -15,9 +15,9 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use out::{errln, outln};
 use clap::{Parser, Subcommand, ValueEnum};
 use hallmark::{Payload, Verdict, c2pa::TrustSettings};
+use out::{errln, outln};
 
 const EXIT_HELP: &str = "\
 Exit codes:
@@ -496,6 +496,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         }
     }
     let mut worst = 0;
+    let mut stdout_closed = false;
     for (input, out) in a.inputs.iter().zip(outs) {
         let res = (|| -> Result<hallmark::Stamped> {
             files::check_not_input(&out, &a.inputs, a.in_place)?;
@@ -508,25 +509,40 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         })();
         match res {
             Ok(st) => {
-                if cli.json {
-                    let mut v = serde_json::to_value(&st)?;
-                    v["input"] = serde_json::json!(input.display().to_string());
-                    v["output"] = serde_json::json!(out.display().to_string());
-                    crate::out::raw_line(&format!("{v}"))?;
-                } else if !cli.quiet {
-                    outln!(
-                        "stamped {} -> {}  (watermark ID {}, PSNR {:.1} dB{}, manifest {})",
-                        input.display(),
-                        out.display(),
-                        st.payload,
-                        st.psnr,
-                        if st.watermark_reinforced {
-                            ", re-embedded stronger: the first did not read back or survive WebP q50"
-                        } else {
-                            ""
-                        },
-                        st.manifest_id
-                    );
+                // A reader that went away (`| head -1`) does not cut the stamping short:
+                // the remaining files are still stamped, only not reported.
+                let printed = (|| -> Result<()> {
+                    if stdout_closed {
+                        return Ok(());
+                    }
+                    if cli.json {
+                        let mut v = serde_json::to_value(&st)?;
+                        v["input"] = serde_json::json!(input.display().to_string());
+                        v["output"] = serde_json::json!(out.display().to_string());
+                        crate::out::raw_line(&format!("{v}"))?;
+                    } else if !cli.quiet {
+                        outln!(
+                            "stamped {} -> {}  (watermark ID {}, PSNR {:.1} dB{}, manifest {})",
+                            input.display(),
+                            out.display(),
+                            st.payload,
+                            st.psnr,
+                            if st.watermark_reinforced {
+                                ", re-embedded stronger: the first did not read back or survive WebP q50"
+                            } else {
+                                ""
+                            },
+                            st.manifest_id
+                        );
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = printed {
+                    if is_broken_pipe(&e) {
+                        stdout_closed = true;
+                    } else {
+                        return Err(e);
+                    }
                 }
                 if st.watermark_readable == Some(false) {
                     errln!("{}", unreadable_warning(&out));

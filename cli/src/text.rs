@@ -367,9 +367,11 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
     let tok = TextTokenizer::from_file(&a.tokenizer)
         .with_context(|| format!("cannot load the tokenizer {}", a.tokenizer.display()))?;
     let prompt = match &a.prompt_file {
-        Some(p) => Some(
-            crate::files::read_text_capped(p, crate::files::MAX_CONFIG_BYTES, "the prompt")?,
-        ),
+        Some(p) => Some(crate::files::read_text_capped(
+            p,
+            crate::files::MAX_CONFIG_BYTES,
+            "the prompt",
+        )?),
         None => None,
     };
     if a.jsonl {
@@ -482,17 +484,17 @@ fn detect_jsonl(
             .as_ref()
             .map_err(|e| anyhow::anyhow!("{e}"))
             .and_then(|l| serde_json::from_str::<serde_json::Value>(l).context("not JSON"))
-                .and_then(|v| {
-                    let text = v
-                        .get("text")
-                        .and_then(|t| t.as_str())
-                        .context("no \"text\" string")?
-                        .to_string();
-                    Ok((
-                        v.get("id").cloned().unwrap_or(serde_json::Value::Null),
-                        text,
-                    ))
-                });
+            .and_then(|v| {
+                let text = v
+                    .get("text")
+                    .and_then(|t| t.as_str())
+                    .context("no \"text\" string")?
+                    .to_string();
+                Ok((
+                    v.get("id").cloned().unwrap_or(serde_json::Value::Null),
+                    text,
+                ))
+            });
         match parsed {
             Err(e) => (
                 json!({"line": i + 1, "id": null, "error": format!("line {}: {e:#}", i + 1)}),

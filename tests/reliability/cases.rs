@@ -25,7 +25,11 @@ fn picture(w: u32, h: u32, seed: u64) -> image::RgbImage {
     image::RgbImage::from_fn(w, h, |x, y| {
         let n = f32::from(noise[(y * w + x) as usize]) / 255.0 - 0.5;
         let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
-        let disc = if (fx - 0.4).powi(2) + (fy - 0.5).powi(2) < 0.04 { 70.0 } else { 0.0 };
+        let disc = if (fx - 0.4).powi(2) + (fy - 0.5).powi(2) < 0.04 {
+            70.0
+        } else {
+            0.0
+        };
         let b = 50.0 + 130.0 * fx + disc + 40.0 * n + 20.0 * (x as f32 * 0.3).sin() * fy;
         image::Rgb([
             b.clamp(0.0, 255.0) as u8,
@@ -172,16 +176,36 @@ pub fn mutated_images(suite: &mut Suite, n: usize) {
         std::fs::write(&p, &bytes).unwrap();
         let case = format!("mutated {ext} {how}");
         suite.run(&case, &["verify", s(&p), "--keys", s(&keys)], &[0, 1, 2, 3]);
-        suite.run(&case, &["--json", "image", "detect", "--key", s(&keys), s(&p)], &[0, 1, 2]);
+        suite.run(
+            &case,
+            &["--json", "image", "detect", "--key", s(&keys), s(&p)],
+            &[0, 1, 2],
+        );
         if i % 3 == 0 {
             let out = out_dir.join(format!("s{i}.{ext}"));
             let code = suite
-                .run(&case, &["stamp", s(&p), "-o", s(&out), "--keys", s(&keys), "--no-webp-check"], &[0, 2])
+                .run(
+                    &case,
+                    &[
+                        "stamp",
+                        s(&p),
+                        "-o",
+                        s(&out),
+                        "--keys",
+                        s(&keys),
+                        "--no-webp-check",
+                    ],
+                    &[0, 2],
+                )
                 .code;
             check_output(suite, &case, code, &out);
             let out2 = out_dir.join(format!("g{i}.{ext}"));
             let code = suite
-                .run(&case, &["sign", s(&p), "-o", s(&out2), "--keys", s(&keys)], &[0, 2])
+                .run(
+                    &case,
+                    &["sign", s(&p), "-o", s(&out2), "--keys", s(&keys)],
+                    &[0, 2],
+                )
                 .code;
             check_output(suite, &case, code, &out2);
         }
@@ -217,9 +241,19 @@ pub fn bombs(suite: &mut Suite) {
     let big_rgb = DynamicImage::ImageRgb8(image::RgbImage::new(4000, 4000));
     files.push(("tiff-4000.tif".into(), encode(&big_rgb, ImageFormat::Tiff)));
     // Headers declaring far more than the limits.
-    let small = encode(&DynamicImage::ImageRgb8(picture(16, 16, 3)), ImageFormat::Png);
-    for (w, h, depth, color) in [(16384u32, 16384u32, 16u8, 6u8), (65535, 65535, 8, 2), (1, 0x7FFF_FFFF, 8, 0)] {
-        files.push((format!("png-header-{w}x{h}.png"), png_with_ihdr(&small, w, h, depth, color)));
+    let small = encode(
+        &DynamicImage::ImageRgb8(picture(16, 16, 3)),
+        ImageFormat::Png,
+    );
+    for (w, h, depth, color) in [
+        (16384u32, 16384u32, 16u8, 6u8),
+        (65535, 65535, 8, 2),
+        (1, 0x7FFF_FFFF, 8, 0),
+    ] {
+        files.push((
+            format!("png-header-{w}x{h}.png"),
+            png_with_ihdr(&small, w, h, depth, color),
+        ));
     }
     let mut jpeg = vec![];
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
@@ -234,7 +268,9 @@ pub fn bombs(suite: &mut Suite) {
     }
     let mut gif = b"GIF89a".to_vec();
     gif.extend([0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0]);
-    gif.extend([0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 2, 2, 0x4C, 0x01, 0, 0x3B]);
+    gif.extend([
+        0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0, 2, 2, 0x4C, 0x01, 0, 0x3B,
+    ]);
     files.push(("gif-65535.gif".into(), gif));
     for (name, bytes) in files {
         suite.cases += 1;
@@ -242,10 +278,18 @@ pub fn bombs(suite: &mut Suite) {
         std::fs::write(&p, &bytes).unwrap();
         let case = format!("bomb {name}");
         suite.run(&case, &["verify", s(&p), "--keys", s(&keys)], &[0, 1, 2, 3]);
-        suite.run(&case, &["image", "detect", "--key", s(&keys), s(&p)], &[0, 1, 2]);
+        suite.run(
+            &case,
+            &["image", "detect", "--key", s(&keys), s(&p)],
+            &[0, 1, 2],
+        );
         let out = suite.path(&format!("bomb-out-{name}"));
         let code = suite
-            .run(&case, &["stamp", s(&p), "-o", s(&out), "--keys", s(&keys)], &[0, 2])
+            .run(
+                &case,
+                &["stamp", s(&p), "-o", s(&out), "--keys", s(&keys)],
+                &[0, 2],
+            )
             .code;
         check_output(suite, &case, code, &out);
         let _ = std::fs::remove_file(&p);
@@ -269,7 +313,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &x in data {
         c ^= u32::from(x);
         for _ in 0..8 {
-            c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -285,9 +333,15 @@ pub fn hostile_keys_and_configs(suite: &mut Suite) {
         ("random", suite.rng.bytes(4096)),
         ("big", vec![b'a'; 3 << 20]),
         ("nested-json", "[".repeat(200_000).into_bytes()),
-        ("escapes", b"\x1b[2J\x1b]0;title\x07\nhallmark-watermark-key v1\n".to_vec()),
+        (
+            "escapes",
+            b"\x1b[2J\x1b]0;title\x07\nhallmark-watermark-key v1\n".to_vec(),
+        ),
     ];
-    blobs.push(("pem-junk", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()));
+    blobs.push((
+        "pem-junk",
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(),
+    ));
     for (name, bytes) in &blobs {
         suite.cases += 1;
         let f = suite.path(&format!("hostile-{name}"));
@@ -297,20 +351,50 @@ pub fn hostile_keys_and_configs(suite: &mut Suite) {
         suite.run(&case, &["verify", s(&img), "--trust", s(&f)], &[1, 2]);
         let out = suite.path("cfg-out.png");
         let code = suite
-            .run(&case, &["sign", s(&img), "-o", s(&out), "--keys", s(&keys), "--manifest", s(&f)], &[0, 2])
+            .run(
+                &case,
+                &[
+                    "sign",
+                    s(&img),
+                    "-o",
+                    s(&out),
+                    "--keys",
+                    s(&keys),
+                    "--manifest",
+                    s(&f),
+                ],
+                &[0, 2],
+            )
             .code;
         check_output(suite, &case, code, &out);
         // A keys folder whose files are replaced by this blob.
         let kd = suite.path(&format!("keys-{name}"));
         std::fs::create_dir_all(&kd).unwrap();
-        for k in ["watermark.key", "c2pa-signing.key", "c2pa-chain.pem", "c2pa-ca.pem"] {
+        for k in [
+            "watermark.key",
+            "c2pa-signing.key",
+            "c2pa-chain.pem",
+            "c2pa-ca.pem",
+        ] {
             std::fs::copy(keys.join(k), kd.join(k)).unwrap();
         }
         for k in ["c2pa-signing.key", "c2pa-chain.pem"] {
             let saved = std::fs::read(kd.join(k)).unwrap();
             std::fs::write(kd.join(k), bytes).unwrap();
             let code = suite
-                .run(&case, &["stamp", s(&img), "-o", s(&out), "--keys", s(&kd), "--no-check"], &[2])
+                .run(
+                    &case,
+                    &[
+                        "stamp",
+                        s(&img),
+                        "-o",
+                        s(&out),
+                        "--keys",
+                        s(&kd),
+                        "--no-check",
+                    ],
+                    &[2],
+                )
                 .code;
             check_output(suite, &case, code, &out);
             std::fs::write(kd.join(k), saved).unwrap();
@@ -318,9 +402,30 @@ pub fn hostile_keys_and_configs(suite: &mut Suite) {
     }
     // Devices as key and trust files.
     suite.cases += 1;
-    suite.run("device as key", &["image", "detect", "--key", "/dev/zero", s(&img)], &[2]);
-    suite.run("device as trust", &["verify", s(&img), "--trust", "/dev/zero"], &[2]);
-    suite.run("device as definition", &["sign", s(&img), "-o", "/dev/null", "--keys", s(&keys), "--manifest", "/dev/zero"], &[2]);
+    suite.run(
+        "device as key",
+        &["image", "detect", "--key", "/dev/zero", s(&img)],
+        &[2],
+    );
+    suite.run(
+        "device as trust",
+        &["verify", s(&img), "--trust", "/dev/zero"],
+        &[2],
+    );
+    suite.run(
+        "device as definition",
+        &[
+            "sign",
+            s(&img),
+            "-o",
+            "/dev/null",
+            "--keys",
+            s(&keys),
+            "--manifest",
+            "/dev/zero",
+        ],
+        &[2],
+    );
 }
 
 /// Hostile text through `text detect` (tiny model tokenizer: no download).
@@ -342,7 +447,12 @@ pub fn hostile_text(suite: &mut Suite, n: usize) {
                 v
             }),
             2 => ("empty", vec![]),
-            3 => ("long", "the same words over and over, ".repeat(170_000).into_bytes()),
+            3 => (
+                "long",
+                "the same words over and over, "
+                    .repeat(170_000)
+                    .into_bytes(),
+            ),
             _ => ("jsonl", {
                 let mut v = br#"{"id":1,"text":"some text to score here"}"#.to_vec();
                 v.push(b'\n');
@@ -355,7 +465,15 @@ pub fn hostile_text(suite: &mut Suite, n: usize) {
         let f = suite.path(&format!("text-{i}.txt"));
         std::fs::write(&f, &bytes).unwrap();
         let case = format!("text {name}");
-        let mut args = vec!["text", "detect", "--key", s(&keys), "--tokenizer", s(&model), s(&f)];
+        let mut args = vec![
+            "text",
+            "detect",
+            "--key",
+            s(&keys),
+            "--tokenizer",
+            s(&model),
+            s(&f),
+        ];
         if name == "jsonl" {
             args.push("--jsonl");
         }
@@ -383,13 +501,27 @@ pub fn kills(suite: &mut Suite, n: usize) {
         let out = suite.path(&format!("kill-out-{round}"));
         let mut args: Vec<String> = vec!["stamp".into()];
         args.extend(inputs.iter().map(|p| s(p).to_string()));
-        args.extend(["--out-dir", s(&out), "--keys", s(&keys), "--ledger", s(&ledger), "--no-check", "-q"].map(String::from));
+        args.extend(
+            [
+                "--out-dir",
+                s(&out),
+                "--keys",
+                s(&keys),
+                "--ledger",
+                s(&ledger),
+                "--no-check",
+                "-q",
+            ]
+            .map(String::from),
+        );
         let mut child = Command::new(BIN).args(&args).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(50 + suite.rng.below(600) as u64));
         let _ = child.kill();
         let _ = child.wait();
         if ledger.exists() {
-            let code = suite.run(&case, &["ledger", "verify", s(&ledger)], &[0]).code;
+            let code = suite
+                .run(&case, &["ledger", "verify", s(&ledger)], &[0])
+                .code;
             if code == Some(0) {
                 let text = std::fs::read_to_string(&ledger).unwrap_or_default();
                 for e in std::fs::read_dir(&out).into_iter().flatten().flatten() {
@@ -399,7 +531,10 @@ pub fn kills(suite: &mut Suite, n: usize) {
                     }
                     let h = sha(&std::fs::read(e.path()).unwrap_or_default());
                     if !text.contains(&h) {
-                        suite.data_loss(&case, format!("{name} is in place without its ledger record"));
+                        suite.data_loss(
+                            &case,
+                            format!("{name} is in place without its ledger record"),
+                        );
                     }
                 }
             }
@@ -407,13 +542,34 @@ pub fn kills(suite: &mut Suite, n: usize) {
         // label, killed, then resumed to the end.
         let lout = suite.path(&format!("kill-label-{round}"));
         let mut child = Command::new(BIN)
-            .args(["label", s(&src), "--out-dir", s(&lout), "--keys", s(&keys), "-j", "2", "-q", "--no-check"])
+            .args([
+                "label",
+                s(&src),
+                "--out-dir",
+                s(&lout),
+                "--keys",
+                s(&keys),
+                "-j",
+                "2",
+                "-q",
+                "--no-check",
+            ])
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(50 + suite.rng.below(800) as u64));
         let _ = child.kill();
         let _ = child.wait();
-        let args = ["--json", "label", s(&src), "--out-dir", s(&lout), "--keys", s(&keys), "--resume", "--no-check"];
+        let args = [
+            "--json",
+            "label",
+            s(&src),
+            "--out-dir",
+            s(&lout),
+            "--keys",
+            s(&keys),
+            "--resume",
+            "--no-check",
+        ];
         let code = suite.run(&case, &args, &[0]).code;
         if code == Some(0) {
             let report = std::fs::read_to_string(lout.join("report.jsonl")).unwrap_or_default();
@@ -425,7 +581,13 @@ pub fn kills(suite: &mut Suite, n: usize) {
                 .filter(|e| e.file_name().to_string_lossy().ends_with(".png"))
                 .count();
             if stamped != inputs.len() || files != inputs.len() {
-                suite.data_loss(&case, format!("label after a kill: {stamped} reported, {files} files, {} inputs", inputs.len()));
+                suite.data_loss(
+                    &case,
+                    format!(
+                        "label after a kill: {stamped} reported, {files} files, {} inputs",
+                        inputs.len()
+                    ),
+                );
             }
         }
     }
@@ -449,17 +611,39 @@ pub fn concurrency(suite: &mut Suite) {
             std::fs::copy(&src, &f).unwrap();
             args.push(s(&f).into());
         }
-        args.extend(["--out-dir", s(&dir.join("o")), "--keys", s(&keys), "--ledger", s(&ledger), "--no-check", "-q"].map(String::from));
+        args.extend(
+            [
+                "--out-dir",
+                s(&dir.join("o")),
+                "--keys",
+                s(&keys),
+                "--ledger",
+                s(&ledger),
+                "--no-check",
+                "-q",
+            ]
+            .map(String::from),
+        );
         children.push(Command::new(BIN).args(&args).spawn().unwrap());
     }
     for mut c in children {
         let _ = c.wait();
     }
-    let o = suite.run("concurrent ledger", &["--json", "ledger", "verify", s(&ledger)], &[0]);
+    let o = suite.run(
+        "concurrent ledger",
+        &["--json", "ledger", "verify", s(&ledger)],
+        &[0],
+    );
     if o.code == Some(0) {
-        let recs = std::fs::read_to_string(&ledger).unwrap_or_default().lines().count();
+        let recs = std::fs::read_to_string(&ledger)
+            .unwrap_or_default()
+            .lines()
+            .count();
         if recs != procs * per {
-            suite.data_loss("concurrent ledger", format!("{recs} records for {} stamps", procs * per));
+            suite.data_loss(
+                "concurrent ledger",
+                format!("{recs} records for {} stamps", procs * per),
+            );
         }
     }
 }

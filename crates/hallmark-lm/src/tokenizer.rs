@@ -325,7 +325,12 @@ mod tests {
         );
         metadata.insert(
             "tokenizer.ggml.tokens".to_string(),
-            Value::Array(tokens.iter().map(|t| Value::String(t.to_string())).collect()),
+            Value::Array(
+                tokens
+                    .iter()
+                    .map(|t| Value::String(t.to_string()))
+                    .collect(),
+            ),
         );
         metadata.insert("tokenizer.ggml.merges".to_string(), Value::Array(vec![]));
         metadata.insert(

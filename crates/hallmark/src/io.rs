@@ -228,15 +228,25 @@ pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Decoded, Option<
         // instead of filling the rest with grey. Only damage to the image data counts as
         // damage; strict-mode complaints about harmless oddities fall back to the usual
         // lenient decoding.
-        Format::Jpeg => match damage::jpeg_strict(bytes) {
-            Ok(img) => img,
-            Err(strict) => {
-                if damage.is_none() {
-                    damage = strict;
+        Format::Jpeg => {
+            let img = match damage::jpeg_strict(bytes) {
+                Ok(img) => img,
+                Err(strict) => {
+                    if damage.is_none() {
+                        damage = strict;
+                    }
+                    DynamicImage::from_decoder(decoder).map_err(decode_error)?
                 }
-                DynamicImage::from_decoder(decoder).map_err(decode_error)?
+            };
+            // A scan that stops at an early end marker decodes without complaint even
+            // in strict mode: count its blocks against the header.
+            if damage.is_none()
+                && let Err(why) = damage::jpeg_scans_complete(bytes)
+            {
+                damage = Some(why);
             }
-        },
+            img
+        }
         _ => {
             if let Some(why) = damage::check(format, bytes) {
                 damage = Some(why);

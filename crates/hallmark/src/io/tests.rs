@@ -73,3 +73,79 @@ fn limits_refuse_large_images_before_decoding() {
     let err = decode(&jpg, &small).unwrap_err().to_string();
     assert!(err.contains("limit"), "{err}");
 }
+
+/// A textured picture: real entropy-coded data, not a flat field.
+fn textured(w: u32, h: u32) -> image::RgbImage {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    image::RgbImage::from_fn(w, h, |x, y| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        let n = (s >> 59) as u32;
+        image::Rgb([
+            ((x * 3 + n) % 256) as u8,
+            ((y * 5 + x / 3) % 256) as u8,
+            ((x ^ y) % 256) as u8,
+        ])
+    })
+}
+
+fn jpeg(
+    img: &image::RgbImage,
+    q: u8,
+    sampling: jpeg_encoder::SamplingFactor,
+    restart: u16,
+    gray: bool,
+) -> Vec<u8> {
+    let mut out = vec![];
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, q);
+    enc.set_sampling_factor(sampling);
+    if restart > 0 {
+        enc.set_restart_interval(restart);
+    }
+    let (w, h) = (img.width() as u16, img.height() as u16);
+    if gray {
+        let g = image::DynamicImage::ImageRgb8(img.clone()).to_luma8();
+        enc.encode(g.as_raw(), w, h, jpeg_encoder::ColorType::Luma)
+    } else {
+        enc.encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+    }
+    .expect("encode");
+    out
+}
+
+/// Every well-formed baseline JPEG walks complete (subsamplings, restart intervals, grey,
+/// sizes that are not multiples of the MCU); cut ones and inflated headers do not.
+#[test]
+fn jpeg_scans_are_counted_against_the_header() {
+    use jpeg_encoder::SamplingFactor as S;
+    for (w, h) in [(96u32, 64u32), (101, 77), (333, 250)] {
+        let img = textured(w, h);
+        for sampling in [S::F_1_1, S::F_2_1, S::F_2_2, S::F_1_2] {
+            for restart in [0u16, 1, 3, 16] {
+                for gray in [false, true] {
+                    for q in [40u8, 95] {
+                        let ok = jpeg(&img, q, sampling, restart, gray);
+                        let what = format!("{w}x{h} {sampling:?} rst {restart} gray {gray} q{q}");
+                        assert_eq!(damage::jpeg_scans_complete(&ok), Ok(()), "{what}");
+                        assert!(decode(&ok, &Limits::default()).is_ok(), "{what}");
+                        // Cut halfway through the scan and closed with an end marker.
+                        let sos = ok.windows(2).rposition(|x| x == [0xFF, 0xDA]).unwrap();
+                        let mut cut = ok[..sos + (ok.len() - sos) / 2].to_vec();
+                        cut.extend([0xFF, 0xD9]);
+                        assert!(damage::jpeg_scans_complete(&cut).is_err(), "{what}");
+                        let err = decode(&cut, &Limits::default()).unwrap_err().to_string();
+                        assert!(err.contains("ends early"), "{what}: {err}");
+                        let (_, dmg) = decode_lenient(&cut, &Limits::default()).unwrap();
+                        assert!(dmg.is_some(), "{what}");
+                        // A header that declares more rows than the scan holds.
+                        let mut tall = ok.clone();
+                        let sof = tall.windows(2).position(|x| x == [0xFF, 0xC0]).unwrap();
+                        tall[sof + 5..sof + 7].copy_from_slice(&(2 * h as u16).to_be_bytes());
+                        assert!(damage::jpeg_scans_complete(&tall).is_err(), "{what}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -42,12 +42,11 @@ struct Cli {
     /// Colour: auto (honours NO_COLOR and terminals), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
-    /// Largest image to decode, in pixels (e.g. 50M); default: what --max-memory allows
-    /// (about 67 million pixels for 1 GiB).
+    /// Largest image to decode, in pixels (e.g. 50M); default: whatever --max-memory allows.
     #[arg(long, global = true, value_name = "N", value_parser = parse_size)]
     max_pixels: Option<u64>,
-    /// Peak memory budget for one image, e.g. 512M or 2G (default 1G); larger images are
-    /// refused before decoding.
+    /// Peak memory budget for one image, e.g. 512M or 2G (default 1G: about 53 megapixels
+    /// for an 8-bit photo, 29 for 16-bit RGBA); larger images are refused before decoding.
     #[arg(long, global = true, value_name = "BYTES", value_parser = parse_size)]
     max_memory: Option<u64>,
     #[command(subcommand)]
@@ -86,8 +85,6 @@ pub(crate) fn limits(cli: &Cli) -> hallmark::io::Limits {
     };
     if let Some(p) = cli.max_pixels {
         l.max_pixels = p;
-        // Enough room for the decoded image of that many pixels (up to 16-bit RGBA).
-        l.max_alloc = l.max_alloc.max(p.saturating_mul(8));
         l.max_width = 65535;
         l.max_height = 65535;
     }

@@ -92,30 +92,28 @@ fn in_place_needs_backup_and_never_stamps_twice() {
     let t = TestDir::new();
     let keys = t.keygen();
     let root = make_tree(&t, 3);
+    let state = t.path("state");
+    let in_place = |extra: &[&str]| {
+        let mut args = vec![
+            "label",
+            root.to_str().unwrap(),
+            "--in-place",
+            "--keys",
+            &keys,
+        ];
+        args.extend_from_slice(extra);
+        hm(&args)
+            .env("XDG_STATE_HOME", state.to_str().unwrap())
+            .run()
+    };
     let before = std::fs::read(root.join("d0/img000.png")).unwrap();
-    hm(&[
-        "label",
-        root.to_str().unwrap(),
-        "--in-place",
-        "--keys",
-        &keys,
-    ])
-    .run()
-    .code(2);
+    in_place(&[]).code(2);
     assert_eq!(
         std::fs::read(root.join("d0/img000.png")).unwrap(),
         before,
         "modified without --backup"
     );
-    let r = hm(&[
-        "label",
-        root.to_str().unwrap(),
-        "--in-place",
-        "--backup",
-        "--keys",
-        &keys,
-    ])
-    .run();
+    let r = in_place(&["--backup"]);
     r.code(2); // the corrupt file
     assert_eq!(
         std::fs::read(root.join("d0/img000.png.orig")).unwrap(),
@@ -132,32 +130,25 @@ fn in_place_needs_backup_and_never_stamps_twice() {
     ])
     .run()
     .code(0);
-    // A rerun (journal lost, as after a crash before its first line) restamps from the
-    // backup, never from the stamped file.
-    std::fs::remove_file(root.join(".hallmark-journal.jsonl")).unwrap();
-    hm(&[
-        "label",
-        root.to_str().unwrap(),
-        "--in-place",
-        "--backup",
-        "--keys",
-        &keys,
-    ])
-    .run();
+    // Neither the journal nor the report is written into the labelled folder.
+    assert!(!root.join(".hallmark-journal.jsonl").exists());
+    assert!(!root.join("report.jsonl").exists());
+    // Resumed with its journal: nothing is stamped twice.
+    let r = in_place(&["--backup", "--resume", "--json"]);
+    let sum = r.json_lines().pop().unwrap();
+    assert_eq!(sum["stamped"], 0, "{sum}");
+    assert_eq!(std::fs::read(root.join("d0/img000.png")).unwrap(), stamped);
+    // With the journal lost, the backups are no longer known to be this run's: each such
+    // file is refused (never stamped twice, never stamped from a backup someone else made).
+    std::fs::remove_dir_all(&state).unwrap();
+    let r = in_place(&["--backup"]);
+    r.code(2);
+    assert!(r.stdout.contains("already exists"), "{}", r.stdout);
     assert!(!root.join("d0/img000.png.orig.orig").exists());
-    let r = hm(&[
-        "verify",
-        "--json",
-        root.join("d0/img000.png").to_str().unwrap(),
-        "--keys",
-        &keys,
-    ])
-    .run();
-    r.code(0);
-    assert!(
-        r.json_lines()[0]["c2pa"]["ingredients"]
-            .as_array()
-            .is_none_or(|a| a.is_empty())
+    assert_eq!(std::fs::read(root.join("d0/img000.png")).unwrap(), stamped);
+    assert_eq!(
+        std::fs::read(root.join("d0/img000.png.orig")).unwrap(),
+        before
     );
 }
 

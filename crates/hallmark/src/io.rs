@@ -15,39 +15,54 @@ mod damage;
 /// Decoding limits. A decompression bomb or an absurd header is refused from the header's
 /// dimensions, before any large allocation happens.
 ///
-/// The memory a whole stamp or verification needs grows with the pixel count (the decoded
-/// image, its 8-bit copy, the marked copy, the encoded output and the read-back decode), about
-/// [`PEAK_BYTES_PER_PIXEL`] bytes per pixel at most; [`Limits::with_memory`] derives the
-/// pixel limit from a memory budget that way.
+/// The memory a whole stamp or verification needs grows with the pixel count (working
+/// copies, the encoded output, the read-back and WebP checks) and with the size of the
+/// decoded image (16-bit and alpha images are carried through at their depth). From
+/// `/usr/bin/time -v` runs of `hallmark stamp` on 12-48 MP 8-bit photos and a 30 MP 16-bit
+/// RGBA PNG (docs/reliability.md), the peak stays under [`PEAK_BYTES_PER_PIXEL`] bytes per
+/// pixel plus [`PEAK_PER_DECODED_BYTE_X10`]/10 bytes per decoded byte; an image whose
+/// estimate exceeds `max_memory` is refused before decoding.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Maximum width in pixels (default 16384).
     pub max_width: u32,
     /// Maximum height in pixels (default 16384).
     pub max_height: u32,
-    /// Maximum bytes the decoder may allocate for the decoded image (default 1 GiB / 4).
+    /// Maximum bytes the decoder may allocate for the decoded image (default a third of
+    /// `max_memory`).
     pub max_alloc: u64,
-    /// Maximum pixel count, width x height (default 1 GiB / [`PEAK_BYTES_PER_PIXEL`]:
-    /// about 67 megapixels).
+    /// Maximum pixel count, width x height (default: no limit beyond `max_memory`).
     pub max_pixels: u64,
+    /// The peak-memory budget the estimate above is held to (default 1 GiB): about 53
+    /// megapixels for an 8-bit RGB photo, 29 for 16-bit RGBA.
+    pub max_memory: u64,
 }
 
-/// Peak memory per pixel of the most demanding whole operation (stamping with the read-back
-/// and WebP checks), measured with `/usr/bin/time -v` on 8-bit RGB photos up to 48 MP (see
-/// docs/reliability.md). Used to turn a memory budget into a pixel limit.
-pub const PEAK_BYTES_PER_PIXEL: u64 = 16;
+/// Peak bytes per pixel of the most demanding whole operation, besides the decoded image's
+/// own copies (see [`Limits`]).
+pub const PEAK_BYTES_PER_PIXEL: u64 = 10;
+
+/// Peak bytes per byte of the decoded image, times ten (see [`Limits`]).
+pub const PEAK_PER_DECODED_BYTE_X10: u64 = 34;
 
 impl Limits {
-    /// Limits for a peak-memory budget of `bytes`: the pixel limit is the budget over
-    /// [`PEAK_BYTES_PER_PIXEL`], and the decoded image (which may hold 16-bit samples and
-    /// alpha) may take a quarter of it.
+    /// Limits for a peak-memory budget of `bytes`.
     pub fn with_memory(bytes: u64) -> Self {
         Limits {
             max_width: 65535,
             max_height: 65535,
-            max_alloc: bytes / 4,
-            max_pixels: bytes / PEAK_BYTES_PER_PIXEL,
+            max_alloc: bytes / 3,
+            max_pixels: u64::MAX,
+            max_memory: bytes,
         }
+    }
+
+    /// The estimated peak memory of processing an image of `pixels` pixels that decodes to
+    /// `decoded_bytes` bytes.
+    pub fn estimate(pixels: u64, decoded_bytes: u64) -> u64 {
+        pixels
+            .saturating_mul(PEAK_BYTES_PER_PIXEL)
+            .saturating_add(decoded_bytes.saturating_mul(PEAK_PER_DECODED_BYTE_X10) / 10)
     }
 }
 
@@ -213,12 +228,13 @@ pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Decoded, Option<
             limits.max_pixels as f64 / 1e6
         )));
     }
-    if decoder.total_bytes() > limits.max_alloc {
+    let estimate = Limits::estimate(pixels, decoder.total_bytes());
+    if decoder.total_bytes() > limits.max_alloc || estimate > limits.max_memory {
         return Err(Error::Decode(format!(
-            "image is {w}x{h} with {} bytes per pixel: decoding it would take {} MiB, over the limit of {} MiB",
+            "image is {w}x{h} with {} bytes per pixel: processing it would take about {} MiB, over the memory limit of {} MiB",
             decoder.color_type().bytes_per_pixel(),
-            decoder.total_bytes() >> 20,
-            limits.max_alloc >> 20
+            estimate >> 20,
+            limits.max_memory >> 20
         )));
     }
     let icc = decoder.icc_profile().ok().flatten();

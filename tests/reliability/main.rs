@@ -27,7 +27,7 @@ fn hostile_inputs_never_panic_hang_lose_files_or_exceed_the_memory_bound() {
     let n: usize = std::env::var("HALLMARK_RELIABILITY_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(240);
+        .unwrap_or(150);
     let seed: u64 = std::env::var("HALLMARK_RELIABILITY_SEED")
         .ok()
         .and_then(|v| v.parse().ok())

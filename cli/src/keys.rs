@@ -104,7 +104,7 @@ pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
         Some(0o644),
     )?;
     if json_out {
-        crate::out::raw_line(&format!("{}", serde_json::to_string(&info)?))?;
+        crate::out::raw_line(&serde_json::to_string(&info)?)?;
     } else if !quiet {
         outln!("wrote keys to {}", args.out.display());
         outln!(

@@ -264,10 +264,7 @@ pub fn label(
     if a.dry_run {
         for (p, rel) in &todo {
             if json_out {
-                crate::out::raw_line(&format!(
-                    "{}",
-                    json!({"file": p.display().to_string(), "output": out_dir.join(rel).display().to_string(), "action": "stamp"})
-                ))?;
+                crate::out::raw_line(&json!({"file": p.display().to_string(), "output": out_dir.join(rel).display().to_string(), "action": "stamp"}).to_string())?;
             } else {
                 outln!(
                     "would stamp {} -> {}",
@@ -531,7 +528,7 @@ pub fn label(
         "journal": journal_path.display().to_string(),
     });
     if json_out {
-        crate::out::raw_line(&format!("{summary}"))?;
+        crate::out::raw_line(&summary.to_string())?;
     } else if !quiet {
         outln!(
             "labelled {}: {} stamped, {} skipped (not images), {} failed, {} already done; {:.1} s ({:.1} images/s, {} jobs); report {}",

@@ -197,10 +197,7 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
             match ledger::verify_chain(&text, key) {
                 Ok(recs) => {
                     if json_out {
-                        crate::out::raw_line(&format!(
-                            "{}",
-                            serde_json::json!({"file": file.display().to_string(), "valid": true, "records": recs.len(), "signer_pinned": key.is_some()})
-                        ))?;
+                        crate::out::raw_line(&serde_json::json!({"file": file.display().to_string(), "valid": true, "records": recs.len(), "signer_pinned": key.is_some()}).to_string())?;
                     } else if !quiet {
                         outln!(
                             "{}: ledger intact, {} records{}",
@@ -217,10 +214,7 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
                 }
                 Err(b) => {
                     if json_out {
-                        crate::out::raw_line(&format!(
-                            "{}",
-                            serde_json::json!({"file": file.display().to_string(), "valid": false, "first_broken_line": b.line, "reason": b.reason})
-                        ))?;
+                        crate::out::raw_line(&serde_json::json!({"file": file.display().to_string(), "valid": false, "first_broken_line": b.line, "reason": b.reason}).to_string())?;
                     } else {
                         outln!(
                             "{}: ledger BROKEN at line {}: {}",

@@ -516,7 +516,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
                         let mut v = serde_json::to_value(&st)?;
                         v["input"] = serde_json::json!(input.display().to_string());
                         v["output"] = serde_json::json!(out.display().to_string());
-                        crate::out::raw_line(&format!("{v}"))?;
+                        crate::out::raw_line(&v.to_string())?;
                     } else if !cli.quiet {
                         outln!(
                             "stamped {} -> {}  (watermark ID {}, PSNR {:.1} dB{}, manifest {})",
@@ -698,7 +698,7 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
                 if cli.json {
                     let mut v = serde_json::to_value(&rep)?;
                     v["file"] = serde_json::json!(f.display().to_string());
-                    crate::out::raw_line(&format!("{v}"))?;
+                    crate::out::raw_line(&v.to_string())?;
                 } else if !cli.quiet {
                     print_report(f, &rep, color, cli.verbose > 0)?;
                 }
@@ -707,10 +707,7 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
                 codes.push(2);
                 *tally.entry("error".into()).or_default() += 1;
                 if cli.json {
-                    crate::out::raw_line(&format!(
-                        "{}",
-                        serde_json::json!({"schema": hallmark::REPORT_SCHEMA, "file": f.display().to_string(), "error": format!("{e:#}")})
-                    ))?;
+                    crate::out::raw_line(&serde_json::json!({"schema": hallmark::REPORT_SCHEMA, "file": f.display().to_string(), "error": format!("{e:#}")}).to_string())?;
                 }
                 errln!("hallmark: error: {e:#}");
             }
@@ -857,10 +854,7 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
         files::write_atomic(s, &signed.manifest_store, None)?;
     }
     if cli.json {
-        crate::out::raw_line(&format!(
-            "{}",
-            serde_json::json!({"input": a.input.display().to_string(), "output": asset_out.map(|p| p.display().to_string()), "sidecar": side_out.map(|p| p.display().to_string()), "manifest_id": signed.manifest_id})
-        ))?;
+        crate::out::raw_line(&serde_json::json!({"input": a.input.display().to_string(), "output": asset_out.map(|p| p.display().to_string()), "sidecar": side_out.map(|p| p.display().to_string()), "manifest_id": signed.manifest_id}).to_string())?;
     } else if !cli.quiet {
         outln!(
             "signed {} (manifest {}){}{}",
@@ -925,7 +919,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 v["readable"] = serde_json::json!(readable);
                 v["reinforced"] = serde_json::json!(marked.reinforced);
                 v["survives_webp"] = serde_json::json!(marked.survives_webp);
-                crate::out::raw_line(&format!("{v}"))?;
+                crate::out::raw_line(&v.to_string())?;
             } else if !cli.quiet {
                 outln!(
                     "embedded watermark ID {} (key {}) into {}: PSNR {:.2} dB{}",
@@ -983,7 +977,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                             if let Some(why) = &damage {
                                 v["damage"] = serde_json::json!(why);
                             }
-                            crate::out::raw_line(&format!("{v}"))?;
+                            crate::out::raw_line(&v.to_string())?;
                         } else if !cli.quiet {
                             match res.payload {
                                 Some(pl) => outln!(
@@ -1005,10 +999,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                     Err(e) => {
                         codes.push(2);
                         if cli.json || *jsonl {
-                            crate::out::raw_line(&format!(
-                                "{}",
-                                serde_json::json!({"file": p.display().to_string(), "error": format!("{e:#}")})
-                            ))?;
+                            crate::out::raw_line(&serde_json::json!({"file": p.display().to_string(), "error": format!("{e:#}")}).to_string())?;
                         }
                         errln!("hallmark: error: {e:#}");
                     }

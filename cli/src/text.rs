@@ -258,9 +258,8 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
         files::write_atomic(o, g.text.as_bytes(), None)?;
     }
     if json {
-        crate::out::raw_line(&format!(
-            "{}",
-            json!({
+        crate::out::raw_line(
+            &json!({
                 "text": g.text,
                 "watermarked": key_id.is_some(),
                 "scheme": header,
@@ -278,7 +277,8 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
                 "sampler_ms_per_token": g.sampler_ms / n,
                 "output": a.output.as_ref().map(|p| p.display().to_string()),
             })
-        ))?;
+            .to_string(),
+        )?;
     } else {
         if a.output.is_none() {
             let mut out = std::io::stdout().lock();
@@ -386,7 +386,7 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
     let d = &td.detection;
     let detected = d.p_value < a.threshold;
     if json {
-        crate::out::raw_line(&format!("{v}"))?;
+        crate::out::raw_line(&v.to_string())?;
     } else if !quiet {
         let z = d
             .z_score

@@ -673,7 +673,7 @@ fn truncated_gif() -> Vec<u8> {
             enc.encode_frame(image::Frame::new(f)).unwrap();
         }
     }
-    let cut = out.len() * 1 / 2;
+    let cut = out.len() / 2;
     out[..cut].to_vec()
 }
 

@@ -124,7 +124,7 @@ fn mutate(suite: &mut Suite, b: &[u8]) -> (String, Vec<u8>) {
         }
         4 => {
             // Early in the file: headers, dimensions, chunk lengths.
-            let at = r.below(v.len().min(64).max(1));
+            let at = r.below(v.len().clamp(1, 64));
             let val = [0u8, 0xFF, 0x7F, 0x80][r.below(4)];
             if let Some(x) = v.get_mut(at) {
                 *x = val;

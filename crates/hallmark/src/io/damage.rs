@@ -472,7 +472,7 @@ fn scan(
     let mut r = Bits::new(data);
     let mut done = 0usize;
     'mcus: while done < units {
-        if restart > 0 && done > 0 && done % restart == 0 && !r.restart() {
+        if restart > 0 && done > 0 && done.is_multiple_of(restart) && !r.restart() {
             break 'mcus;
         }
         for &(blocks, _, _, dc, ac) in &comps {

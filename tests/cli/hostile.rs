@@ -841,24 +841,9 @@ pub fn png_header(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {
     // IHDR data starts at byte 16: width, height, depth, colour type. Patch and re-CRC.
     b[24] = depth;
     b[25] = color;
-    let crc = crc32_of(&b[12..29]);
+    let crc = crc32(&b[12..29]);
     b[29..33].copy_from_slice(&crc.to_be_bytes());
     b
-}
-
-fn crc32_of(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 == 1 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 /// A baseline JPEG header declaring `w`x`h`, with tables and a scan of a few bytes.

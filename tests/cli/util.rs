@@ -181,7 +181,7 @@ pub fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-fn crc32(data: &[u8]) -> u32 {
+pub fn crc32(data: &[u8]) -> u32 {
     let mut c = 0xFFFF_FFFFu32;
     for &b in data {
         c ^= u32::from(b);

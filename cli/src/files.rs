@@ -94,6 +94,45 @@ pub fn read_secret(path: &Path, what: &str) -> Result<zeroize::Zeroizing<String>
     Ok(text)
 }
 
+/// Whether an output may replace an existing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replace {
+    /// Refuse: an existing output is never replaced silently (the default).
+    Refuse,
+    /// Replace it (`--force`, `--in-place`, or a file this run owns, as `label`'s outputs).
+    Allow,
+}
+
+impl Replace {
+    /// `Allow` when the user asked for it.
+    pub fn allowed_if(asked: bool) -> Replace {
+        if asked {
+            Replace::Allow
+        } else {
+            Replace::Refuse
+        }
+    }
+}
+
+/// Fails early, before any work, when `out` exists as a regular file and may not be
+/// replaced (devices and FIFOs are written through, so they do not count).
+pub fn check_new(out: &Path, replace: Replace) -> Result<()> {
+    if replace == Replace::Refuse && fs::metadata(out).is_ok_and(|m| m.is_file()) {
+        bail!(
+            "{} already exists: pass --force to replace it",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes an output atomically, replacing an existing file only when allowed (checked again
+/// at the rename, so a file created meanwhile by someone else is not replaced either).
+pub fn write_output(path: &Path, bytes: &[u8], replace: Replace) -> Result<()> {
+    check_new(path, replace)?;
+    stage(path, bytes, None)?.commit_as(replace)
+}
+
 /// Writes `bytes` to `path` atomically (see [`stage`]).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
     stage(path, bytes, mode)?.commit()
@@ -117,6 +156,26 @@ enum StagedKind {
 }
 
 impl Staged {
+    /// Moves the output into place, replacing an existing file only when allowed.
+    pub fn commit_as(self, replace: Replace) -> Result<()> {
+        match (replace, &self.kind) {
+            (Replace::Refuse, StagedKind::Temp(_)) => {
+                let target = self.target.clone();
+                self.commit_new().map_err(|e| {
+                    if target.exists() {
+                        anyhow::anyhow!(
+                            "{} already exists: pass --force to replace it",
+                            target.display()
+                        )
+                    } else {
+                        e
+                    }
+                })
+            }
+            _ => self.commit(),
+        }
+    }
+
     /// Moves the output into place only if nothing is there yet (backups never replace a
     /// file, even one created a moment ago by another process).
     pub fn commit_new(self) -> Result<()> {

@@ -619,9 +619,21 @@ impl<J: Fn(&serde_json::Value) -> Result<()> + Sync> Job<'_, J> {
                 let mut w = l
                     .lock()
                     .map_err(|_| anyhow::anyhow!("ledger lock poisoned"))?;
-                crate::commit_with_record(out, &st, self.stamper, Some(&mut w))?;
+                crate::commit_with_record(
+                    out,
+                    &st,
+                    self.stamper,
+                    Some(&mut w),
+                    crate::files::Replace::Allow,
+                )?;
             }
-            None => crate::commit_with_record(out, &st, self.stamper, None)?,
+            None => crate::commit_with_record(
+                out,
+                &st,
+                self.stamper,
+                None,
+                crate::files::Replace::Allow,
+            )?,
         }
         Ok(Outcome::Stamped(Box::new(st)))
     }

@@ -124,6 +124,9 @@ enum Cmd {
         /// Output image (same format).
         #[arg(short, long)]
         output: PathBuf,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
     },
     /// The accountability ledger of stamps.
     #[command(subcommand)]
@@ -179,6 +182,9 @@ struct StampArgs {
     /// Allow the output to replace the input.
     #[arg(long)]
     in_place: bool,
+    /// Replace existing output files (without it, an existing output is an error).
+    #[arg(long)]
+    force: bool,
     /// Append a signed record of every stamp to this ledger file.
     #[arg(long)]
     ledger: Option<PathBuf>,
@@ -237,7 +243,7 @@ struct SignArgs {
     /// Allow the output to replace the input.
     #[arg(long)]
     in_place: bool,
-    /// Replace an existing sidecar `.c2pa` file.
+    /// Replace existing outputs: the output file, or the sidecar `.c2pa` file.
     #[arg(long)]
     force: bool,
 }
@@ -263,6 +269,9 @@ enum ImageCmd {
         /// Allow the output to replace the input.
         #[arg(long)]
         in_place: bool,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
         /// Skip reading the watermark back from the written file, and so the stronger
         /// re-embedding when it does not read (saves a decode and a detection).
         #[arg(long)]
@@ -365,15 +374,20 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Image(c) => image(cli, c),
         Cmd::Text(c) => text::run(cli.json, cli.quiet, c),
         Cmd::Ledger(c) => ledger::run(cli.json, cli.quiet, c),
-        Cmd::Strip { input, output } => {
+        Cmd::Strip {
+            input,
+            output,
+            force,
+        } => {
             files::check_not_input(output, std::slice::from_ref(input), false)?;
+            files::check_new(output, files::Replace::allowed_if(*force))?;
             let bytes = files::read_input(input)?;
             let mut dec = hallmark::io::decode(&bytes, &limits(cli))?;
             dec.icc = None;
             dec.exif = None;
             let out =
                 hallmark::io::encode(&dec.image, &dec, hallmark::io::EncodeOptions::default())?;
-            files::write_atomic(output, &out, None)?;
+            files::write_output(output, &out, files::Replace::allowed_if(*force))?;
             if !cli.quiet && !cli.json {
                 outln!("stripped {} -> {}", input.display(), output.display());
             }
@@ -492,16 +506,18 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
             );
         }
     }
+    let replace = files::Replace::allowed_if(a.force || a.in_place);
     let mut worst = 0;
     let mut stdout_closed = false;
     for (input, out) in a.inputs.iter().zip(outs) {
         let res = (|| -> Result<hallmark::Stamped> {
             files::check_not_input(&out, &a.inputs, a.in_place)?;
+            files::check_new(&out, replace)?;
             let bytes = files::read_input(input)?;
             refuse_text(input, &bytes)?;
             let st = hallmark::stamp(&bytes, &s, payload)
                 .with_context(|| format!("cannot stamp {}", input.display()))?;
-            commit_with_record(&out, &st, &s, ledger_w.as_mut())?;
+            commit_with_record(&out, &st, &s, ledger_w.as_mut(), replace)?;
             Ok(st)
         })();
         match res {
@@ -566,15 +582,17 @@ pub(crate) fn commit_with_record(
     st: &hallmark::Stamped,
     s: &hallmark::Stamper,
     ledger: Option<&mut ledger::LedgerWriter>,
+    replace: files::Replace,
 ) -> Result<()> {
+    files::check_new(out, replace)?;
     let staged = files::stage(out, &st.bytes, None)?;
     let Some(l) = ledger else {
-        return staged.commit();
+        return staged.commit_as(replace);
     };
     let rec = l
         .append(hallmark::ledger::entry_for(st, s), s.signer())
         .with_context(|| format!("nothing was written to {}", out.display()))?;
-    staged.commit().with_context(|| {
+    staged.commit_as(replace).with_context(|| {
         format!(
             "the stamp of {} (watermark ID {}) is recorded in the ledger as record {}, but the file is not in place",
             out.display(),
@@ -834,8 +852,10 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
         (Some(o), false) => (Some(o.clone()), None),
         (None, _) => (None, Some(a.input.with_extension("c2pa"))),
     };
+    let replace = files::Replace::allowed_if(a.force || a.in_place);
     if let Some(o) = &asset_out {
         files::check_not_input(o, std::slice::from_ref(&a.input), a.in_place)?;
+        files::check_new(o, replace)?;
     }
     if let Some(s) = &side_out {
         // A sidecar never replaces a manifest someone already has: above all the input's own
@@ -848,10 +868,14 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
         }
     }
     if let Some(o) = &asset_out {
-        files::write_atomic(o, &signed.asset, None)?;
+        files::write_output(o, &signed.asset, replace)?;
     }
     if let Some(s) = &side_out {
-        files::write_atomic(s, &signed.manifest_store, None)?;
+        files::write_output(
+            s,
+            &signed.manifest_store,
+            files::Replace::allowed_if(a.force),
+        )?;
     }
     if cli.json {
         crate::out::raw_line(&serde_json::json!({"input": a.input.display().to_string(), "output": asset_out.map(|p| p.display().to_string()), "sidecar": side_out.map(|p| p.display().to_string()), "manifest_id": signed.manifest_id}).to_string())?;
@@ -880,10 +904,13 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             output,
             quality,
             in_place,
+            force,
             no_check,
             no_webp_check,
         } => {
             files::check_not_input(output, std::slice::from_ref(input), *in_place)?;
+            let replace = files::Replace::allowed_if(*force || *in_place);
+            files::check_new(output, replace)?;
             let key = keys::load_watermark_key(key)?;
             let payload = parse_payload(payload)?.unwrap_or_else(Payload::random);
             let bytes = files::read_input(input)?;
@@ -911,7 +938,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 },
                 &limits(cli),
             )?;
-            files::write_atomic(output, &marked.bytes, None)?;
+            files::write_output(output, &marked.bytes, replace)?;
             let (rep, readable) = (marked.report, marked.readable);
             if cli.json {
                 let mut v = serde_json::to_value(&rep)?;

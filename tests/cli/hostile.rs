@@ -471,6 +471,7 @@ fn r17_special_outputs_are_written_through_never_replaced() {
         "--keys",
         &keys,
         "--no-check",
+        "--force",
     ])
     .run()
     .code(0);

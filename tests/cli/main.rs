@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod c2pa_cases;
+mod contract;
 mod hostile;
 mod keygen;
 mod label;

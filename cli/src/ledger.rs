@@ -182,31 +182,96 @@ pub enum LedgerCmd {
         /// Keys folder whose signing key the ledger must be signed with.
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// A checkpoint printed earlier by `ledger head` (a file, or the JSON itself): the
+        /// ledger must still hold every record it counted (exit 3 if records were cut off
+        /// the end or rewritten).
+        #[arg(long, value_name = "CHECKPOINT")]
+        expect: Option<String>,
     },
+    /// Print a signed checkpoint of the ledger (record count and head hash) to publish
+    /// elsewhere; `ledger verify --expect` later proves nothing was cut off.
+    Head {
+        /// The ledger file.
+        file: PathBuf,
+        /// Keys folder whose signing key signs the checkpoint (the ledger's).
+        #[arg(long)]
+        keys: PathBuf,
+    },
+}
+
+/// A checkpoint given on the command line: a file holding one, or the JSON text itself.
+fn read_checkpoint(arg: &str) -> Result<hallmark::ledger::Checkpoint> {
+    let text = if arg.trim_start().starts_with('{') {
+        arg.to_string()
+    } else {
+        crate::files::read_text_capped(
+            Path::new(arg),
+            crate::files::MAX_KEY_BYTES,
+            "the checkpoint",
+        )?
+    };
+    serde_json::from_str(text.trim())
+        .context("not a ledger checkpoint (expected the JSON `ledger head` prints)")
 }
 
 pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
     match cmd {
-        LedgerCmd::Verify { file, keys } => {
+        LedgerCmd::Head { file, keys } => {
+            let cred = crate::keys::load_signer(keys)?;
+            let recs = load(file, Some(cred.public_key()))?;
+            let cp = ledger::checkpoint(&recs, &cred);
+            // The checkpoint is the artifact: one JSON line on stdout, whatever the mode.
+            crate::out::raw_line(&serde_json::to_string(&cp)?)?;
+            if !quiet && !json_out {
+                crate::out::errln!(
+                    "{}: checkpoint of {} records, head {}; publish it, then check later with `hallmark ledger verify {} --expect CHECKPOINT`",
+                    file.display(),
+                    cp.records,
+                    cp.head,
+                    file.display()
+                );
+            }
+            Ok(0)
+        }
+        LedgerCmd::Verify { file, keys, expect } => {
             let key = keys
                 .as_deref()
                 .map(crate::keys::load_signer)
                 .transpose()?
                 .map(|c| c.public_key());
+            let checkpoint = expect.as_deref().map(read_checkpoint).transpose()?;
             let text = read_ledger(file)?;
-            match ledger::verify_chain(&text, key) {
+            let verified = ledger::verify_chain(&text, key).and_then(|recs| {
+                if let Some(cp) = &checkpoint
+                    && let Err(reason) = ledger::check_checkpoint(&recs, cp, key)
+                {
+                    return Err(ledger::Broken {
+                        line: recs.len() + 1,
+                        reason,
+                    });
+                }
+                Ok(recs)
+            });
+            match verified {
                 Ok(recs) => {
                     if json_out {
-                        crate::out::raw_line(&serde_json::json!({"file": file.display().to_string(), "valid": true, "records": recs.len(), "signer_pinned": key.is_some()}).to_string())?;
+                        crate::out::raw_line(&serde_json::json!({"file": file.display().to_string(), "valid": true, "records": recs.len(), "signer_pinned": key.is_some(), "checkpoint_checked": checkpoint.is_some()}).to_string())?;
                     } else if !quiet {
                         outln!(
-                            "{}: ledger intact, {} records{}",
+                            "{}: ledger intact, {} records{}{}",
                             file.display(),
                             recs.len(),
                             if key.is_some() {
                                 ", signed by the given key"
                             } else {
                                 " (signer not pinned: pass --keys to check whose key signed it)"
+                            },
+                            match &checkpoint {
+                                Some(cp) => format!(
+                                    ", holding all {} records of the checkpoint of {}",
+                                    cp.records, cp.time
+                                ),
+                                None => String::new(),
                             }
                         );
                     }

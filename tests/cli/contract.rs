@@ -110,3 +110,78 @@ fn r18_outputs_get_umask_permissions() {
         0o600
     );
 }
+
+/// Issue 18: deleting the last records of a ledger left a valid chain; a checkpoint
+/// published earlier now catches it.
+#[test]
+fn r18_a_checkpoint_catches_a_ledger_cut_short() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let ledger = t.path("ledger.jsonl");
+    let stamp = |i: u64| {
+        let img = t.write_png(&format!("i{i}.png"), 200, 160, i);
+        hm(&[
+            "stamp",
+            s(&img),
+            "-o",
+            s(&t.path(&format!("s{i}.png"))),
+            "--keys",
+            &keys,
+            "--ledger",
+            s(&ledger),
+            "--no-check",
+            "-q",
+        ])
+        .run()
+        .code(0);
+    };
+    for i in 0..3 {
+        stamp(i);
+    }
+    let head = hm(&["ledger", "head", s(&ledger), "--keys", &keys]).run();
+    head.code(0);
+    let cp = head.stdout.trim().to_string();
+    let v: serde_json::Value = serde_json::from_str(&cp).unwrap();
+    assert_eq!(v["records"], 3);
+    let cp_file = t.path("checkpoint.json");
+    std::fs::write(&cp_file, &cp).unwrap();
+    // The ledger grows: still holds the checkpoint.
+    stamp(3);
+    for expect in [cp.as_str(), s(&cp_file)] {
+        hm(&[
+            "ledger",
+            "verify",
+            s(&ledger),
+            "--keys",
+            &keys,
+            "--expect",
+            expect,
+        ])
+        .run()
+        .code(0);
+    }
+    // Cut the last two records: the chain is still valid, the checkpoint is not held.
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let kept: Vec<&str> = text.lines().take(2).collect();
+    std::fs::write(&ledger, format!("{}\n", kept.join("\n"))).unwrap();
+    hm(&["ledger", "verify", s(&ledger), "--keys", &keys])
+        .run()
+        .code(0);
+    let r = hm(&[
+        "ledger",
+        "verify",
+        s(&ledger),
+        "--keys",
+        &keys,
+        "--expect",
+        &cp,
+    ])
+    .run();
+    r.code(3);
+    assert!(r.stdout.contains("cut off"), "{}", r.stdout);
+    // A checkpoint edited to claim fewer records does not verify.
+    let forged = cp.replace("\"records\":3", "\"records\":2");
+    let r = hm(&["ledger", "verify", s(&ledger), "--expect", &forged]).run();
+    r.code(3);
+    assert!(r.stdout.contains("signature"), "{}", r.stdout);
+}

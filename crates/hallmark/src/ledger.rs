@@ -185,6 +185,118 @@ pub fn verify_continuation(
     Ok(out)
 }
 
+/// The schema name of a [`Checkpoint`].
+pub const CHECKPOINT_SCHEMA: &str = "hallmark.ledger-checkpoint/1";
+
+/// A signed statement of a ledger's length and head: "this ledger held `records` records,
+/// the last with hash `head`". The chain alone cannot show that records were cut off the
+/// end (what remains is still a valid chain); a checkpoint published elsewhere (a
+/// transparency log, a web page, a partner's inbox) can: a ledger shorter than a checkpoint
+/// it once had, or one whose record at that position hashes otherwise, has lost or
+/// rewritten records.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// Always [`CHECKPOINT_SCHEMA`].
+    pub schema: String,
+    /// How many records the ledger held.
+    pub records: u64,
+    /// The hash of the last of them ([`GENESIS`] for an empty ledger).
+    pub head: String,
+    /// RFC 3339 time the checkpoint was made.
+    pub time: String,
+    /// The signer's Ed25519 public key, hex (the ledger's).
+    pub public_key: String,
+    /// Ed25519 signature over [`Checkpoint::message`], base64.
+    pub sig: String,
+}
+
+impl Checkpoint {
+    /// The bytes the signature covers.
+    pub fn message(&self) -> Vec<u8> {
+        format!(
+            "{CHECKPOINT_SCHEMA}\n{}\n{}\n{}\n{}",
+            self.records, self.head, self.time, self.public_key
+        )
+        .into_bytes()
+    }
+}
+
+/// Makes a signed checkpoint of a verified ledger (`records` as [`verify_chain`] returns
+/// them).
+pub fn checkpoint(records: &[Record], cred: &SigningCredential) -> Checkpoint {
+    let mut cp = Checkpoint {
+        schema: CHECKPOINT_SCHEMA.to_string(),
+        records: records.len() as u64,
+        head: records
+            .last()
+            .map_or_else(|| GENESIS.to_string(), |r| r.hash.clone()),
+        time: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        public_key: hex::encode(cred.public_key()),
+        sig: String::new(),
+    };
+    cp.sig = base64::engine::general_purpose::STANDARD.encode(cred.sign_bytes(&cp.message()));
+    cp
+}
+
+/// Checks a checkpoint's signature (with `expected_key` pinned, else its own key) and that
+/// `records` (a verified ledger) still holds everything it counted.
+///
+/// # Errors
+/// Why not, in words: a bad signature or another signer, fewer records than the checkpoint
+/// counted (records cut off the end), or a different record at its head (rewritten).
+pub fn check_checkpoint(
+    records: &[Record],
+    cp: &Checkpoint,
+    expected_key: Option<[u8; 32]>,
+) -> Result<(), String> {
+    if cp.schema != CHECKPOINT_SCHEMA {
+        return Err(format!("not a ledger checkpoint ({:?})", cp.schema));
+    }
+    let pk: [u8; 32] = hex::decode(&cp.public_key)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .ok_or("the checkpoint's public key is malformed")?;
+    if expected_key.is_some_and(|k| k != pk) {
+        return Err("the checkpoint is signed by another key than the given one".into());
+    }
+    let key =
+        VerifyingKey::from_bytes(&pk).map_err(|_| "the checkpoint's public key is malformed")?;
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(&cp.sig)
+        .ok()
+        .and_then(|s| Signature::from_slice(&s).ok())
+        .ok_or("the checkpoint's signature is malformed")?;
+    key.verify(&cp.message(), &sig)
+        .map_err(|_| "the checkpoint's signature does not verify (edited or forged)")?;
+    if let Some(first) = records.first()
+        && first.public_key != cp.public_key
+    {
+        return Err("the checkpoint was signed by another key than the ledger's".into());
+    }
+    let n = usize::try_from(cp.records).unwrap_or(usize::MAX);
+    if records.len() < n {
+        return Err(format!(
+            "the ledger holds {} records but the checkpoint of {} counted {}: records were cut off the end",
+            records.len(),
+            cp.time,
+            cp.records
+        ));
+    }
+    let head = n
+        .checked_sub(1)
+        .map_or(GENESIS, |i| records[i].hash.as_str());
+    if head != cp.head {
+        return Err(format!(
+            "record {} is not the one the checkpoint of {} signed: the ledger was rewritten",
+            n.saturating_sub(1),
+            cp.time
+        ));
+    }
+    Ok(())
+}
+
 /// The records that carry watermark ID `id`.
 pub fn lookup(records: &[Record], id: Payload) -> Vec<&Record> {
     records
@@ -304,6 +416,43 @@ mod tests {
                 .line,
             3
         );
+        // Checkpoints: a cut-off or rewritten ledger fails the one it had.
+        let full = verify_chain(&lines.join("\n"), None).expect("valid");
+        let cp = checkpoint(&full, &c);
+        assert_eq!(check_checkpoint(&full, &cp, Some(c.public_key())), Ok(()));
+        let mut longer = lines.clone();
+        longer.push(serde_json::to_string(&next_record(full.last(), entry(9), &c)).expect("json"));
+        let longer = verify_chain(&longer.join("\n"), None).expect("valid");
+        assert_eq!(check_checkpoint(&longer, &cp, None), Ok(()));
+        let cut = verify_chain(&lines[..3].join("\n"), None).expect("still a valid chain");
+        assert!(
+            check_checkpoint(&cut, &cp, None)
+                .unwrap_err()
+                .contains("cut off")
+        );
+        let rewritten: Vec<Record> = {
+            let mut last: Option<Record> = None;
+            (0..4)
+                .map(|i| {
+                    let r = next_record(last.as_ref(), entry(i + 20), &c);
+                    last = Some(r.clone());
+                    r
+                })
+                .collect()
+        };
+        assert!(
+            check_checkpoint(&rewritten, &cp, None)
+                .unwrap_err()
+                .contains("rewritten")
+        );
+        let mut edited = cp.clone();
+        edited.records = 2;
+        assert!(
+            check_checkpoint(&full, &edited, None)
+                .unwrap_err()
+                .contains("signature")
+        );
+        assert!(check_checkpoint(&full, &cp, Some(other.public_key())).is_err());
         let mut forged = lines.clone();
         let foreign = ledger(&other, 4);
         forged[3] = foreign[3].clone();

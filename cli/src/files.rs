@@ -67,8 +67,30 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Reads a whole input file, refusing anything over [`MAX_INPUT_BYTES`].
+/// Whether a path argument is `-`: standard input for an input, standard output for an
+/// output.
+pub fn is_std(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Reads a whole input file (or standard input for `-`), refusing anything over
+/// [`MAX_INPUT_BYTES`].
 pub fn read_input(path: &Path) -> Result<Vec<u8>> {
+    if is_std(path) {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .lock()
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut buf)
+            .context("cannot read standard input")?;
+        if buf.len() as u64 > MAX_INPUT_BYTES {
+            bail!(
+                "standard input is over the {} input limit",
+                human_bytes(MAX_INPUT_BYTES)
+            );
+        }
+        return Ok(buf);
+    }
     read_capped(path, MAX_INPUT_BYTES, "input")
 }
 
@@ -117,7 +139,7 @@ impl Replace {
 /// Fails early, before any work, when `out` exists as a regular file and may not be
 /// replaced (devices and FIFOs are written through, so they do not count).
 pub fn check_new(out: &Path, replace: Replace) -> Result<()> {
-    if replace == Replace::Refuse && fs::metadata(out).is_ok_and(|m| m.is_file()) {
+    if replace == Replace::Refuse && !is_std(out) && fs::metadata(out).is_ok_and(|m| m.is_file()) {
         bail!(
             "{} already exists: pass --force to replace it",
             out.display()
@@ -153,6 +175,8 @@ enum StagedKind {
     /// A FIFO or a character device (`-o /dev/stdout`, `-o /dev/null`): written through on
     /// commit, never replaced by a regular file.
     Through(Vec<u8>),
+    /// `-o -`: standard output.
+    Stdout(Vec<u8>),
 }
 
 impl Staged {
@@ -191,7 +215,7 @@ impl Staged {
                     })?;
                 Ok(())
             }
-            StagedKind::Through(_) => bail!(
+            StagedKind::Through(_) | StagedKind::Stdout(_) => bail!(
                 "refusing to write {}: not a regular file",
                 self.target.display()
             ),
@@ -210,6 +234,12 @@ impl Staged {
                             self.target.display()
                         )
                     })?;
+            }
+            StagedKind::Stdout(bytes) => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(&bytes)
+                    .and_then(|()| o.flush())
+                    .context("cannot write to standard output")?;
             }
             StagedKind::Through(bytes) => {
                 let mut f = fs::OpenOptions::new()
@@ -233,6 +263,12 @@ impl Staged {
 /// symlink is refused. `mode` sets the permissions (key files); otherwise the file gets what
 /// the umask gives, like any other file.
 pub fn stage(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<Staged> {
+    if is_std(path) {
+        return Ok(Staged {
+            target: path.to_path_buf(),
+            kind: StagedKind::Stdout(bytes.to_vec()),
+        });
+    }
     let target = resolve_output(path)?;
     if let Ok(m) = fs::metadata(&target) {
         #[cfg(unix)]
@@ -309,7 +345,7 @@ fn resolve_output(path: &Path) -> Result<PathBuf> {
 
 /// Refuses to write over an input file unless asked.
 pub fn check_not_input(out: &Path, inputs: &[PathBuf], in_place: bool) -> Result<()> {
-    if in_place {
+    if in_place || is_std(out) {
         return Ok(());
     }
     let canon = |p: &Path| fs::canonicalize(p).ok();

@@ -365,6 +365,18 @@ pub(crate) fn use_color(cli_color: ColorChoice) -> bool {
 }
 
 fn run(cli: &Cli) -> Result<i32> {
+    // `-o -`: the image goes to stdout, every report line to stderr.
+    let dash = |p: &Option<PathBuf>| p.as_deref().is_some_and(files::is_std);
+    let data_on_stdout = match &cli.cmd {
+        Cmd::Stamp(a) => dash(&a.output),
+        Cmd::Sign(a) => dash(&a.output),
+        Cmd::Strip { output, .. } => files::is_std(output),
+        Cmd::Image(ImageCmd::Embed { output, .. }) => files::is_std(output),
+        _ => false,
+    };
+    if data_on_stdout {
+        out::stdout_is_data();
+    }
     match &cli.cmd {
         Cmd::Keygen(a) => keys::keygen(a, cli.json, cli.quiet),
         Cmd::Stamp(a) => stamp(cli, a),
@@ -481,11 +493,17 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     if let Some(d) = &a.out_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
+    if a.inputs.iter().filter(|i| files::is_std(i)).count() > 1 {
+        bail!("standard input (-) can be given once");
+    }
     let outs: Vec<PathBuf> = a
         .inputs
         .iter()
         .map(|input| match (&a.output, &a.out_dir) {
             (Some(o), _) => Ok(o.clone()),
+            (None, Some(_)) if files::is_std(input) => {
+                bail!("standard input has no file name to keep: give -o OUT (or -o - for stdout)")
+            }
             (None, Some(d)) => Ok(d.join(
                 input
                     .file_name()
@@ -568,6 +586,10 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         }
     }
     Ok(worst)
+}
+
+fn dash_output(o: &Option<PathBuf>) -> bool {
+    o.as_deref().is_some_and(files::is_std)
 }
 
 /// Puts a stamped output in place, with its ledger record when there is a ledger.
@@ -847,6 +869,12 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
     };
     let signed = hallmark::c2pa::sign(&signer, &spec, fmt.mime(), &bytes, embedding)
         .with_context(|| format!("cannot sign {}", a.input.display()))?;
+    if a.sidecar && dash_output(&a.output) {
+        bail!("a sidecar needs a file name to sit beside: give -o FILE, not -o -");
+    }
+    if a.sidecar && a.output.is_none() && files::is_std(&a.input) {
+        bail!("--sidecar with standard input needs -o OUT to name the sidecar after");
+    }
     let (asset_out, side_out) = match (&a.output, a.sidecar) {
         (Some(o), true) => (Some(o.clone()), Some(o.with_extension("c2pa"))),
         (Some(o), false) => (Some(o.clone()), None),

@@ -41,9 +41,23 @@ pub fn escape(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Set when standard output carries the command's data (`-o -`): every report line then
+/// goes to stderr, so it cannot corrupt the image on stdout.
+static STDOUT_IS_DATA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends report lines to stderr from now on (see [`STDOUT_IS_DATA`]).
+pub fn stdout_is_data() {
+    STDOUT_IS_DATA.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes one line to stdout as is (JSON, or text whose untrusted parts are already
 /// escaped). Errors (a closed pipe) are returned, never a panic.
 pub fn raw_line(s: &str) -> std::io::Result<()> {
+    if STDOUT_IS_DATA.load(std::sync::atomic::Ordering::Relaxed) {
+        let mut e = std::io::stderr().lock();
+        e.write_all(s.as_bytes())?;
+        return e.write_all(b"\n");
+    }
     let mut o = std::io::stdout().lock();
     o.write_all(s.as_bytes())?;
     o.write_all(b"\n")?;

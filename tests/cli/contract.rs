@@ -185,3 +185,96 @@ fn r18_a_checkpoint_catches_a_ledger_cut_short() {
     r.code(3);
     assert!(r.stdout.contains("signature"), "{}", r.stdout);
 }
+
+/// Runs hallmark with `input` on stdin; returns (exit code, stdout bytes, stderr).
+fn piped(args: &[&str], input: &[u8]) -> (Option<i32>, Vec<u8>, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = hm(args)
+        .command()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        o.status.code(),
+        o.stdout,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `-` is standard input for one input and standard output for one output, so hallmark
+/// sits in a pipe: `curl ... | hallmark stamp - -o - --keys k > out.png`.
+#[test]
+fn r18_dash_means_stdin_and_stdout() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let img = std::fs::read(t.write_png("in.png", 200, 160, 1)).unwrap();
+    let (code, stamped, err) = piped(&["stamp", "-", "-o", "-", "--keys", &keys], &img);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(stamped.starts_with(b"\x89PNG"), "stdout is not the image");
+    // The report went to stderr, not into the image.
+    assert!(err.contains("stamped"), "{err}");
+    let (code, out, err) = piped(&["--json", "verify", "-", "--keys", &keys], &stamped);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["verdict"], "ai_generated");
+    let (code, _, err) = piped(&["image", "detect", "--key", &keys, "-"], &stamped);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, stripped, err) = piped(&["strip", "-", "-o", "-"], &stamped);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, _) = piped(&["verify", "-"], &stripped);
+    assert_eq!(code, Some(1), "the stripped copy has no manifest");
+    let (code, signed, err) = piped(&["sign", "-", "-o", "-", "--keys", &keys], &img);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = piped(&["verify", "-", "--keys", &keys], &signed);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, embedded, err) = piped(
+        &[
+            "image",
+            "embed",
+            "--key",
+            &keys,
+            "-",
+            "-o",
+            "-",
+            "--payload",
+            "00112233aabbccdd",
+        ],
+        &img,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = piped(
+        &["--json", "image", "detect", "--key", &keys, "-"],
+        &embedded,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["payload"], "00112233aabbccdd");
+    // stdin has no name to keep in a folder; it can be read once.
+    let (code, _, err) = piped(
+        &["stamp", "-", "--out-dir", s(&t.path("o")), "--keys", &keys],
+        &img,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = piped(
+        &[
+            "stamp",
+            "-",
+            "-",
+            "--out-dir",
+            s(&t.path("o")),
+            "--keys",
+            &keys,
+        ],
+        &img,
+    );
+    assert_eq!(code, Some(2));
+}

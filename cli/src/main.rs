@@ -127,6 +127,10 @@ enum Cmd {
         /// Replace an existing output file.
         #[arg(long)]
         force: bool,
+        /// Output format: jpeg, png, webp or tiff (default: what -o's extension names,
+        /// else the input's).
+        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        format: Option<hallmark::io::Format>,
     },
     /// The accountability ledger of stamps.
     #[command(subcommand)]
@@ -185,6 +189,10 @@ struct StampArgs {
     /// Replace existing output files (without it, an existing output is an error).
     #[arg(long)]
     force: bool,
+    /// Output format: jpeg, png, webp or tiff (default: what -o's extension names, else the
+    /// input's). With --out-dir, the output names take this format's extension.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    format: Option<hallmark::io::Format>,
     /// Append a signed record of every stamp to this ledger file.
     #[arg(long)]
     ledger: Option<PathBuf>,
@@ -272,6 +280,10 @@ enum ImageCmd {
         /// Replace an existing output file.
         #[arg(long)]
         force: bool,
+        /// Output format: jpeg, png, webp or tiff (default: what -o's extension names,
+        /// else the input's).
+        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        format: Option<hallmark::io::Format>,
         /// Skip reading the watermark back from the written file, and so the stronger
         /// re-embedding when it does not read (saves a decode and a detection).
         #[arg(long)]
@@ -390,6 +402,7 @@ fn run(cli: &Cli) -> Result<i32> {
             input,
             output,
             force,
+            format,
         } => {
             files::check_not_input(output, std::slice::from_ref(input), false)?;
             files::check_new(output, files::Replace::allowed_if(*force))?;
@@ -397,6 +410,9 @@ fn run(cli: &Cli) -> Result<i32> {
             let mut dec = hallmark::io::decode(&bytes, &limits(cli))?;
             dec.icc = None;
             dec.exif = None;
+            if let Some(f) = output_format(output, *format)? {
+                dec.format = f;
+            }
             let out =
                 hallmark::io::encode(&dec.image, &dec, hallmark::io::EncodeOptions::default())?;
             files::write_output(output, &out, files::Replace::allowed_if(*force))?;
@@ -504,11 +520,17 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
             (None, Some(_)) if files::is_std(input) => {
                 bail!("standard input has no file name to keep: give -o OUT (or -o - for stdout)")
             }
-            (None, Some(d)) => Ok(d.join(
-                input
-                    .file_name()
-                    .with_context(|| format!("{} has no file name", input.display()))?,
-            )),
+            (None, Some(d)) => {
+                let name = d.join(
+                    input
+                        .file_name()
+                        .with_context(|| format!("{} has no file name", input.display()))?,
+                );
+                Ok(match a.format {
+                    Some(f) => name.with_extension(f.extension()),
+                    None => name,
+                })
+            }
             (None, None) => bail!("say where to write: -o OUT or --out-dir DIR"),
         })
         .collect::<Result<_>>()?;
@@ -533,6 +555,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
             files::check_new(&out, replace)?;
             let bytes = files::read_input(input)?;
             refuse_text(input, &bytes)?;
+            s.output_format = output_format(&out, a.format)?;
             let st = hallmark::stamp(&bytes, &s, payload)
                 .with_context(|| format!("cannot stamp {}", input.display()))?;
             commit_with_record(&out, &st, &s, ledger_w.as_mut(), replace)?;
@@ -586,6 +609,38 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         }
     }
     Ok(worst)
+}
+
+/// `--format NAME`: a format name as an extension would give it.
+fn parse_format(s: &str) -> std::result::Result<hallmark::io::Format, String> {
+    hallmark::io::Format::from_extension(s)
+        .ok_or_else(|| format!("unknown format {s:?} (jpeg, png, webp, tiff)"))
+}
+
+/// The format an output is written in: `--format`, else what the output's extension names,
+/// else `None` (the input's). A `--format` the extension contradicts is an error: never a
+/// PNG inside a `.jpg`.
+fn output_format(
+    out: &Path,
+    flag: Option<hallmark::io::Format>,
+) -> Result<Option<hallmark::io::Format>> {
+    let by_name = if files::is_std(out) {
+        None
+    } else {
+        out.extension()
+            .and_then(|e| e.to_str())
+            .and_then(hallmark::io::Format::from_extension)
+    };
+    match (flag, by_name) {
+        (Some(f), Some(n)) if f != n => bail!(
+            "--format {} contradicts the output name {} (a .{} file): make them agree",
+            f.extension(),
+            out.display(),
+            n.extension()
+        ),
+        (Some(f), _) => Ok(Some(f)),
+        (None, n) => Ok(n),
+    }
 }
 
 fn dash_output(o: &Option<PathBuf>) -> bool {
@@ -881,6 +936,17 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
         (None, _) => (None, Some(a.input.with_extension("c2pa"))),
     };
     let replace = files::Replace::allowed_if(a.force || a.in_place);
+    if let Some(o) = &asset_out
+        && let Some(named) = output_format(o, None)?
+        && named != fmt
+    {
+        bail!(
+            "{} names a {} file but the input is {}: `sign` keeps the pixels and their encoding as they are (use `stamp` or `strip --format` to convert)",
+            o.display(),
+            named.extension(),
+            fmt.extension()
+        );
+    }
     if let Some(o) = &asset_out {
         files::check_not_input(o, std::slice::from_ref(&a.input), a.in_place)?;
         files::check_new(o, replace)?;
@@ -933,6 +999,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             quality,
             in_place,
             force,
+            format,
             no_check,
             no_webp_check,
         } => {
@@ -942,7 +1009,10 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             let key = keys::load_watermark_key(key)?;
             let payload = parse_payload(payload)?.unwrap_or_else(Payload::random);
             let bytes = files::read_input(input)?;
-            let dec = hallmark::io::decode(&bytes, &limits(cli))?;
+            let mut dec = hallmark::io::decode(&bytes, &limits(cli))?;
+            if let Some(f) = output_format(output, *format)? {
+                dec.format = f;
+            }
             if dec.format == hallmark::io::Format::Gif {
                 bail!(
                     "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first"

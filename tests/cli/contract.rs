@@ -278,3 +278,123 @@ fn r18_dash_means_stdin_and_stdout() {
     );
     assert_eq!(code, Some(2));
 }
+
+/// The output's format follows its extension, or `--format`; a contradiction is an error,
+/// never a PNG inside a `.jpg`.
+#[test]
+fn r18_output_format_follows_the_name() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let png = t.write_png("in.png", 240, 180, 1);
+    let sniff = |p: &Path| {
+        let b = std::fs::read(p).unwrap();
+        if b.starts_with(b"\x89PNG") {
+            "png"
+        } else if b.starts_with(&[0xFF, 0xD8]) {
+            "jpeg"
+        } else if b.starts_with(b"RIFF") {
+            "webp"
+        } else if b.starts_with(b"II") || b.starts_with(b"MM") {
+            "tiff"
+        } else {
+            "?"
+        }
+    };
+    let jpg = t.path("out.jpg");
+    hm(&["stamp", s(&png), "-o", s(&jpg), "--keys", &keys])
+        .run()
+        .code(0);
+    assert_eq!(sniff(&jpg), "jpeg");
+    hm(&["verify", s(&jpg), "--keys", &keys]).run().code(0);
+    let r = hm(&[
+        "stamp",
+        s(&png),
+        "-o",
+        s(&t.path("x.webp")),
+        "--keys",
+        &keys,
+        "--format",
+        "jpeg",
+    ])
+    .run();
+    r.code(2);
+    assert!(r.stderr.contains("contradicts"), "{}", r.stderr);
+    assert!(!t.path("x.webp").exists());
+    let dir = t.path("o");
+    hm(&[
+        "stamp",
+        s(&jpg),
+        "--out-dir",
+        s(&dir),
+        "--keys",
+        &keys,
+        "--format",
+        "png",
+        "--force",
+    ])
+    .run()
+    .code(0);
+    assert_eq!(sniff(&dir.join("out.png")), "png");
+    let r = hm(&[
+        "sign",
+        s(&png),
+        "-o",
+        s(&t.path("signed.jpg")),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    r.code(2);
+    assert!(!t.path("signed.jpg").exists());
+    let tif = t.path("stripped.tif");
+    hm(&["strip", s(&png), "-o", s(&tif)]).run().code(0);
+    assert_eq!(sniff(&tif), "tiff");
+    let webp = t.path("embedded.webp");
+    hm(&["image", "embed", "--key", &keys, s(&png), "-o", s(&webp)])
+        .run()
+        .code(0);
+    assert_eq!(sniff(&webp), "webp");
+}
+
+/// Stamping an already stamped image (an img2img output, a re-export) signs a new manifest
+/// whose parent ingredient is the old one, as a composite with AI-generated content, and
+/// re-marks the pixels with the new ID.
+#[test]
+fn r18_restamping_keeps_the_old_manifest_as_its_parent() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let src = t.write_png("in.png", 320, 240, 3);
+    let first = t.path("first.png");
+    let second = t.path("second.png");
+    for (inp, out, id) in [
+        (&src, &first, "1111111111111111"),
+        (&first, &second, "2222222222222222"),
+    ] {
+        hm(&[
+            "stamp",
+            s(inp),
+            "-o",
+            s(out),
+            "--keys",
+            &keys,
+            "--payload",
+            id,
+        ])
+        .run()
+        .code(0);
+    }
+    let r = hm(&["--json", "verify", s(&second), "--keys", &keys]).run();
+    r.code(0);
+    let v = &r.json_lines()[0];
+    assert_eq!(v["verdict"], "ai_edited", "{v}");
+    assert_eq!(v["watermark"]["payload"], "2222222222222222");
+    assert_eq!(v["consistency"], "match");
+    assert_eq!(
+        v["c2pa"]["digital_source_type"],
+        "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+    );
+    let ingredients = v["c2pa"]["ingredients"].as_array().unwrap();
+    assert_eq!(ingredients.len(), 1, "{v}");
+    assert_eq!(ingredients[0]["relationship"], "parentOf");
+    assert!(ingredients[0]["active_manifest"].is_string(), "{v}");
+}

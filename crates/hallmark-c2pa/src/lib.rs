@@ -24,6 +24,11 @@ pub use verify::{
 pub const TRAINED_ALGORITHMIC_MEDIA: &str =
     "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
 
+/// The IRI of the IPTC digital source type for media that combine existing content with
+/// content made by a trained model (an edit of a labelled parent, inpainting, img2img).
+pub const COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA: &str =
+    "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia";
+
 /// Errors from signing and verifying.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -2,7 +2,10 @@ use std::io::Cursor;
 
 use serde_json::{Value, json};
 
-use crate::{Error, SigningCredential, TRAINED_ALGORITHMIC_MEDIA, keys::Ed25519Signer};
+use crate::{
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, Error, SigningCredential, TRAINED_ALGORITHMIC_MEDIA,
+    keys::Ed25519Signer,
+};
 
 /// The generating model, recorded as the software agent of the creating action.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -78,10 +81,17 @@ pub(crate) fn definition(spec: &ManifestSpec, has_parent: bool) -> Result<Value,
         }
     }
     // A created asset has no parent; a re-signed one is an edit whose parent keeps the old
-    // manifest, and our action says what the model did.
+    // manifest, and our action says what the model did. New pixels made from a labelled
+    // parent (an img2img or inpainting output stamped again) are a composite with
+    // AI-generated content.
+    let source_type = if has_parent && spec.parent_asset.is_some() {
+        COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+    } else {
+        TRAINED_ALGORITHMIC_MEDIA
+    };
     let mut actions = vec![json!({
         "action": if has_parent { "c2pa.edited" } else { "c2pa.created" },
-        "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
+        "digitalSourceType": source_type,
         "softwareAgent": agent,
         "when": when,
     })];
@@ -205,6 +215,9 @@ pub fn sign(
         if std::ptr::eq(p, asset) {
             builder.set_intent(c2pa::BuilderIntent::Edit);
         } else {
+            // The parent's manifest stays in the chain as the ingredient the new one
+            // opened (c2pa-rs then writes the c2pa.opened action that must come first).
+            builder.set_intent(c2pa::BuilderIntent::Edit);
             let title = spec.title.clone().unwrap_or_else(|| "original".into());
             builder
                 .add_ingredient_from_stream(

@@ -116,6 +116,19 @@ impl Format {
         }
     }
 
+    /// The format a file name's extension names (`jpg`, `jpeg`, `png`, `webp`, `tif`,
+    /// `tiff`, `gif`, any case), if any.
+    pub fn from_extension(ext: &str) -> Option<Format> {
+        Some(match ext.to_ascii_lowercase().as_str() {
+            "jpg" | "jpeg" | "jpe" | "jfif" => Format::Jpeg,
+            "png" => Format::Png,
+            "webp" => Format::WebP,
+            "tif" | "tiff" => Format::Tiff,
+            "gif" => Format::Gif,
+            _ => return None,
+        })
+    }
+
     /// Recognises a format from the first bytes of a file (never from its name).
     pub fn sniff(bytes: &[u8]) -> Option<Format> {
         match image::guess_format(bytes).ok()? {

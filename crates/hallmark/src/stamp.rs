@@ -33,6 +33,9 @@ pub struct Stamper {
     /// Further checks of the output when `check_readback` is on (default: [`Checks`]'s,
     /// the mark must survive a WebP q50 round trip).
     pub checks: Checks,
+    /// The output's format (default `None`: the input's). A GIF input can be stamped into
+    /// PNG this way; GIF output is refused (palette quantisation would erase the mark).
+    pub output_format: Option<Format>,
 }
 
 impl std::fmt::Debug for Stamper {
@@ -57,6 +60,7 @@ impl Stamper {
             jpeg_quality: None,
             check_readback: true,
             checks: Checks::default(),
+            output_format: None,
         }
     }
 
@@ -72,7 +76,7 @@ pub struct Stamped {
     /// The stamped file's bytes.
     #[serde(skip)]
     pub bytes: Vec<u8>,
-    /// Its format (the input's).
+    /// Its format (the input's, or [`Stamper::output_format`]).
     pub format: Format,
     /// The watermark payload (the image's ID).
     pub payload: Payload,
@@ -113,7 +117,10 @@ fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Resul
 /// quantisation would erase the mark), [`Error::Watermark`] for images under 128 pixels a
 /// side, [`Error::C2pa`] when signing fails.
 pub fn stamp(input: &[u8], s: &Stamper, payload: Option<Payload>) -> Result<Stamped, Error> {
-    let decoded = io::decode(input, &s.limits)?;
+    let mut decoded = io::decode(input, &s.limits)?;
+    if let Some(f) = s.output_format {
+        decoded.format = f;
+    }
     if decoded.format == Format::Gif {
         return Err(Error::Unsupported(
             "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG, or use `hallmark sign` for a manifest alone".into(),

@@ -55,7 +55,7 @@ pub struct GenerateArgs {
     /// The model (GGUF, llama family; e.g. SmolLM2-135M-Instruct, see scripts/fetch-model.sh).
     #[arg(long)]
     model: PathBuf,
-    /// Watermark key file or keys folder.
+    /// Watermark key file or keys folder (required, unless --no-watermark).
     #[arg(long, required_unless_present = "no_watermark")]
     key: Option<PathBuf>,
     /// The prompt.

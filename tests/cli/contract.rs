@@ -398,3 +398,27 @@ fn r18_restamping_keeps_the_old_manifest_as_its_parent() {
     assert_eq!(ingredients[0]["relationship"], "parentOf");
     assert!(ingredients[0]["active_manifest"].is_string(), "{v}");
 }
+
+/// "signer not trusted" says why: no anchor given, or the anchors given do not match.
+#[test]
+fn r18_an_untrusted_signer_is_explained() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let other = t.keygen_in("other");
+    let img = t.write_png("in.png", 200, 160, 1);
+    let out = t.path("signed.png");
+    sign(&img, &out, &keys);
+    let r = hm(&["verify", s(&out)]).run();
+    r.code(0);
+    assert!(r.stdout.contains("no trust anchor given"), "{}", r.stdout);
+    let ca = Path::new(&other).join("c2pa-ca.pem");
+    let r = hm(&["verify", s(&out), "--trust", s(&ca)]).run();
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("does not chain to any of the trust anchors given"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("no trust anchor given"), "{}", r.stdout);
+}

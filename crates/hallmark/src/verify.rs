@@ -173,7 +173,7 @@ pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Repo
         // Still refuse files that are not decodable images, so bad input is an error.
         damage = io::decode_lenient(bytes, &v.limits)?.1;
     }
-    let mut report = judge(format, c2pa, watermark);
+    let mut report = judge(format, c2pa, watermark, v.trust.anchors_pem.is_some());
     if let Some(why) = damage {
         report.reasons.push(format!(
             "the image is damaged: {why}; the watermark was looked for in what could be decoded"
@@ -222,7 +222,12 @@ fn bound_payload(c: &Verification) -> Option<Payload> {
         })
 }
 
-fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detection>) -> Report {
+fn judge(
+    format: Option<Format>,
+    c2pa: Option<Verification>,
+    wm: Option<Detection>,
+    anchors_given: bool,
+) -> Report {
     let mut reasons = vec![];
     let found = wm.as_ref().filter(|d| d.detected);
     let consistency = match (&c2pa, found) {
@@ -283,7 +288,12 @@ fn judge(format: Option<Format>, c2pa: Option<Verification>, wm: Option<Detectio
                 format!("trusted signer {signer}")
             } else {
                 format!(
-                    "signer {signer} (valid signature, signer not trusted: no trust anchor given)"
+                    "signer {signer} (valid signature, signer not trusted: {})",
+                    if anchors_given {
+                        "it does not chain to any of the trust anchors given"
+                    } else {
+                        "no trust anchor given"
+                    }
                 )
             };
             reasons.push(format!(

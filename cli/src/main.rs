@@ -228,6 +228,13 @@ struct VerifyArgs {
     /// Look detected watermark IDs up in this ledger (who stamped it, when, which model).
     #[arg(long)]
     ledger: Option<PathBuf>,
+    /// In folders, check only files matching this glob (repeatable; .gitignore syntax,
+    /// relative to the folder, e.g. `*.jpg` or `renders/**`).
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// In folders, skip files matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -742,12 +749,24 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
             .map(|c| c.public_key());
         verifier.ledger = Some(ledger::load(l, key)?);
     }
-    let mut files = vec![];
+    // Files named on the command line are checked whatever they are; files found in a folder
+    // are checked only if they are images (by their bytes), not `.orig` backups, and pass
+    // --include/--exclude: the rest (reports, journals, text) is skipped and only counted.
+    let mut files: Vec<(PathBuf, bool)> = vec![];
     for f in &a.files {
         if f.is_dir() {
-            files.extend(label::walk_images(f)?.into_iter().map(|(p, _)| p));
+            let filter = globs(f, &a.include, &a.exclude)?;
+            for (p, rel) in label::walk_images(f)? {
+                let backup = p.extension().is_some_and(|e| e == "orig");
+                let wanted = filter
+                    .as_ref()
+                    .is_none_or(|o| !o.matched(&rel, false).is_ignore());
+                if !backup && wanted {
+                    files.push((p, true));
+                }
+            }
         } else {
-            files.push(f.clone());
+            files.push((f.clone(), false));
         }
     }
     let color = use_color(cli.color);
@@ -757,30 +776,39 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
         a.jobs
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
-    let results: Vec<Result<hallmark::Report>> = pool.install(|| {
+    let bar = (!cli.quiet && !cli.json && files.len() > 1 && std::io::stderr().is_terminal()).then(
+        || {
+            let b = indicatif::ProgressBar::new(files.len() as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        },
+    );
+    let results: Vec<Result<Option<hallmark::Report>>> = pool.install(|| {
         use rayon::prelude::*;
         files
             .par_iter()
-            .map(|f| {
-                let bytes = files::read_input(f)?;
-                if looks_like_text(&bytes) {
-                    bail!(
-                        "{} looks like text: check it with `hallmark text detect --key KEY --tokenizer MODEL.gguf {}`",
-                        f.display(),
-                        f.display()
-                    );
+            .map(|(f, walked)| {
+                let r = verify_one(f, *walked, &verifier);
+                if let Some(b) = &bar {
+                    b.inc(1);
                 }
-                let side = sidecar_for(f).map(|p| files::read_input(&p)).transpose()?;
-                hallmark::verify(&bytes, side.as_deref(), &verifier)
-                    .with_context(|| format!("cannot verify {}", f.display()))
+                r
             })
             .collect()
     });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     let mut codes = vec![];
+    let mut skipped = 0usize;
     let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
-    for (f, r) in files.iter().zip(results) {
+    for ((f, _), r) in files.iter().zip(results) {
         match r {
-            Ok(rep) => {
+            Ok(None) => skipped += 1,
+            Ok(Some(rep)) => {
                 codes.push(rep.exit_code());
                 *tally
                     .entry(
@@ -814,7 +842,14 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
             .map(|(k, n)| format!("{n} {}", k.replace('_', " ")))
             .collect();
         // On stdout for people; on stderr under --json, which promises one object per input.
-        let line = format!("summary: {} files: {}", files.len(), parts.join(", "));
+        let mut line = format!(
+            "summary: {} images: {}",
+            files.len() - skipped,
+            parts.join(", ")
+        );
+        if skipped > 0 {
+            line.push_str(&format!("; {skipped} other files skipped (not images)"));
+        }
         if cli.json {
             errln!("{line}");
         } else {
@@ -822,6 +857,52 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
         }
     }
     Ok(combine(&codes))
+}
+
+/// Verifies one file. A file found by walking a folder that is not an image is skipped
+/// (`None`); one named on the command line is an error instead.
+fn verify_one(
+    f: &Path,
+    walked: bool,
+    verifier: &hallmark::Verifier,
+) -> Result<Option<hallmark::Report>> {
+    let bytes = files::read_input(f)?;
+    if walked && hallmark::io::Format::sniff(&bytes).is_none() {
+        return Ok(None);
+    }
+    if looks_like_text(&bytes) {
+        bail!(
+            "{} looks like text: check it with `hallmark text detect --key KEY --tokenizer MODEL.gguf {}`",
+            f.display(),
+            f.display()
+        );
+    }
+    let side = sidecar_for(f).map(|p| files::read_input(&p)).transpose()?;
+    hallmark::verify(&bytes, side.as_deref(), verifier)
+        .map(Some)
+        .with_context(|| format!("cannot verify {}", f.display()))
+}
+
+/// The --include/--exclude globs for a folder walk (paths relative to the folder, as
+/// .gitignore patterns), or `None` when neither is given.
+fn globs(
+    root: &Path,
+    include: &[String],
+    exclude: &[String],
+) -> Result<Option<ignore::overrides::Override>> {
+    if include.is_empty() && exclude.is_empty() {
+        return Ok(None);
+    }
+    let mut b = ignore::overrides::OverrideBuilder::new(root);
+    for g in include {
+        b.add(g)
+            .with_context(|| format!("bad --include glob {g:?}"))?;
+    }
+    for g in exclude {
+        b.add(&format!("!{g}"))
+            .with_context(|| format!("bad --exclude glob {g:?}"))?;
+    }
+    Ok(Some(b.build()?))
 }
 
 /// One exit code for many files: an error wins, then tampering, then "nothing found" for any

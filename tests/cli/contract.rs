@@ -422,3 +422,58 @@ fn r18_an_untrusted_signer_is_explained() {
     );
     assert!(!r.stdout.contains("no trust anchor given"), "{}", r.stdout);
 }
+
+/// `verify DIR` checks the images and skips the rest (reports, journals, text, `.orig`
+/// backups), counting verdicts; the exit code reflects images only.
+#[test]
+fn r18_verify_on_folders_checks_images_only() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let dir = t.path("d");
+    std::fs::create_dir(&dir).unwrap();
+    for (i, name) in ["a.png", "b.png"].iter().enumerate() {
+        let src = t.write_png(&format!("src{i}.png"), 200, 160, i as u64);
+        hm(&["stamp", s(&src), "-o", s(&dir.join(name)), "--keys", &keys])
+            .run()
+            .code(0);
+    }
+    std::fs::write(dir.join("report.jsonl"), "{\"rel\":\"a.png\"}\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), "not an image\n").unwrap();
+    std::fs::copy(t.path("src0.png"), dir.join("a.png.orig")).unwrap();
+    let r = hm(&["verify", s(&dir), "--keys", &keys]).run();
+    r.code(0);
+    assert!(
+        r.stdout.contains("summary: 2 images: 2 ai generated"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("2 other files skipped"), "{}", r.stdout);
+    let r = hm(&[
+        "--json",
+        "verify",
+        s(&dir),
+        "--keys",
+        &keys,
+        "--exclude",
+        "b.*",
+    ])
+    .run();
+    r.code(0);
+    assert_eq!(r.json_lines().len(), 1, "{}", r.stdout);
+    let r = hm(&[
+        "--json",
+        "verify",
+        s(&dir),
+        "--keys",
+        &keys,
+        "--include",
+        "b.png",
+    ])
+    .run();
+    r.code(0);
+    let v = r.json_lines();
+    assert_eq!(v.len(), 1);
+    assert!(v[0]["file"].as_str().unwrap().ends_with("b.png"));
+    // A text file named on the command line is still an error.
+    hm(&["verify", s(&dir.join("notes.txt"))]).run().code(2);
+}

@@ -176,6 +176,9 @@ pub fn load(path: &Path, key: Option<[u8; 32]>) -> Result<Vec<Record>> {
 #[derive(clap::Subcommand, Debug)]
 pub enum LedgerCmd {
     /// Check the chain and signatures; name the first broken record.
+    #[command(
+        after_help = "Examples:\n  hallmark ledger verify stamps.jsonl --keys keys\n  hallmark ledger verify stamps.jsonl --keys keys --expect checkpoint.json"
+    )]
     Verify {
         /// The ledger file.
         file: PathBuf,
@@ -188,6 +191,9 @@ pub enum LedgerCmd {
         #[arg(long, value_name = "CHECKPOINT")]
         expect: Option<String>,
     },
+    #[command(
+        after_help = "Examples:\n  hallmark ledger head stamps.jsonl --keys keys > checkpoint.json\n  hallmark ledger verify stamps.jsonl --keys keys --expect checkpoint.json"
+    )]
     /// Print a signed checkpoint of the ledger (record count and head hash) to publish
     /// elsewhere; `ledger verify --expect` later proves nothing was cut off.
     Head {

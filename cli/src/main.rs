@@ -101,14 +101,32 @@ enum ColorChoice {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Generate keys: a C2PA signing key and certificate chain, and a watermark key.
+    #[command(after_help = "Examples:
+  hallmark keygen --out keys --org \"ACME\" --name \"ACME image model\"
+  hallmark keygen --out keys-text --text-scheme robust")]
     Keygen(keys::KeygenArgs),
     /// Watermark and sign images in one pass (the main job).
+    #[command(after_help = "Examples:
+  hallmark stamp render.png -o render.stamped.png --keys keys --model acme-diffusion
+  hallmark stamp out/*.png --out-dir stamped/ --keys keys --ledger stamps.jsonl
+  curl -s https://example.com/a.png | hallmark stamp - -o - --keys keys > a.stamped.png")]
     Stamp(StampArgs),
     /// Check files: C2PA manifest, watermark, and whether they agree.
+    #[command(after_help = "Examples:
+  hallmark verify suspicious.jpg --trust anchors.pem --key partner.key
+  hallmark verify uploads/ --keys keys --exclude \"*.tmp\" --json > verdicts.jsonl
+  hallmark verify stripped.jpg --keys keys --ledger stamps.jsonl")]
     Verify(VerifyArgs),
     /// Stamp every image in a folder, in parallel, resumable.
+    #[command(after_help = "Examples:
+  hallmark label assets/ --out-dir labelled/ --keys keys -j 8
+  hallmark label assets/ --out-dir labelled/ --keys keys --resume
+  hallmark label assets/ --in-place --backup --keys keys --ledger stamps.jsonl")]
     Label(label::LabelArgs),
     /// Sign an image with a C2PA manifest alone (no watermark).
+    #[command(after_help = "Examples:
+  hallmark sign photo.jpg -o photo.signed.jpg --keys keys --manifest manifest.json
+  hallmark sign photo.jpg --sidecar --keys keys")]
     Sign(SignArgs),
     /// The invisible image watermark on its own.
     #[command(subcommand)]
@@ -118,6 +136,9 @@ enum Cmd {
     Text(text::TextCmd),
     /// Re-encode an image's pixels without any metadata or manifest, as many platforms do
     /// on upload (for demos and tests of stripped copies).
+    #[command(
+        after_help = "Examples:\n  hallmark strip stamped.jpg -o stripped.jpg\n  hallmark strip stamped.png -o stripped.webp"
+    )]
     Strip {
         /// Input image.
         input: PathBuf,
@@ -136,6 +157,9 @@ enum Cmd {
     #[command(subcommand)]
     Ledger(ledger::LedgerCmd),
     /// Print shell completions.
+    #[command(
+        after_help = "Examples:\n  hallmark completions bash > ~/.local/share/bash-completion/completions/hallmark\n  hallmark completions zsh > ~/.zfunc/_hallmark"
+    )]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
@@ -266,6 +290,9 @@ struct SignArgs {
 #[derive(Subcommand, Debug)]
 enum ImageCmd {
     /// Embed a watermark.
+    #[command(
+        after_help = "Examples:\n  hallmark image embed --key keys in.png -o marked.png\n  hallmark image embed --key keys --payload 00112233aabbccdd in.jpg -o marked.jpg"
+    )]
     Embed {
         /// Watermark key file or keys folder.
         #[arg(long)]
@@ -301,6 +328,9 @@ enum ImageCmd {
         no_webp_check: bool,
     },
     /// Detect a watermark.
+    #[command(
+        after_help = "Examples:\n  hallmark image detect --key keys suspicious.jpg\n  hallmark image detect --key keys --jsonl uploads/*.jpg > found.jsonl"
+    )]
     Detect {
         /// Watermark key file or keys folder.
         #[arg(long)]
@@ -557,6 +587,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     let mut worst = 0;
     let mut stdout_closed = false;
     for (input, out) in a.inputs.iter().zip(outs) {
+        let started = std::time::Instant::now();
         let res = (|| -> Result<hallmark::Stamped> {
             files::check_not_input(&out, &a.inputs, a.in_place)?;
             files::check_new(&out, replace)?;
@@ -568,6 +599,13 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
             commit_with_record(&out, &st, &s, ledger_w.as_mut(), replace)?;
             Ok(st)
         })();
+        tracing::info!(
+            input = ?input,
+            output = ?out,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            ok = res.is_ok(),
+            "stamp"
+        );
         match res {
             Ok(st) => {
                 // A reader that went away (`| head -1`) does not cut the stamping short:
@@ -866,8 +904,10 @@ fn verify_one(
     walked: bool,
     verifier: &hallmark::Verifier,
 ) -> Result<Option<hallmark::Report>> {
+    let started = std::time::Instant::now();
     let bytes = files::read_input(f)?;
     if walked && hallmark::io::Format::sniff(&bytes).is_none() {
+        tracing::debug!(file = ?f, "skipped: not an image");
         return Ok(None);
     }
     if looks_like_text(&bytes) {
@@ -878,9 +918,17 @@ fn verify_one(
         );
     }
     let side = sidecar_for(f).map(|p| files::read_input(&p)).transpose()?;
-    hallmark::verify(&bytes, side.as_deref(), verifier)
-        .map(Some)
-        .with_context(|| format!("cannot verify {}", f.display()))
+    let rep = hallmark::verify(&bytes, side.as_deref(), verifier)
+        .with_context(|| format!("cannot verify {}", f.display()))?;
+    tracing::info!(
+        file = ?f,
+        bytes = bytes.len(),
+        sidecar = side.is_some(),
+        verdict = ?rep.verdict,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "verify"
+    );
+    Ok(Some(rep))
 }
 
 /// The --include/--exclude globs for a folder walk (paths relative to the folder, as

@@ -27,10 +27,13 @@ const MAX_TEXT: u64 = 16 << 20;
 #[derive(Subcommand, Debug)]
 pub enum TextCmd {
     /// Generate text with a local GGUF model, watermarked while it samples.
+    #[command(
+        after_help = "Examples:\n  hallmark text generate --model models/SmolLM2-135M-Instruct.Q4_1.gguf --key keys --prompt \"Write about lighthouses.\" -o story.txt\n  hallmark text generate --model m.gguf --key keys --prompt-file prompt.txt --temperature 0.7"
+    )]
     Generate(GenerateArgs),
     /// Detect the text watermark: a p-value from the text, the key and the tokenizer.
     #[command(
-        after_help = "Exit codes: 0 watermarked (every text, with --jsonl), 1 not watermarked, 2 bad input (empty text, not UTF-8, unreadable key or tokenizer; with --jsonl: any bad line)."
+        after_help = "Exit codes: 0 watermarked (every text, with --jsonl), 1 not watermarked, 2 bad input (empty text, not UTF-8, unreadable key or tokenizer; with --jsonl: any bad line).\n\nExamples:\n  hallmark text detect --key keys --tokenizer models/SmolLM2-135M-Instruct.Q4_1.gguf story.txt\n  hallmark text detect --key keys --tokenizer tokenizer.json --jsonl - < posts.jsonl"
     )]
     Detect(DetectArgs),
 }

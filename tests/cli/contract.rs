@@ -477,3 +477,37 @@ fn r18_verify_on_folders_checks_images_only() {
     // A text file named on the command line is still an error.
     hm(&["verify", s(&dir.join("notes.txt"))]).run().code(2);
 }
+
+/// Every subcommand's help ends with examples.
+#[test]
+fn r18_every_subcommand_help_ends_with_examples() {
+    for cmd in [
+        &["keygen"][..],
+        &["stamp"],
+        &["verify"],
+        &["label"],
+        &["sign"],
+        &["strip"],
+        &["completions"],
+        &["image", "embed"],
+        &["image", "detect"],
+        &["text", "generate"],
+        &["text", "detect"],
+        &["ledger", "verify"],
+        &["ledger", "head"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let r = hm(&args).run();
+        r.code(0);
+        let tail = r.stdout.rsplit("Examples:").next().unwrap_or_default();
+        assert!(r.stdout.contains("Examples:"), "{cmd:?}");
+        assert!(
+            tail.lines()
+                .filter(|l| l.trim_start().starts_with("hallmark ") || l.contains("| hallmark "))
+                .count()
+                >= 2,
+            "{cmd:?}: {tail}"
+        );
+    }
+}

@@ -261,23 +261,6 @@ pub fn label(
         })
         .filter(|(_, rel)| in_shard(rel, shard))
         .collect();
-    if a.dry_run {
-        for (p, rel) in &todo {
-            if json_out {
-                crate::out::raw_line(&json!({"file": p.display().to_string(), "output": out_dir.join(rel).display().to_string(), "action": "stamp"}).to_string())?;
-            } else {
-                outln!(
-                    "would stamp {} -> {}",
-                    p.display(),
-                    out_dir.join(rel).display()
-                );
-            }
-        }
-        if !quiet {
-            errln!("dry run: {} files", todo.len());
-        }
-        return Ok(0);
-    }
     let journal_path = match (&a.journal, a.in_place) {
         (Some(j), _) => j.clone(),
         (None, false) => out_dir.join(JOURNAL),
@@ -290,11 +273,6 @@ pub fn label(
     } else {
         out_dir.join(REPORT)
     };
-    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-    if let Some(parent) = journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
     let mut known: HashMap<String, Known> = HashMap::new();
     let journal_exists = fs::metadata(&journal_path).is_ok_and(|m| m.len() > 0);
     if journal_exists {
@@ -345,7 +323,11 @@ pub fn label(
             }
         }
         // Leftover temporary files from a killed run.
-        for (p, _) in walk(&out_dir, false).unwrap_or_default() {
+        for (p, _) in walk(&out_dir, false)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|_| !a.dry_run)
+        {
             if p.file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(".hallmark-") && n.ends_with(".tmp"))
@@ -353,6 +335,44 @@ pub fn label(
                 let _ = fs::remove_file(p);
             }
         }
+    }
+    if a.dry_run {
+        // What the real run would do, file by file, by the same rules (journal, content
+        // hashes, skips, backups); nothing is written.
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (p, rel) in &todo {
+            let out = out_dir.join(rel);
+            let (action, reason) = match plan(p, &out, a.in_place, known.get(&path_key(rel))) {
+                Ok(Planned::AlreadyDone) => ("already_done", None),
+                Ok(Planned::Skip { why, .. }) => ("skip", Some(why)),
+                Ok(Planned::Stamp { .. }) => ("stamp", None),
+                Err(e) => ("fail", Some(format!("{e:#}"))),
+            };
+            *counts.entry(action).or_default() += 1;
+            if json_out {
+                crate::out::raw_line(
+                    &json!({"file": p.display().to_string(), "output": out.display().to_string(), "action": action, "reason": reason})
+                        .to_string(),
+                )?;
+            } else {
+                match action {
+                    "stamp" => outln!("would stamp {} -> {}", p.display(), out.display()),
+                    "already_done" => outln!("already done: {}", p.display()),
+                    "skip" => outln!("would skip {}: {}", p.display(), reason.unwrap_or_default()),
+                    _ => outln!("would fail {}: {}", p.display(), reason.unwrap_or_default()),
+                }
+            }
+        }
+        if !quiet {
+            let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            errln!("dry run: {} files: {}", todo.len(), parts.join(", "));
+        }
+        return Ok(0);
+    }
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    if let Some(parent) = journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let model = a.model.as_ref().map(|n| hallmark::c2pa::Model {
         name: n.clone(),
@@ -556,6 +576,71 @@ pub fn label(
     Ok(if failed.is_empty() { 0 } else { 2 })
 }
 
+/// What labelling one file comes to, decided before anything is written (a dry run prints
+/// exactly this).
+enum Planned {
+    AlreadyDone,
+    Skip { why: String, sha256: String },
+    Stamp { current: Vec<u8>, sha256: String },
+}
+
+/// Decides what to do with one file: done already if the journal says so and its content is
+/// still what was stamped (an input edited since is stamped again); skipped if it is not an
+/// image that can carry the mark; refused (an error) in place when a `NAME.orig` exists that
+/// this run did not make; otherwise stamped.
+fn plan(path: &Path, out: &Path, in_place: bool, known: Option<&Known>) -> Result<Planned> {
+    let current = crate::files::read_input(path)?;
+    let current_sha = sha256_hex(&current);
+    if let Some((status, input_sha, output_sha)) = known.and_then(|k| k.done.as_ref()) {
+        let same_as = |h: &Option<String>| h.as_deref() == Some(current_sha.as_str());
+        let done = match status.as_str() {
+            // Out of place the input must be unchanged (and its output still there); in
+            // place the file must still be the stamped output.
+            "stamped" if !in_place => same_as(input_sha) && out.exists(),
+            "stamped" => same_as(output_sha),
+            _ => same_as(input_sha),
+        };
+        if done {
+            return Ok(Planned::AlreadyDone);
+        }
+    }
+    let Some(fmt) = hallmark::io::Format::sniff(&current) else {
+        return Ok(Planned::Skip {
+            why: "not an image hallmark reads".into(),
+            sha256: current_sha,
+        });
+    };
+    if fmt == hallmark::io::Format::Gif {
+        return Ok(Planned::Skip {
+            why: "GIF cannot carry the watermark".into(),
+            sha256: current_sha,
+        });
+    }
+    if in_place {
+        let backup = backup_path(path);
+        if fs::symlink_metadata(&backup).is_ok() {
+            let ours = known.and_then(|k| k.backup.as_deref());
+            let theirs = crate::files::read_input(&backup).map(|b| sha256_hex(&b))?;
+            if ours != Some(theirs.as_str()) {
+                bail!(
+                    "{} already exists and was not made by this run: refusing to overwrite it or stamp from it (move it away, then rerun)",
+                    backup.display()
+                );
+            }
+        }
+    }
+    Ok(Planned::Stamp {
+        current,
+        sha256: current_sha,
+    })
+}
+
+fn backup_path(path: &Path) -> PathBuf {
+    let mut b = path.as_os_str().to_owned();
+    b.push(".orig");
+    PathBuf::from(b)
+}
+
 enum Outcome {
     Stamped(Box<hallmark::Stamped>),
     Skipped { why: String, sha256: String },
@@ -575,35 +660,12 @@ impl<J: Fn(&serde_json::Value) -> Result<()> + Sync> Job<'_, J> {
     /// Labels one file. A file the journal lists as done is done only if its content is
     /// still what was stamped (an input edited since is stamped again).
     fn one(&self, path: &Path, rel: &Path, out: &Path) -> Result<Outcome> {
-        let key = path_key(rel);
-        let known = self.known.get(&key);
-        let current = crate::files::read_input(path)?;
-        let current_sha = sha256_hex(&current);
-        if let Some((status, input_sha, output_sha)) = known.and_then(|k| k.done.as_ref()) {
-            let same_as = |h: &Option<String>| h.as_deref() == Some(current_sha.as_str());
-            let done = match status.as_str() {
-                // Out of place the input must be unchanged (and its output still there);
-                // in place the file must still be the stamped output.
-                "stamped" if !self.in_place => same_as(input_sha) && out.exists(),
-                "stamped" => same_as(output_sha),
-                _ => same_as(input_sha),
-            };
-            if done {
-                return Ok(Outcome::AlreadyDone);
-            }
-        }
-        let Some(fmt) = hallmark::io::Format::sniff(&current) else {
-            return Ok(Outcome::Skipped {
-                why: "not an image hallmark reads".into(),
-                sha256: current_sha,
-            });
+        let known = self.known.get(&path_key(rel));
+        let (current, current_sha) = match plan(path, out, self.in_place, known)? {
+            Planned::AlreadyDone => return Ok(Outcome::AlreadyDone),
+            Planned::Skip { why, sha256 } => return Ok(Outcome::Skipped { why, sha256 }),
+            Planned::Stamp { current, sha256 } => (current, sha256),
         };
-        if fmt == hallmark::io::Format::Gif {
-            return Ok(Outcome::Skipped {
-                why: "GIF cannot carry the watermark".into(),
-                sha256: current_sha,
-            });
-        }
         let bytes = if self.in_place {
             self.backup(path, rel, current, &current_sha, known)?
         } else {
@@ -649,9 +711,7 @@ impl<J: Fn(&serde_json::Value) -> Result<()> + Sync> Job<'_, J> {
         current_sha: &str,
         known: Option<&Known>,
     ) -> Result<Vec<u8>> {
-        let mut b = path.as_os_str().to_owned();
-        b.push(".orig");
-        let backup = PathBuf::from(b);
+        let backup = backup_path(path);
         if fs::symlink_metadata(&backup).is_ok() {
             let ours = known.and_then(|k| k.backup.as_deref());
             let bytes = crate::files::read_input(&backup)?;

@@ -511,3 +511,72 @@ fn r18_every_subcommand_help_ends_with_examples() {
         );
     }
 }
+
+/// `label --dry-run` follows the journal and the real run's rules, and writes nothing.
+#[test]
+fn r18_dry_run_says_what_the_real_run_would_do() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let root = t.path("in");
+    std::fs::create_dir(&root).unwrap();
+    for i in 0..3 {
+        t.write_png(&format!("in/{i}.png"), 200, 160, i);
+    }
+    std::fs::write(root.join("notes.txt"), "text").unwrap();
+    let out = t.path("out");
+    label_into(&root, &out, &keys).code(0);
+    let journal = std::fs::read(out.join(".hallmark-journal.jsonl")).unwrap();
+    // One input edited, one added.
+    t.write_png("in/0.png", 200, 160, 40);
+    t.write_png("in/3.png", 200, 160, 3);
+    let dry = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "label",
+            s(&root),
+            "--out-dir",
+            s(&out),
+            "--keys",
+            &keys,
+            "--dry-run",
+        ];
+        args.extend_from_slice(extra);
+        hm(&args).run()
+    };
+    // Without --resume the real run refuses the existing journal: so does the dry run.
+    dry(&[]).code(2);
+    let r = dry(&["--resume"]);
+    r.code(0);
+    let mut actions: Vec<(String, String)> = r
+        .json_lines()
+        .iter()
+        .map(|v| {
+            let f = v["file"].as_str().unwrap();
+            (
+                Path::new(f)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                v["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    actions.sort();
+    let want = [
+        ("0.png", "stamp"),
+        ("1.png", "already_done"),
+        ("2.png", "already_done"),
+        ("3.png", "stamp"),
+        ("notes.txt", "already_done"),
+    ];
+    assert_eq!(
+        actions,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
+    assert_eq!(
+        std::fs::read(out.join(".hallmark-journal.jsonl")).unwrap(),
+        journal
+    );
+    assert!(!out.join("3.png").exists());
+}

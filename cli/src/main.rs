@@ -646,6 +646,15 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
                 if st.watermark_readable == Some(false) {
                     errln!("{}", unreadable_warning(&out));
                 }
+                if let Some(prev) = st.previous_watermark
+                    && !cli.quiet
+                {
+                    errln!(
+                        "hallmark: note: {} was already stamped (its manifest binds watermark ID {prev}): it now carries {}, and its old manifest is kept as the new one's parent",
+                        input.display(),
+                        st.payload
+                    );
+                }
             }
             Err(e) => {
                 errln!("hallmark: error: {e:#}");
@@ -1166,6 +1175,17 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 &limits(cli),
             )?;
             files::write_output(output, &marked.bytes, replace)?;
+            // A mark already there (bound by the input's manifest) is overwritten or damaged
+            // by the new one: say so.
+            let previous = hallmark::bound_watermark(&bytes);
+            if let Some(prev) = previous
+                && !cli.quiet
+            {
+                errln!(
+                    "hallmark: note: {} already carried watermark ID {prev} (bound by its manifest); the new mark replaces or damages it, and that manifest no longer matches the pixels",
+                    input.display()
+                );
+            }
             let (rep, readable) = (marked.report, marked.readable);
             if cli.json {
                 let mut v = serde_json::to_value(&rep)?;
@@ -1173,6 +1193,9 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 v["readable"] = serde_json::json!(readable);
                 v["reinforced"] = serde_json::json!(marked.reinforced);
                 v["survives_webp"] = serde_json::json!(marked.survives_webp);
+                if let Some(prev) = previous {
+                    v["previous_watermark"] = serde_json::json!(prev);
+                }
                 crate::out::raw_line(&v.to_string())?;
             } else if !cli.quiet {
                 outln!(

@@ -383,6 +383,42 @@ fn r18_restamping_keeps_the_old_manifest_as_its_parent() {
         .run()
         .code(0);
     }
+    // The second stamp said what the input carried.
+    let third = t.path("third.png");
+    let r = hm(&[
+        "--json",
+        "stamp",
+        s(&second),
+        "-o",
+        s(&third),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    r.code(0);
+    assert_eq!(r.json_lines()[0]["previous_watermark"], "2222222222222222");
+    let r = hm(&[
+        "stamp",
+        s(&second),
+        "-o",
+        s(&third),
+        "--keys",
+        &keys,
+        "--force",
+    ])
+    .run();
+    assert!(r.stderr.contains("already stamped"), "{}", r.stderr);
+    let r = hm(&[
+        "--json",
+        "stamp",
+        s(&src),
+        "-o",
+        s(&t.path("fresh.png")),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    assert!(r.json_lines()[0].get("previous_watermark").is_none());
     let r = hm(&["--json", "verify", s(&second), "--keys", &keys]).run();
     r.code(0);
     let v = &r.json_lines()[0];

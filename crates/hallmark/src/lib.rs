@@ -21,7 +21,7 @@ pub use stamp::{
     Checks, MarkedFile, MarkedPixels, Stamped, Stamper, mark_encoded, mark_pixels, read_back,
     stamp, survives_webp,
 };
-pub use verify::{Consistency, REPORT_SCHEMA, Report, Verdict, Verifier, verify};
+pub use verify::{Consistency, REPORT_SCHEMA, Report, Verdict, Verifier, bound_watermark, verify};
 
 pub use hallmark_c2pa as c2pa;
 pub use hallmark_core::{KeyId, Payload, WatermarkKey};

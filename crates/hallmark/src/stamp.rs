@@ -103,6 +103,11 @@ pub struct Stamped {
     pub input_sha256: String,
     /// SHA-256 of the output, hex.
     pub output_sha256: String,
+    /// The watermark ID the input's own manifest bound, when the input was already stamped
+    /// (an img2img output, a re-export): the new mark replaces it in the pixels, and the old
+    /// manifest stays as the new one's parent ingredient.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_watermark: Option<Payload>,
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -166,6 +171,7 @@ pub fn stamp(input: &[u8], s: &Stamper, payload: Option<Payload>) -> Result<Stam
         Embedding::Embedded,
     )?;
     Ok(Stamped {
+        previous_watermark: crate::verify::bound_watermark(input),
         output_sha256: hex::encode(Sha256::digest(&signed.asset)),
         input_sha256: hex::encode(Sha256::digest(input)),
         bytes: signed.asset,

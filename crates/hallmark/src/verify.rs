@@ -211,6 +211,17 @@ pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Repo
     Ok(report)
 }
 
+/// The hallmark watermark ID that the manifest of `bytes` binds (its `c2pa.soft-binding`),
+/// if the file carries a readable manifest with one: what an image already stamped says it
+/// carries, whatever key marked it. Validity and trust are not judged here.
+pub fn bound_watermark(bytes: &[u8]) -> Option<Payload> {
+    let fmt = Format::sniff(bytes)?;
+    let v = hallmark_c2pa::verify(fmt.mime(), bytes, None, &TrustSettings::default())
+        .ok()
+        .flatten()?;
+    bound_payload(&v)
+}
+
 fn bound_payload(c: &Verification) -> Option<Payload> {
     c.soft_bindings
         .iter()

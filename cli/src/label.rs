@@ -496,11 +496,17 @@ pub fn label(
                     Some(with(json!({"status": "failed", "error": msg})))
                 }
             };
-            if let Some(entry) = entry
-                && let Err(e) = write_journal(&entry)
-                && let Ok(mut f) = fatal.lock()
-            {
-                f.get_or_insert(format!("{e:#}"));
+            if let Some(entry) = entry {
+                if let Err(e) = write_journal(&entry)
+                    && let Ok(mut f) = fatal.lock()
+                {
+                    f.get_or_insert(format!("{e:#}"));
+                }
+                // --json streams each file's object as it is done; the summary comes last.
+                // A closed stdout does not stop the labelling.
+                if json_out {
+                    let _ = crate::out::raw_line(&entry.to_string());
+                }
             }
             if let Some(b) = &bar {
                 b.inc(1);

@@ -453,7 +453,19 @@ fn run(cli: &Cli) -> Result<i32> {
             let out =
                 hallmark::io::encode(&dec.image, &dec, hallmark::io::EncodeOptions::default())?;
             files::write_output(output, &out, files::Replace::allowed_if(*force))?;
-            if !cli.quiet && !cli.json {
+            if cli.json {
+                out::raw_line(
+                    &serde_json::json!({
+                        "input": input.display().to_string(),
+                        "output": output.display().to_string(),
+                        "format": dec.format,
+                        "width": dec.image.width(),
+                        "height": dec.image.height(),
+                        "output_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&out)),
+                    })
+                    .to_string(),
+                )?;
+            } else if !cli.quiet {
                 outln!("stripped {} -> {}", input.display(), output.display());
             }
             Ok(0)

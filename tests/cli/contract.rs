@@ -616,3 +616,48 @@ fn r18_dry_run_says_what_the_real_run_would_do() {
     );
     assert!(!out.join("3.png").exists());
 }
+
+/// `label --json` streams one object per file, then the summary; `strip --json` prints its
+/// result.
+#[test]
+fn r18_label_and_strip_speak_json() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let root = t.path("in");
+    std::fs::create_dir(&root).unwrap();
+    for i in 0..3 {
+        t.write_png(&format!("in/{i}.png"), 200, 160, i);
+    }
+    let r = hm(&[
+        "--json",
+        "label",
+        s(&root),
+        "--out-dir",
+        s(&t.path("out")),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    r.code(0);
+    let v = r.json_lines();
+    assert_eq!(v.len(), 4, "{}", r.stdout);
+    assert!(
+        v[..3]
+            .iter()
+            .all(|o| o["status"] == "stamped" && o["rel"].is_string())
+    );
+    assert_eq!(v[3]["summary"], true);
+    let r = hm(&[
+        "--json",
+        "strip",
+        s(&root.join("0.png")),
+        "-o",
+        s(&t.path("s.png")),
+    ])
+    .run();
+    r.code(0);
+    let v = &r.json_lines()[0];
+    assert_eq!(v["format"], "png");
+    assert_eq!(v["width"], 200);
+    assert!(v["output_sha256"].as_str().is_some_and(|h| h.len() == 64));
+}

@@ -891,3 +891,35 @@ fn r17_an_invalid_utf8_jsonl_line_is_answered_and_the_run_goes_on() {
     assert_eq!(v[1]["line"], 2);
     assert_eq!(v[2]["id"], "c");
 }
+
+/// A TIFF with an unknown compression is an error, never decoded to grey.
+#[test]
+fn r17_a_tiff_with_an_unknown_compression_is_an_error() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let p = t.path("t.tif");
+    scene(160, 128, 1).save(&p).unwrap();
+    let mut b = std::fs::read(&p).unwrap();
+    let ifd = u32::from_le_bytes(b[4..8].try_into().unwrap()) as usize;
+    let n = u16::from_le_bytes(b[ifd..ifd + 2].try_into().unwrap()) as usize;
+    for e in 0..n {
+        let at = ifd + 2 + e * 12;
+        if u16::from_le_bytes(b[at..at + 2].try_into().unwrap()) == 259 {
+            b[at + 8..at + 10].copy_from_slice(&999u16.to_le_bytes());
+        }
+    }
+    let bad = t.path("bad.tif");
+    std::fs::write(&bad, &b).unwrap();
+    let out = t.path("o.tif");
+    for args in [
+        vec!["stamp", s(&bad), "-o", s(&out), "--keys", &keys],
+        vec!["sign", s(&bad), "-o", s(&out), "--keys", &keys],
+        vec!["verify", s(&bad), "--keys", &keys],
+        vec!["image", "detect", "--key", &keys, s(&bad)],
+    ] {
+        let r = hm(&args).run();
+        r.code(2);
+        assert!(r.stderr.contains("compression"), "{args:?}: {}", r.stderr);
+        assert!(!out.exists());
+    }
+}

@@ -104,14 +104,16 @@ impl LedgerWriter {
                     .with_context(|| format!("cannot repair the ledger {}", self.path.display()))?;
                 text.push('\n');
                 end += 1;
-            } else {
-                // A torn fragment from a killed writer: cut it off.
+            } else if serde_json::from_str::<serde_json::Value>(tail).is_err() {
+                // A torn fragment from a killed writer (never whole JSON): cut it off.
                 end = self.len + cut as u64;
                 self.file
                     .set_len(end)
                     .with_context(|| format!("cannot repair the ledger {}", self.path.display()))?;
                 text.truncate(cut);
             }
+            // Otherwise a whole record that does not continue the chain: nothing is cut, and
+            // the check below refuses to append after it.
         }
         let records =
             hallmark::ledger::verify_continuation(self.last.as_ref(), self.next_line, &text, key)

@@ -923,3 +923,46 @@ fn r17_a_tiff_with_an_unknown_compression_is_an_error() {
         assert!(!out.exists());
     }
 }
+
+/// A whole but foreign record at the end of a ledger (no newline) is not cut away as if it
+/// were a torn write: the ledger is reported broken and left as it is.
+#[test]
+fn r17_a_foreign_last_record_is_refused_not_cut() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let ledger = t.path("ledger.jsonl");
+    let img = small_png(&t, "a.png", 1);
+    hm(&[
+        "stamp",
+        s(&img),
+        "-o",
+        s(&t.path("s.png")),
+        "--keys",
+        &keys,
+        "--ledger",
+        s(&ledger),
+        "--no-check",
+    ])
+    .run()
+    .code(0);
+    let mut text = std::fs::read_to_string(&ledger).unwrap();
+    let first = text.lines().next().unwrap().to_string();
+    text.push_str(&first); // a replayed record, without its newline
+    std::fs::write(&ledger, &text).unwrap();
+    let r = hm(&[
+        "stamp",
+        s(&img),
+        "-o",
+        s(&t.path("s2.png")),
+        "--keys",
+        &keys,
+        "--ledger",
+        s(&ledger),
+        "--no-check",
+    ])
+    .run();
+    r.code(2);
+    assert!(r.stderr.contains("broken at line 2"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&ledger).unwrap(), text);
+    assert!(!t.path("s2.png").exists());
+}

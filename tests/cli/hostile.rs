@@ -131,19 +131,7 @@ fn r17_a_last_record_without_its_newline_is_kept() {
     let ledger = t.path("ledger.jsonl");
     let stamp = |name: &str, seed| {
         let img = small_png(&t, name, seed);
-        hm(&[
-            "stamp",
-            s(&img),
-            "-o",
-            s(&t.path(&format!("s-{name}"))),
-            "--keys",
-            &keys,
-            "--ledger",
-            s(&ledger),
-            "--no-check",
-        ])
-        .run()
-        .code(0);
+        stamp_into_ledger(&img, &t.path(&format!("s-{name}")), &keys, &ledger).code(0);
     };
     stamp("a.png", 1);
     let text = std::fs::read_to_string(&ledger).unwrap();
@@ -207,18 +195,7 @@ fn r17_a_full_disk_leaves_no_output_without_its_record() {
     // An empty ledger file fits (no blocks); its first record does not.
     std::fs::write(&ledger, "").unwrap();
     let out = t.path("out.png");
-    let r = hm(&[
-        "stamp",
-        s(&img),
-        "-o",
-        s(&out),
-        "--keys",
-        &keys,
-        "--ledger",
-        s(&ledger),
-        "--no-check",
-    ])
-    .run();
+    let r = stamp_into_ledger(&img, &out, &keys, &ledger);
     r.code(2);
     assert!(r.stderr.contains("ledger"), "{}", r.stderr);
     assert!(!out.exists(), "an output was left without its record");
@@ -226,18 +203,7 @@ fn r17_a_full_disk_leaves_no_output_without_its_record() {
     // The output cannot be written: no record may appear.
     let ledger2 = t.path("ledger2.jsonl");
     let out2 = full.0.join("out.png");
-    let r = hm(&[
-        "stamp",
-        s(&img),
-        "-o",
-        s(&out2),
-        "--keys",
-        &keys,
-        "--ledger",
-        s(&ledger2),
-        "--no-check",
-    ])
-    .run();
+    let r = stamp_into_ledger(&img, &out2, &keys, &ledger2);
     r.code(2);
     assert!(!out2.exists());
     assert_eq!(
@@ -932,35 +898,12 @@ fn r17_a_foreign_last_record_is_refused_not_cut() {
     let keys = t.keygen();
     let ledger = t.path("ledger.jsonl");
     let img = small_png(&t, "a.png", 1);
-    hm(&[
-        "stamp",
-        s(&img),
-        "-o",
-        s(&t.path("s.png")),
-        "--keys",
-        &keys,
-        "--ledger",
-        s(&ledger),
-        "--no-check",
-    ])
-    .run()
-    .code(0);
+    stamp_into_ledger(&img, &t.path("s.png"), &keys, &ledger).code(0);
     let mut text = std::fs::read_to_string(&ledger).unwrap();
     let first = text.lines().next().unwrap().to_string();
     text.push_str(&first); // a replayed record, without its newline
     std::fs::write(&ledger, &text).unwrap();
-    let r = hm(&[
-        "stamp",
-        s(&img),
-        "-o",
-        s(&t.path("s2.png")),
-        "--keys",
-        &keys,
-        "--ledger",
-        s(&ledger),
-        "--no-check",
-    ])
-    .run();
+    let r = stamp_into_ledger(&img, &t.path("s2.png"), &keys, &ledger);
     r.code(2);
     assert!(r.stderr.contains("broken at line 2"), "{}", r.stderr);
     assert_eq!(std::fs::read_to_string(&ledger).unwrap(), text);

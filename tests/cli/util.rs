@@ -246,3 +246,19 @@ pub fn photo(name: &str) -> PathBuf {
         .join("../testdata/photos")
         .join(name)
 }
+
+/// `hallmark stamp IN -o OUT --keys KEYS --ledger LEDGER --no-check` (fast: no read-back).
+pub fn stamp_into_ledger(input: &Path, out: &Path, keys: &str, ledger: &Path) -> Run {
+    hm(&[
+        "stamp",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        keys,
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--no-check",
+    ])
+    .run()
+}

@@ -55,8 +55,7 @@ fn r18_existing_outputs_need_force() {
         );
     }
     // --out-dir too: a name already taken in the folder is refused, the others written.
-    let dir = t.path("o");
-    std::fs::create_dir(&dir).unwrap();
+    let dir = t.dir("o");
     std::fs::write(dir.join("in.png"), &keep).unwrap();
     let other = t.write_png("other.png", 200, 160, 2);
     let r = hm(&[
@@ -452,8 +451,7 @@ fn r18_an_untrusted_signer_is_explained() {
 fn r18_verify_on_folders_checks_images_only() {
     let t = TestDir::new();
     let keys = t.keygen();
-    let dir = t.path("d");
-    std::fs::create_dir(&dir).unwrap();
+    let dir = t.dir("d");
     for (i, name) in ["a.png", "b.png"].iter().enumerate() {
         let src = t.write_png(&format!("src{i}.png"), 200, 160, i as u64);
         hm(&["stamp", s(&src), "-o", s(&dir.join(name)), "--keys", &keys])
@@ -540,8 +538,7 @@ fn r18_every_subcommand_help_ends_with_examples() {
 fn r18_dry_run_says_what_the_real_run_would_do() {
     let t = TestDir::new();
     let keys = t.keygen();
-    let root = t.path("in");
-    std::fs::create_dir(&root).unwrap();
+    let root = t.dir("in");
     for i in 0..3 {
         t.write_png(&format!("in/{i}.png"), 200, 160, i);
     }
@@ -610,8 +607,7 @@ fn r18_dry_run_says_what_the_real_run_would_do() {
 fn r18_label_and_strip_speak_json() {
     let t = TestDir::new();
     let keys = t.keygen();
-    let root = t.path("in");
-    std::fs::create_dir(&root).unwrap();
+    let root = t.dir("in");
     for i in 0..3 {
         t.write_png(&format!("in/{i}.png"), 200, 160, i);
     }

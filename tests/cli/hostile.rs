@@ -158,8 +158,7 @@ struct FullFs(PathBuf);
 
 impl FullFs {
     fn new(t: &TestDir) -> Option<FullFs> {
-        let dir = t.path("full");
-        std::fs::create_dir(&dir).unwrap();
+        let dir = t.dir("full");
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", s(&dir)])
             .stderr(Stdio::null())
@@ -229,8 +228,7 @@ fn r17_label_keys_files_by_their_exact_bytes() {
     use std::os::unix::ffi::OsStrExt;
     let t = TestDir::new();
     let keys = t.keygen();
-    let root = t.path("in");
-    std::fs::create_dir(&root).unwrap();
+    let root = t.dir("in");
     // Two names that are the same after lossy UTF-8 conversion ("x\u{fffd}.png").
     for (i, raw) in [&b"x\xff.png"[..], &b"x\xfe.png"[..]].iter().enumerate() {
         let p = root.join(std::ffi::OsStr::from_bytes(raw));
@@ -268,8 +266,7 @@ fn r17_label_keys_files_by_their_exact_bytes() {
 fn r17_label_restamps_edited_inputs_and_refuses_other_trees() {
     let t = TestDir::new();
     let keys = t.keygen();
-    let root = t.path("in");
-    std::fs::create_dir(&root).unwrap();
+    let root = t.dir("in");
     small_png(&t, "in/a.png", 1);
     small_png(&t, "in/b.png", 2);
     let out = t.path("out");
@@ -300,8 +297,7 @@ fn r17_label_restamps_edited_inputs_and_refuses_other_trees() {
     );
     assert_ne!(std::fs::read(out.join("a.png")).unwrap(), before);
     // Another tree resumed into the same output is refused, not silently skipped.
-    let other = t.path("other");
-    std::fs::create_dir(&other).unwrap();
+    let other = t.dir("other");
     small_png(&t, "other/a.png", 5);
     let r = resume(&other);
     r.code(2);
@@ -312,8 +308,7 @@ fn r17_label_restamps_edited_inputs_and_refuses_other_trees() {
 fn r17_label_refuses_an_output_inside_its_input() {
     let t = TestDir::new();
     let keys = t.keygen();
-    let root = t.path("in");
-    std::fs::create_dir(&root).unwrap();
+    let root = t.dir("in");
     small_png(&t, "in/a.png", 1);
     for out in [root.clone(), root.join("labelled"), root.join("./x/../y")] {
         let r = label_into(&root, &out, &keys);
@@ -328,8 +323,7 @@ fn r17_label_refuses_an_output_inside_its_input() {
 fn r17_in_place_never_overwrites_an_existing_backup_nor_journals_into_the_input() {
     let t = TestDir::new();
     let keys = t.keygen();
-    let root = t.path("in");
-    std::fs::create_dir(&root).unwrap();
+    let root = t.dir("in");
     let photo = small_png(&t, "in/photo.png", 1);
     let current = std::fs::read(&photo).unwrap();
     // Someone's older version of the photo, kept by hand.
@@ -524,8 +518,7 @@ fn run_into_closed_pipe(args: &[&str]) -> (Option<i32>, String) {
 fn r17_closed_pipes_end_quietly() {
     let t = TestDir::new();
     let keys = t.keygen();
-    let dir = t.path("imgs");
-    std::fs::create_dir(&dir).unwrap();
+    let dir = t.dir("imgs");
     let mut files = vec![];
     for i in 0..6 {
         files.push(small_png(&t, &format!("imgs/{i}.png"), i));
@@ -786,21 +779,6 @@ fn r17_keys_readable_by_others_are_warned_about() {
 
 // ---------------------------------------------------------------------------------------
 // helpers
-
-fn walk_files(p: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                out.extend(walk_files(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
-}
 
 /// A PNG with only a header (and an empty IDAT): any size, depth and colour type.
 pub fn png_header(w: u32, h: u32, depth: u8, color: u8) -> Vec<u8> {

@@ -264,12 +264,12 @@ fn killed_runs_resume_without_losing_or_duplicating() {
             .run()
             .code(0);
     }
-    let leftovers: Vec<_> = walk(&out)
+    let leftovers: Vec<_> = walk_files(&out)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let outputs = walk(&out)
+    let outputs = walk_files(&out)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "png"))
         .count();
@@ -300,19 +300,4 @@ fn unwritable_output_gives_a_clear_error() {
         r.code(2);
         assert!(r.stderr.contains("cannot"), "{}", r.stderr);
     }
-}
-
-fn walk(p: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![];
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                out.extend(walk(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }

@@ -98,6 +98,12 @@ impl TestDir {
     pub fn path(&self, name: &str) -> PathBuf {
         self.0.path().join(name)
     }
+    /// Creates the folder `name` and returns its path.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(&p).expect("create folder");
+        p
+    }
     /// Runs keygen into `keys/` and returns the folder.
     pub fn keygen(&self) -> String {
         self.keygen_in("keys")
@@ -261,4 +267,20 @@ pub fn stamp_into_ledger(input: &Path, out: &Path, keys: &str, ledger: &Path) ->
         "--no-check",
     ])
     .run()
+}
+
+/// Every file under `p`, recursively (folders left out).
+pub fn walk_files(p: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                out.extend(walk_files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
 }

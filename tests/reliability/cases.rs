@@ -183,37 +183,41 @@ pub fn mutated_images(suite: &mut Suite, n: usize) {
         );
         if i % 3 == 0 {
             let out = out_dir.join(format!("s{i}.{ext}"));
-            let code = suite
-                .run(
-                    &case,
-                    &[
-                        "stamp",
-                        s(&p),
-                        "-o",
-                        s(&out),
-                        "--keys",
-                        s(&keys),
-                        "--no-webp-check",
-                    ],
-                    &[0, 2],
-                )
-                .code;
-            check_output(suite, &case, code, &out);
+            run_writing(
+                suite,
+                &case,
+                &[
+                    "stamp",
+                    s(&p),
+                    "-o",
+                    s(&out),
+                    "--keys",
+                    s(&keys),
+                    "--no-webp-check",
+                ],
+                &[0, 2],
+                &out,
+            );
             let out2 = out_dir.join(format!("g{i}.{ext}"));
-            let code = suite
-                .run(
-                    &case,
-                    &["sign", s(&p), "-o", s(&out2), "--keys", s(&keys)],
-                    &[0, 2],
-                )
-                .code;
-            check_output(suite, &case, code, &out2);
+            run_writing(
+                suite,
+                &case,
+                &["sign", s(&p), "-o", s(&out2), "--keys", s(&keys)],
+                &[0, 2],
+                &out2,
+            );
         }
         if std::fs::read(&p).map(|b| sha(&b)).ok() != Some(sha(&bytes)) {
             suite.data_loss(&case, format!("the input {} changed", p.display()));
         }
         let _ = std::fs::remove_file(&p);
     }
+}
+
+/// Runs a command that writes `out`, then checks the output against its exit code.
+fn run_writing(suite: &mut Suite, case: &str, args: &[&str], ok: &[i32], out: &Path) {
+    let code = suite.run(case, args, ok).code;
+    check_output(suite, case, code, out);
 }
 
 /// An output exists exactly when its command succeeded.
@@ -284,14 +288,13 @@ pub fn bombs(suite: &mut Suite) {
             &[0, 1, 2],
         );
         let out = suite.path(&format!("bomb-out-{name}"));
-        let code = suite
-            .run(
-                &case,
-                &["stamp", s(&p), "-o", s(&out), "--keys", s(&keys)],
-                &[0, 2],
-            )
-            .code;
-        check_output(suite, &case, code, &out);
+        run_writing(
+            suite,
+            &case,
+            &["stamp", s(&p), "-o", s(&out), "--keys", s(&keys)],
+            &[0, 2],
+            &out,
+        );
         let _ = std::fs::remove_file(&p);
     }
 }
@@ -350,23 +353,22 @@ pub fn hostile_keys_and_configs(suite: &mut Suite) {
         suite.run(&case, &["image", "detect", "--key", s(&f), s(&img)], &[2]);
         suite.run(&case, &["verify", s(&img), "--trust", s(&f)], &[1, 2]);
         let out = suite.path("cfg-out.png");
-        let code = suite
-            .run(
-                &case,
-                &[
-                    "sign",
-                    s(&img),
-                    "-o",
-                    s(&out),
-                    "--keys",
-                    s(&keys),
-                    "--manifest",
-                    s(&f),
-                ],
-                &[0, 2],
-            )
-            .code;
-        check_output(suite, &case, code, &out);
+        run_writing(
+            suite,
+            &case,
+            &[
+                "sign",
+                s(&img),
+                "-o",
+                s(&out),
+                "--keys",
+                s(&keys),
+                "--manifest",
+                s(&f),
+            ],
+            &[0, 2],
+            &out,
+        );
         // A keys folder whose files are replaced by this blob.
         let kd = suite.path(&format!("keys-{name}"));
         std::fs::create_dir_all(&kd).unwrap();
@@ -381,22 +383,21 @@ pub fn hostile_keys_and_configs(suite: &mut Suite) {
         for k in ["c2pa-signing.key", "c2pa-chain.pem"] {
             let saved = std::fs::read(kd.join(k)).unwrap();
             std::fs::write(kd.join(k), bytes).unwrap();
-            let code = suite
-                .run(
-                    &case,
-                    &[
-                        "stamp",
-                        s(&img),
-                        "-o",
-                        s(&out),
-                        "--keys",
-                        s(&kd),
-                        "--no-check",
-                    ],
-                    &[2],
-                )
-                .code;
-            check_output(suite, &case, code, &out);
+            run_writing(
+                suite,
+                &case,
+                &[
+                    "stamp",
+                    s(&img),
+                    "-o",
+                    s(&out),
+                    "--keys",
+                    s(&kd),
+                    "--no-check",
+                ],
+                &[2],
+                &out,
+            );
             std::fs::write(kd.join(k), saved).unwrap();
         }
     }

@@ -7,7 +7,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result, bail};
+use crate::json::coded;
+use anyhow::{Context, Result};
+use hallmark::ErrorCode;
 
 /// Largest input file read (bytes). Decoders have their own pixel limits on top.
 pub const MAX_INPUT_BYTES: u64 = 512 * 1024 * 1024;
@@ -27,15 +29,21 @@ pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
         .metadata()
         .with_context(|| format!("cannot stat {what} {}", path.display()))?;
     if meta.is_dir() {
-        bail!("{what} {} is a directory", path.display());
+        return Err(coded(
+            ErrorCode::InvalidInput,
+            format!("{what} {} is a directory", path.display()),
+        ));
     }
     if meta.len() > cap {
-        bail!(
-            "{what} {} is {} bytes, over the {} limit",
-            path.display(),
-            meta.len(),
-            human_bytes(cap)
-        );
+        return Err(coded(
+            ErrorCode::TooLarge,
+            format!(
+                "{what} {} is {} bytes, over the {} limit",
+                path.display(),
+                meta.len(),
+                human_bytes(cap)
+            ),
+        ));
     }
     // Regular files report their length; devices and FIFOs report 0 and are read up to the cap.
     let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
@@ -43,11 +51,14 @@ pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .with_context(|| format!("cannot read {what} {}", path.display()))?;
     if buf.len() as u64 > cap {
-        bail!(
-            "{what} {} is longer than the {} limit",
-            path.display(),
-            human_bytes(cap)
-        );
+        return Err(coded(
+            ErrorCode::TooLarge,
+            format!(
+                "{what} {} is longer than the {} limit",
+                path.display(),
+                human_bytes(cap)
+            ),
+        ));
     }
     Ok(buf)
 }
@@ -55,8 +66,12 @@ pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
 /// [`read_capped`] for text files.
 pub fn read_text_capped(path: &Path, cap: u64, what: &str) -> Result<String> {
     let bytes = read_capped(path, cap, what)?;
-    String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{what} {} is not UTF-8 text", path.display()))
+    String::from_utf8(bytes).map_err(|_| {
+        coded(
+            ErrorCode::InvalidInput,
+            format!("{what} {} is not UTF-8 text", path.display()),
+        )
+    })
 }
 
 fn human_bytes(n: u64) -> String {
@@ -84,10 +99,13 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
             .read_to_end(&mut buf)
             .context("cannot read standard input")?;
         if buf.len() as u64 > MAX_INPUT_BYTES {
-            bail!(
-                "standard input is over the {} input limit",
-                human_bytes(MAX_INPUT_BYTES)
-            );
+            return Err(coded(
+                ErrorCode::TooLarge,
+                format!(
+                    "standard input is over the {} input limit",
+                    human_bytes(MAX_INPUT_BYTES)
+                ),
+            ));
         }
         return Ok(buf);
     }
@@ -140,10 +158,13 @@ impl Replace {
 /// replaced (devices and FIFOs are written through, so they do not count).
 pub fn check_new(out: &Path, replace: Replace) -> Result<()> {
     if replace == Replace::Refuse && !is_std(out) && fs::metadata(out).is_ok_and(|m| m.is_file()) {
-        bail!(
-            "{} already exists: pass --force to replace it",
-            out.display()
-        );
+        return Err(coded(
+            ErrorCode::OutputExists,
+            format!(
+                "{} already exists: pass --force to replace it",
+                out.display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -187,9 +208,12 @@ impl Staged {
                 let target = self.target.clone();
                 self.commit_new().map_err(|e| {
                     if target.exists() {
-                        anyhow::anyhow!(
-                            "{} already exists: pass --force to replace it",
-                            target.display()
+                        coded(
+                            ErrorCode::OutputExists,
+                            format!(
+                                "{} already exists: pass --force to replace it",
+                                target.display()
+                            ),
                         )
                     } else {
                         e
@@ -215,10 +239,13 @@ impl Staged {
                     })?;
                 Ok(())
             }
-            StagedKind::Through(_) | StagedKind::Stdout(_) => bail!(
-                "refusing to write {}: not a regular file",
-                self.target.display()
-            ),
+            StagedKind::Through(_) | StagedKind::Stdout(_) => Err(crate::json::coded(
+                hallmark::ErrorCode::Refused,
+                format!(
+                    "refusing to write {}: not a regular file",
+                    self.target.display()
+                ),
+            )),
         }
     }
 
@@ -282,14 +309,20 @@ pub fn stage(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<Staged> {
                 });
             }
             if t.is_block_device() || t.is_socket() {
-                bail!(
-                    "refusing to write to {}: it is a block device or a socket",
-                    path.display()
-                );
+                return Err(coded(
+                    ErrorCode::Refused,
+                    format!(
+                        "refusing to write to {}: it is a block device or a socket",
+                        path.display()
+                    ),
+                ));
             }
         }
         if m.is_dir() {
-            bail!("{} is a folder, not a file", path.display());
+            return Err(crate::json::coded(
+                hallmark::ErrorCode::InvalidInput,
+                format!("{} is a folder, not a file", path.display()),
+            ));
         }
     }
     let dir = match target.parent() {
@@ -334,10 +367,13 @@ fn resolve_output(path: &Path) -> Result<PathBuf> {
             // Links into /proc (`/dev/stdout` -> `pipe:[...]`) do not canonicalise: write
             // through the link itself when it points at a FIFO or device.
             Err(_) if fs::metadata(path).is_ok() => Ok(path.to_path_buf()),
-            Err(_) => bail!(
-                "refusing to write to {}: it is a symlink to a missing file",
-                path.display()
-            ),
+            Err(_) => Err(coded(
+                ErrorCode::Refused,
+                format!(
+                    "refusing to write to {}: it is a symlink to a missing file",
+                    path.display()
+                ),
+            )),
         },
         _ => Ok(path.to_path_buf()),
     }
@@ -352,10 +388,13 @@ pub fn check_not_input(out: &Path, inputs: &[PathBuf], in_place: bool) -> Result
     if let Some(o) = canon(out) {
         for i in inputs {
             if canon(i).as_ref() == Some(&o) {
-                bail!(
-                    "refusing to overwrite the input {} (pass --in-place to allow it)",
-                    i.display()
-                );
+                return Err(coded(
+                    ErrorCode::Refused,
+                    format!(
+                        "refusing to overwrite the input {} (pass --in-place to allow it)",
+                        i.display()
+                    ),
+                ));
             }
         }
     }

@@ -3,9 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::out::outln;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use hallmark::{WatermarkKey, c2pa::SigningCredential};
-use serde_json::json;
 
 use crate::files::write_atomic;
 use crate::text::TEXT_CONFIG;
@@ -65,10 +64,13 @@ pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
             .map(|p| p.display().to_string())
             .collect();
         if !existing.is_empty() {
-            bail!(
-                "refusing to overwrite existing key files ({}); pass --force to replace them",
-                existing.join(", ")
-            );
+            return Err(crate::json::coded(
+                hallmark::ErrorCode::OutputExists,
+                format!(
+                    "refusing to overwrite existing key files ({}); pass --force to replace them",
+                    existing.join(", ")
+                ),
+            ));
         }
     }
     let wm = WatermarkKey::generate();
@@ -86,25 +88,25 @@ pub fn keygen(args: &KeygenArgs, json_out: bool, quiet: bool) -> Result<i32> {
         format!("{text_scheme}\n").as_bytes(),
         Some(0o644),
     )?;
-    let info = json!({
-        "watermark_key_id": wm.id().to_string(),
-        "text_scheme": text_scheme,
-        "signer": certs.info,
-        "files": {
-            "watermark_key": paths[0].display().to_string(),
-            "signing_key": paths[1].display().to_string(),
-            "certificate_chain": paths[2].display().to_string(),
-            "trust_anchor": paths[3].display().to_string(),
-            "text_config": paths[5].display().to_string(),
+    let info = crate::json::KeygenOut {
+        watermark_key_id: wm.id().to_string(),
+        text_scheme: text_scheme.to_string(),
+        signer: certs.info.clone(),
+        files: crate::json::KeyFiles {
+            watermark_key: paths[0].display().to_string(),
+            signing_key: paths[1].display().to_string(),
+            certificate_chain: paths[2].display().to_string(),
+            trust_anchor: paths[3].display().to_string(),
+            text_config: paths[5].display().to_string(),
         },
-    });
+    };
     write_atomic(
         &paths[4],
         serde_json::to_string_pretty(&info)?.as_bytes(),
         Some(0o644),
     )?;
     if json_out {
-        crate::out::raw_line(&serde_json::to_string(&info)?)?;
+        crate::json::emit(crate::json::KEYGEN, args.out.display().to_string(), &info)?;
     } else if !quiet {
         outln!("wrote keys to {}", args.out.display());
         outln!(

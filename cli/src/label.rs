@@ -34,7 +34,7 @@ pub const REPORT: &str = "report.jsonl";
 #[derive(clap::Args, Debug)]
 pub struct LabelArgs {
     /// Folder to label (ignore files such as .gitignore and .ignore are honoured).
-    dir: PathBuf,
+    pub dir: PathBuf,
     /// Where the labelled tree is written.
     #[arg(long, required_unless_present = "in_place")]
     out_dir: Option<PathBuf>,
@@ -230,7 +230,10 @@ pub fn label(
 ) -> Result<i32> {
     let start = Instant::now();
     if !a.dir.is_dir() {
-        bail!("{} is not a folder", a.dir.display());
+        return Err(crate::json::coded(
+            hallmark::ErrorCode::InvalidInput,
+            format!("{} is not a folder", a.dir.display()),
+        ));
     }
     if a.in_place && !a.backup {
         bail!("--in-place replaces your originals: add --backup to keep each as NAME.orig");
@@ -350,9 +353,14 @@ pub fn label(
             };
             *counts.entry(action).or_default() += 1;
             if json_out {
-                crate::out::raw_line(
-                    &json!({"file": p.display().to_string(), "output": out.display().to_string(), "action": action, "reason": reason})
-                        .to_string(),
+                crate::json::emit(
+                    crate::json::LABEL_PLAN,
+                    p.display().to_string(),
+                    &crate::json::LabelPlanOut {
+                        output: out.display().to_string(),
+                        action,
+                        reason: reason.clone(),
+                    },
                 )?;
             } else {
                 match action {
@@ -458,13 +466,20 @@ pub fn label(
             }
             let rel_s = rel.to_string_lossy().into_owned();
             let out = out_dir.join(rel);
-            let base = json!({"rel": rel_s, "rel_bytes": path_key(rel), "input": path.display().to_string()});
-            let with = |extra: serde_json::Value| {
-                let mut v = base.clone();
-                if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-                    o.extend(e.clone());
-                }
-                v
+            let base = crate::json::LabelEntry {
+                rel: rel_s.clone(),
+                rel_bytes: path_key(rel),
+                input: path.display().to_string(),
+                status: String::new(),
+                output: None,
+                payload: None,
+                manifest_id: None,
+                input_sha256: None,
+                output_sha256: None,
+                psnr: None,
+                watermark_readable: None,
+                reason: None,
+                error: None,
             };
             let entry = match job.one(path, rel, &out) {
                 Ok(Outcome::AlreadyDone) => {
@@ -476,11 +491,26 @@ pub fn label(
                     if st.watermark_readable == Some(false) {
                         unreadable.fetch_add(1, Ordering::Relaxed);
                     }
-                    Some(with(json!({"status": "stamped", "output": out.display().to_string(), "payload": st.payload, "manifest_id": st.manifest_id, "input_sha256": st.input_sha256, "output_sha256": st.output_sha256, "psnr": st.psnr, "watermark_readable": st.watermark_readable})))
+                    Some(crate::json::LabelEntry {
+                        status: "stamped".into(),
+                        output: Some(out.display().to_string()),
+                        payload: Some(st.payload),
+                        manifest_id: Some(st.manifest_id),
+                        input_sha256: Some(st.input_sha256),
+                        output_sha256: Some(st.output_sha256),
+                        psnr: Some(st.psnr),
+                        watermark_readable: st.watermark_readable,
+                        ..base
+                    })
                 }
                 Ok(Outcome::Skipped { why, sha256 }) => {
                     skipped.fetch_add(1, Ordering::Relaxed);
-                    Some(with(json!({"status": "skipped", "reason": why, "input_sha256": sha256})))
+                    Some(crate::json::LabelEntry {
+                        status: "skipped".into(),
+                        reason: Some(why),
+                        input_sha256: Some(sha256),
+                        ..base
+                    })
                 }
                 Err(e) => {
                     let msg = format!("{e:#}");
@@ -493,11 +523,17 @@ pub fn label(
                     if let Ok(mut f) = failed.lock() {
                         f.push((rel_s.clone(), msg.clone()));
                     }
-                    Some(with(json!({"status": "failed", "error": msg})))
+                    Some(crate::json::LabelEntry {
+                        status: "failed".into(),
+                        error: serde_json::to_value(crate::json::ErrorInfo::of(&e)).ok(),
+                        ..base
+                    })
                 }
             };
             if let Some(entry) = entry {
-                if let Err(e) = write_journal(&entry)
+                if let Err(e) = serde_json::to_value(&entry)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|v| write_journal(&v))
                     && let Ok(mut f) = fatal.lock()
                 {
                     f.get_or_insert(format!("{e:#}"));
@@ -505,7 +541,7 @@ pub fn label(
                 // --json streams each file's object as it is done; the summary comes last.
                 // A closed stdout does not stop the labelling.
                 if json_out {
-                    let _ = crate::out::raw_line(&entry.to_string());
+                    let _ = crate::json::emit(crate::json::LABEL, entry.input.clone(), &entry);
                 }
             }
             if let Some(b) = &bar {
@@ -517,7 +553,10 @@ pub fn label(
         b.finish_and_clear();
     }
     if let Some(msg) = fatal.into_inner().ok().flatten() {
-        bail!("stopped: {msg} (completed files are kept; rerun with --resume)");
+        return Err(crate::json::coded(
+            hallmark::ErrorCode::OutputExists,
+            format!("stopped: {msg} (completed files are kept; rerun with --resume)"),
+        ));
     }
     // The report: the last word per file over the whole journal (earlier runs included).
     let mut last: std::collections::BTreeMap<String, serde_json::Value> = Default::default();
@@ -540,21 +579,25 @@ pub fn label(
     let secs = start.elapsed().as_secs_f64();
     let n_ok = ok.load(Ordering::Relaxed);
     let n_done = already.load(Ordering::Relaxed);
-    let summary = json!({
-        "summary": true,
-        "stamped": n_ok,
-        "skipped": skipped.load(Ordering::Relaxed),
-        "failed": failed.len(),
-        "already_done": n_done,
-        "watermark_unreadable": unreadable.load(Ordering::Relaxed),
-        "seconds": secs,
-        "images_per_second": if secs > 0.0 { n_ok as f64 / secs } else { 0.0 },
-        "jobs": jobs,
-        "report": report_path.display().to_string(),
-        "journal": journal_path.display().to_string(),
-    });
+    let summary = crate::json::LabelSummaryOut {
+        summary: true,
+        stamped: n_ok,
+        skipped: skipped.load(Ordering::Relaxed),
+        failed: failed.len(),
+        already_done: n_done,
+        watermark_unreadable: unreadable.load(Ordering::Relaxed),
+        seconds: secs,
+        images_per_second: if secs > 0.0 { n_ok as f64 / secs } else { 0.0 },
+        jobs,
+        report: report_path.display().to_string(),
+        journal: journal_path.display().to_string(),
+    };
     if json_out {
-        crate::out::raw_line(&summary.to_string())?;
+        crate::json::emit(
+            crate::json::LABEL_SUMMARY,
+            a.dir.display().to_string(),
+            &summary,
+        )?;
     } else if !quiet {
         outln!(
             "labelled {}: {} stamped, {} skipped (not images), {} failed, {} already done; {:.1} s ({:.1} images/s, {} jobs); report {}",
@@ -628,10 +671,13 @@ fn plan(path: &Path, out: &Path, in_place: bool, known: Option<&Known>) -> Resul
             let ours = known.and_then(|k| k.backup.as_deref());
             let theirs = crate::files::read_input(&backup).map(|b| sha256_hex(&b))?;
             if ours != Some(theirs.as_str()) {
-                bail!(
-                    "{} already exists and was not made by this run: refusing to overwrite it or stamp from it (move it away, then rerun)",
-                    backup.display()
-                );
+                return Err(crate::json::coded(
+                    hallmark::ErrorCode::OutputExists,
+                    format!(
+                        "{} already exists and was not made by this run: refusing to overwrite it or stamp from it (move it away, then rerun)",
+                        backup.display()
+                    ),
+                ));
             }
         }
     }

@@ -68,11 +68,14 @@ impl LedgerWriter {
             .with_context(|| format!("cannot stat the ledger {}", self.path.display()))?
             .len();
         if len < self.len {
-            bail!(
-                "the ledger {} shrank while it was being appended to (was {} bytes, now {len}); refusing to append",
-                self.path.display(),
-                self.len
-            );
+            return Err(crate::json::coded(
+                hallmark::ErrorCode::Io,
+                format!(
+                    "the ledger {} shrank while it was being appended to (was {} bytes, now {len}); refusing to append",
+                    self.path.display(),
+                    self.len
+                ),
+            ));
         }
         if len == self.len {
             return Ok(());
@@ -222,14 +225,35 @@ fn read_checkpoint(arg: &str) -> Result<hallmark::ledger::Checkpoint> {
         .context("not a ledger checkpoint (expected the JSON `ledger head` prints)")
 }
 
+/// The schema and inputs of a ledger command's `--json` objects (see `main::json_inputs`).
+pub fn json_inputs(cmd: &LedgerCmd) -> (&'static str, Vec<String>) {
+    match cmd {
+        LedgerCmd::Head { file, .. } => {
+            (crate::json::LEDGER_HEAD, vec![file.display().to_string()])
+        }
+        LedgerCmd::Verify { file, .. } => {
+            (crate::json::LEDGER_VERIFY, vec![file.display().to_string()])
+        }
+    }
+}
+
 pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
     match cmd {
         LedgerCmd::Head { file, keys } => {
             let cred = crate::keys::load_signer(keys)?;
             let recs = load(file, Some(cred.public_key()))?;
             let cp = ledger::checkpoint(&recs, &cred);
-            // The checkpoint is the artifact: one JSON line on stdout, whatever the mode.
-            crate::out::raw_line(&serde_json::to_string(&cp)?)?;
+            // The checkpoint is the artifact: one JSON line on stdout (with --json, inside
+            // the usual object).
+            if json_out {
+                crate::json::emit(
+                    crate::json::LEDGER_HEAD,
+                    file.display().to_string(),
+                    &crate::json::LedgerHeadOut { checkpoint: &cp },
+                )?;
+            } else {
+                crate::out::raw_line(&serde_json::to_string(&cp)?)?;
+            }
             if !quiet && !json_out {
                 crate::out::errln!(
                     "{}: checkpoint of {} records, head {}; publish it, then check later with `hallmark ledger verify {} --expect CHECKPOINT`",
@@ -263,7 +287,18 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
             match verified {
                 Ok(recs) => {
                     if json_out {
-                        crate::out::raw_line(&serde_json::json!({"file": file.display().to_string(), "valid": true, "records": recs.len(), "signer_pinned": key.is_some(), "checkpoint_checked": checkpoint.is_some()}).to_string())?;
+                        crate::json::emit(
+                            crate::json::LEDGER_VERIFY,
+                            file.display().to_string(),
+                            &crate::json::LedgerVerifyOut {
+                                valid: true,
+                                records: Some(recs.len()),
+                                signer_pinned: key.is_some(),
+                                checkpoint_checked: checkpoint.is_some(),
+                                first_broken_line: None,
+                                reason: None,
+                            },
+                        )?;
                     } else if !quiet {
                         outln!(
                             "{}: ledger intact, {} records{}{}",
@@ -287,7 +322,18 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
                 }
                 Err(b) => {
                     if json_out {
-                        crate::out::raw_line(&serde_json::json!({"file": file.display().to_string(), "valid": false, "first_broken_line": b.line, "reason": b.reason}).to_string())?;
+                        crate::json::emit(
+                            crate::json::LEDGER_VERIFY,
+                            file.display().to_string(),
+                            &crate::json::LedgerVerifyOut {
+                                valid: false,
+                                records: None,
+                                signer_pinned: key.is_some(),
+                                checkpoint_checked: checkpoint.is_some(),
+                                first_broken_line: Some(b.line),
+                                reason: Some(b.reason.clone()),
+                            },
+                        )?;
                     } else {
                         outln!(
                             "{}: ledger BROKEN at line {}: {}",

@@ -2,6 +2,7 @@
 //! folders, exit codes and messages live here; everything else is the library's.
 
 mod files;
+mod json;
 mod keys;
 mod label;
 mod ledger;
@@ -30,9 +31,14 @@ Exit codes:
 #[derive(Parser, Debug)]
 #[command(name = "hallmark", version, about, after_help = EXIT_HELP)]
 struct Cli {
-    /// Machine-readable output on stdout: one JSON object per input.
+    /// Machine-readable output on stdout: one JSON object per input, each with `schema`,
+    /// `file`, and the result or an `error` {code, message} (see `hallmark schema`).
     #[arg(long, global = true)]
     json: bool,
+    /// JSON shapes: 2 (today's) or 1 (hallmark 0.1's: `error` a string, soft-binding values
+    /// byte arrays, `hallmark.report/1`), for scripts not yet migrated. Deprecated.
+    #[arg(long, global = true, env = "HALLMARK_JSON_VERSION", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2), hide_env_values = true)]
+    json_version: u8,
     /// Less output (only errors).
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -163,6 +169,14 @@ enum Cmd {
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+    /// Print the JSON Schema of what `--json` prints: every schema, or the one named.
+    #[command(
+        after_help = "Examples:\n  hallmark schema > hallmark-json-schema.json\n  hallmark schema hallmark.stamp/1"
+    )]
+    Schema {
+        /// A schema name, e.g. `hallmark.report/2` (as in the objects' `schema` field).
+        name: Option<String>,
     },
 }
 
@@ -338,8 +352,8 @@ enum ImageCmd {
         /// Images.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// One JSON object per line, in order.
-        #[arg(long)]
+        /// The same as --json (kept for scripts written against 0.1).
+        #[arg(long, hide = true)]
         jsonl: bool,
     },
 }
@@ -354,6 +368,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli);
+    json::set_version(cli.json_version);
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
@@ -361,10 +376,41 @@ fn main() -> ExitCode {
                 // The reader went away (`hallmark verify DIR | head -1`): nothing to report.
                 return ExitCode::from(0);
             }
+            // --json promises an object per input, failures included.
+            let json_out = cli.json
+                || matches!(&cli.cmd, Cmd::Image(ImageCmd::Detect { jsonl: true, .. }))
+                || matches!(&cli.cmd, Cmd::Text(text::TextCmd::Detect(a)) if a.jsonl);
+            if json_out && let Some((schema, inputs)) = json_inputs(&cli.cmd) {
+                for f in inputs {
+                    if json::emit_error(schema, f, &e).is_err() {
+                        break;
+                    }
+                }
+            }
             errln!("hallmark: error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// The schema of a command's `--json` objects and the inputs it reports on, for the error
+/// objects of a command that failed as a whole (a bad key: every input fails alike).
+fn json_inputs(cmd: &Cmd) -> Option<(&'static str, Vec<String>)> {
+    let show = |p: &Path| p.display().to_string();
+    let all = |ps: &[PathBuf]| ps.iter().map(|p| show(p)).collect();
+    Some(match cmd {
+        Cmd::Keygen(a) => (json::KEYGEN, vec![show(&a.out)]),
+        Cmd::Stamp(a) => (json::STAMP, all(&a.inputs)),
+        Cmd::Verify(a) => (json::REPORT, all(&a.files)),
+        Cmd::Label(a) => (json::LABEL_SUMMARY, vec![show(&a.dir)]),
+        Cmd::Sign(a) => (json::SIGN, vec![show(&a.input)]),
+        Cmd::Strip { input, .. } => (json::STRIP, vec![show(input)]),
+        Cmd::Image(ImageCmd::Embed { input, .. }) => (json::EMBED, vec![show(input)]),
+        Cmd::Image(ImageCmd::Detect { files, .. }) => (json::DETECT, all(files)),
+        Cmd::Text(c) => text::json_inputs(c),
+        Cmd::Ledger(c) => ledger::json_inputs(c),
+        Cmd::Completions { .. } | Cmd::Schema { .. } => return None,
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -454,20 +500,39 @@ fn run(cli: &Cli) -> Result<i32> {
                 hallmark::io::encode(&dec.image, &dec, hallmark::io::EncodeOptions::default())?;
             files::write_output(output, &out, files::Replace::allowed_if(*force))?;
             if cli.json {
-                out::raw_line(
-                    &serde_json::json!({
-                        "input": input.display().to_string(),
-                        "output": output.display().to_string(),
-                        "format": dec.format,
-                        "width": dec.image.width(),
-                        "height": dec.image.height(),
-                        "output_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&out)),
-                    })
-                    .to_string(),
+                json::emit(
+                    json::STRIP,
+                    input.display().to_string(),
+                    &json::StripOut {
+                        input: input.display().to_string(),
+                        output: output.display().to_string(),
+                        format: dec.format,
+                        width: dec.image.width(),
+                        height: dec.image.height(),
+                        output_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&out)),
+                    },
                 )?;
             } else if !cli.quiet {
                 outln!("stripped {} -> {}", input.display(), output.display());
             }
+            Ok(0)
+        }
+        Cmd::Schema { name } => {
+            let doc = match name {
+                None => json::schema_document(),
+                Some(n) => match json::schemas().remove(n.as_str()) {
+                    Some(s) => s.to_value(),
+                    None => bail!(
+                        "no schema named {n:?}; known: {}",
+                        json::schemas()
+                            .keys()
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            };
+            out::raw_line(&serde_json::to_string_pretty(&doc)?)?;
             Ok(0)
         }
         Cmd::Completions { shell } => {
@@ -521,10 +586,13 @@ fn looks_like_text(bytes: &[u8]) -> bool {
 
 fn refuse_text(path: &Path, bytes: &[u8]) -> Result<()> {
     if looks_like_text(bytes) {
-        bail!(
-            "{} looks like text: a text watermark can only be applied while the text is generated (see `hallmark text generate`), not stamped after the fact",
-            path.display()
-        );
+        return Err(json::coded(
+            hallmark::ErrorCode::InvalidInput,
+            format!(
+                "{} looks like text: a text watermark can only be applied while the text is generated (see `hallmark text generate`), not stamped after the fact",
+                path.display()
+            ),
+        ));
     }
     Ok(())
 }
@@ -627,10 +695,15 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
                         return Ok(());
                     }
                     if cli.json {
-                        let mut v = serde_json::to_value(&st)?;
-                        v["input"] = serde_json::json!(input.display().to_string());
-                        v["output"] = serde_json::json!(out.display().to_string());
-                        crate::out::raw_line(&v.to_string())?;
+                        json::emit(
+                            json::STAMP,
+                            input.display().to_string(),
+                            &json::StampOut {
+                                input: input.display().to_string(),
+                                output: out.display().to_string(),
+                                stamped: &st,
+                            },
+                        )?;
                     } else if !cli.quiet {
                         outln!(
                             "stamped {} -> {}  (watermark ID {}, PSNR {:.1} dB{}, manifest {})",
@@ -669,6 +742,12 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
                 }
             }
             Err(e) => {
+                if cli.json && !stdout_closed {
+                    match json::emit_error(json::STAMP, input.display().to_string(), &e) {
+                        Err(pe) if is_broken_pipe(&pe) => stdout_closed = true,
+                        r => r?,
+                    }
+                }
                 errln!("hallmark: error: {e:#}");
                 worst = 2;
             }
@@ -750,7 +829,10 @@ fn trust_settings(flag: Option<&Path>, keys_dir: Option<&Path>) -> Result<TrustS
     let mut add = |p: &Path| -> Result<()> {
         let t = files::read_text_capped(p, files::MAX_CONFIG_BYTES, "the trust anchors")?;
         if !t.contains("-----BEGIN CERTIFICATE-----") {
-            bail!("{} holds no PEM certificate", p.display());
+            return Err(crate::json::coded(
+                hallmark::ErrorCode::Key,
+                format!("{} holds no PEM certificate", p.display()),
+            ));
         }
         pem.push_str(&t);
         pem.push('\n');
@@ -878,9 +960,10 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
                     )
                     .or_default() += 1;
                 if cli.json {
-                    let mut v = serde_json::to_value(&rep)?;
-                    v["file"] = serde_json::json!(f.display().to_string());
-                    crate::out::raw_line(&v.to_string())?;
+                    json::emit_value(&json::VerifyOut {
+                        file: f.display().to_string(),
+                        report: &rep,
+                    })?;
                 } else if !cli.quiet {
                     print_report(f, &rep, color, cli.verbose > 0)?;
                 }
@@ -889,7 +972,7 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
                 codes.push(2);
                 *tally.entry("error".into()).or_default() += 1;
                 if cli.json {
-                    crate::out::raw_line(&serde_json::json!({"schema": hallmark::REPORT_SCHEMA, "file": f.display().to_string(), "error": format!("{e:#}")}).to_string())?;
+                    json::emit_error(json::REPORT, f.display().to_string(), &e)?;
                 }
                 errln!("hallmark: error: {e:#}");
             }
@@ -932,11 +1015,14 @@ fn verify_one(
         return Ok(None);
     }
     if looks_like_text(&bytes) {
-        bail!(
-            "{} looks like text: check it with `hallmark text detect --key KEY --tokenizer MODEL.gguf {}`",
-            f.display(),
-            f.display()
-        );
+        return Err(crate::json::coded(
+            hallmark::ErrorCode::InvalidInput,
+            format!(
+                "{} looks like text: check it with `hallmark text detect --key KEY --tokenizer MODEL.gguf {}`",
+                f.display(),
+                f.display()
+            ),
+        ));
     }
     let side = sidecar_for(f).map(|p| files::read_input(&p)).transpose()?;
     let rep = hallmark::verify(&bytes, side.as_deref(), verifier)
@@ -1105,10 +1191,13 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
         // A sidecar never replaces a manifest someone already has: above all the input's own
         // `.c2pa`, which may be the only copy of its provenance.
         if std::fs::symlink_metadata(s).is_ok() && !a.force {
-            bail!(
-                "refusing to overwrite the existing sidecar {} (pass --force to replace it)",
-                s.display()
-            );
+            return Err(json::coded(
+                hallmark::ErrorCode::OutputExists,
+                format!(
+                    "refusing to overwrite the existing sidecar {} (pass --force to replace it)",
+                    s.display()
+                ),
+            ));
         }
     }
     if let Some(o) = &asset_out {
@@ -1122,7 +1211,16 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
         )?;
     }
     if cli.json {
-        crate::out::raw_line(&serde_json::json!({"input": a.input.display().to_string(), "output": asset_out.map(|p| p.display().to_string()), "sidecar": side_out.map(|p| p.display().to_string()), "manifest_id": signed.manifest_id}).to_string())?;
+        json::emit(
+            json::SIGN,
+            a.input.display().to_string(),
+            &json::SignOut {
+                input: a.input.display().to_string(),
+                output: asset_out.map(|p| p.display().to_string()),
+                sidecar: side_out.map(|p| p.display().to_string()),
+                manifest_id: signed.manifest_id.clone(),
+            },
+        )?;
     } else if !cli.quiet {
         outln!(
             "signed {} (manifest {}){}{}",
@@ -1164,9 +1262,10 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 dec.format = f;
             }
             if dec.format == hallmark::io::Format::Gif {
-                bail!(
-                    "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first"
-                );
+                return Err(crate::json::coded(
+                    hallmark::ErrorCode::Unsupported,
+                    "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first",
+                ));
             }
             let mark = hallmark::image_mark::ImageMark::new(&key, Default::default());
             let det = hallmark::image_mark::Detector::new(&key);
@@ -1200,15 +1299,19 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             }
             let (rep, readable) = (marked.report, marked.readable);
             if cli.json {
-                let mut v = serde_json::to_value(&rep)?;
-                v["output"] = serde_json::json!(output.display().to_string());
-                v["readable"] = serde_json::json!(readable);
-                v["reinforced"] = serde_json::json!(marked.reinforced);
-                v["survives_webp"] = serde_json::json!(marked.survives_webp);
-                if let Some(prev) = previous {
-                    v["previous_watermark"] = serde_json::json!(prev);
-                }
-                crate::out::raw_line(&v.to_string())?;
+                json::emit(
+                    json::EMBED,
+                    input.display().to_string(),
+                    &json::EmbedOut {
+                        input: input.display().to_string(),
+                        output: output.display().to_string(),
+                        report: &rep,
+                        readable,
+                        reinforced: marked.reinforced,
+                        survives_webp: marked.survives_webp,
+                        previous_watermark: previous,
+                    },
+                )?;
             } else if !cli.quiet {
                 outln!(
                     "embedded watermark ID {} (key {}) into {}: PSNR {:.2} dB{}",
@@ -1261,12 +1364,14 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                             );
                         }
                         if cli.json || *jsonl {
-                            let mut v = serde_json::to_value(&res)?;
-                            v["file"] = serde_json::json!(p.display().to_string());
-                            if let Some(why) = &damage {
-                                v["damage"] = serde_json::json!(why);
-                            }
-                            crate::out::raw_line(&v.to_string())?;
+                            json::emit(
+                                json::DETECT,
+                                p.display().to_string(),
+                                &json::DetectOut {
+                                    detection: &res,
+                                    damage,
+                                },
+                            )?;
                         } else if !cli.quiet {
                             match res.payload {
                                 Some(pl) => outln!(
@@ -1288,7 +1393,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                     Err(e) => {
                         codes.push(2);
                         if cli.json || *jsonl {
-                            crate::out::raw_line(&serde_json::json!({"file": p.display().to_string(), "error": format!("{e:#}")}).to_string())?;
+                            json::emit_error(json::DETECT, p.display().to_string(), &e)?;
                         }
                         errln!("hallmark: error: {e:#}");
                     }

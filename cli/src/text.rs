@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hallmark::text::{Config, Sampler, TextMark};
 use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextDetection, TextTokenizer, detect_text};
-use serde_json::json;
 
 use crate::{files, keys};
 
@@ -110,9 +109,10 @@ pub struct DetectArgs {
     /// Text file, or `-` for standard input (the default). With --jsonl: a file of
     /// {"id": ..., "text": ...} lines.
     input: Option<PathBuf>,
-    /// Batch mode: read JSON lines {"id", "text"} and print one JSON result per line, in order.
+    /// Batch mode: read JSON lines {"id", "text"} and print one JSON object per line, in
+    /// order (implies --json).
     #[arg(long)]
-    jsonl: bool,
+    pub jsonl: bool,
     /// The prompt the text was generated from: its (context, token) pairs are not counted as evidence.
     #[arg(long)]
     prompt_file: Option<PathBuf>,
@@ -261,26 +261,27 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
         files::write_atomic(o, g.text.as_bytes(), None)?;
     }
     if json {
-        crate::out::raw_line(
-            &json!({
-                "text": g.text,
-                "watermarked": key_id.is_some(),
-                "scheme": header,
-                "key_id": key_id,
-                "model": a.model.display().to_string(),
-                "seed": seed,
-                "temperature": a.temperature,
-                "prompt_tokens": g.prompt_ids.len(),
-                "tokens": g.ids.len(),
-                "perplexity": g.perplexity(),
-                "load_seconds": load_s,
-                "seconds": gen_s,
-                "tokens_per_second": g.ids.len() as f64 / gen_s.max(1e-9),
-                "model_ms_per_token": g.model_ms / n,
-                "sampler_ms_per_token": g.sampler_ms / n,
-                "output": a.output.as_ref().map(|p| p.display().to_string()),
-            })
-            .to_string(),
+        crate::json::emit(
+            crate::json::TEXT_GENERATE,
+            a.model.display().to_string(),
+            &crate::json::TextGenerateOut {
+                text: g.text.clone(),
+                watermarked: key_id.is_some(),
+                scheme: header.clone(),
+                key_id: key_id.clone(),
+                model: a.model.display().to_string(),
+                seed,
+                temperature: f64::from(a.temperature),
+                prompt_tokens: g.prompt_ids.len(),
+                tokens: g.ids.len(),
+                perplexity: g.perplexity(),
+                load_seconds: load_s,
+                seconds: gen_s,
+                tokens_per_second: g.ids.len() as f64 / gen_s.max(1e-9),
+                model_ms_per_token: g.model_ms / n,
+                sampler_ms_per_token: g.sampler_ms / n,
+                output: a.output.as_ref().map(|p| p.display().to_string()),
+            },
         )?;
     } else {
         if a.output.is_none() {
@@ -316,19 +317,40 @@ fn rand_seed() -> u64 {
 }
 
 /// One text's result, as printed.
-fn result_json(d: &TextDetection, threshold: f64, header: &str) -> serde_json::Value {
+fn result_json(d: &TextDetection, threshold: f64, header: &str) -> crate::json::TextDetectOut {
     let det = &d.detection;
-    json!({
-        "detected": det.p_value < threshold,
-        "p_value": det.p_value,
-        "p_value_whole": det.p_value_whole,
-        "z_score": det.z_score,
-        "tokens": d.tokens,
-        "tokens_scored": det.tokens_scored,
-        "score": det.score,
-        "spans": d.char_spans,
-        "scheme": header,
-    })
+    crate::json::TextDetectOut {
+        detected: det.p_value < threshold,
+        p_value: det.p_value,
+        p_value_whole: det.p_value_whole,
+        z_score: det.z_score,
+        tokens: d.tokens,
+        tokens_scored: det.tokens_scored,
+        score: det.score,
+        spans: d.char_spans.clone(),
+        scheme: header.to_string(),
+        id: None,
+        line: None,
+    }
+}
+
+/// The name `--json` objects give the input: the file, or `-` for standard input.
+fn input_name(input: Option<&Path>) -> String {
+    input.map_or_else(|| "-".to_string(), |p| p.display().to_string())
+}
+
+/// The schema and inputs of a text command's `--json` objects (see `main::json_inputs`).
+pub fn json_inputs(cmd: &TextCmd) -> (&'static str, Vec<String>) {
+    match cmd {
+        TextCmd::Generate(a) => (
+            crate::json::TEXT_GENERATE,
+            vec![a.model.display().to_string()],
+        ),
+        TextCmd::Detect(a) => (
+            crate::json::TEXT_DETECT,
+            vec![input_name(a.input.as_deref())],
+        ),
+    }
 }
 
 fn read_text(input: Option<&Path>) -> Result<String> {
@@ -389,7 +411,7 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
     let d = &td.detection;
     let detected = d.p_value < a.threshold;
     if json {
-        crate::out::raw_line(&v.to_string())?;
+        crate::json::emit(crate::json::TEXT_DETECT, input_name(a.input.as_deref()), &v)?;
     } else if !quiet {
         let z = d
             .z_score
@@ -410,12 +432,12 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
                 key.id()
             );
         }
-        for s in v["spans"].as_array().into_iter().flatten() {
+        for s in &v.spans {
             outln!(
                 "  watermarked span: characters {}..{} (corrected p-value {:.2e})",
-                s["start"],
-                s["end"],
-                s["p_value"].as_f64().unwrap_or(1.0)
+                s.start,
+                s.end,
+                s.p_value
             );
         }
         if d.tokens_scored < 50 {
@@ -482,9 +504,9 @@ fn detect_jsonl(
             std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
         )),
     };
-    let mut out = std::io::stdout().lock();
     let (mut n, mut hits, mut errors) = (0usize, 0usize, 0usize);
     // Lines are scored in parallel chunks; results are printed in input order.
+    let file = input_name(a.input.as_deref());
     let score = |(i, line): &(usize, Result<String, String>)| -> (serde_json::Value, Option<bool>) {
         let parsed: Result<(serde_json::Value, String)> = line
             .as_ref()
@@ -501,18 +523,35 @@ fn detect_jsonl(
                     text,
                 ))
             });
+        let failed = |e: anyhow::Error, id: Option<serde_json::Value>| {
+            let mut f = crate::json::Failed::new(&e);
+            f.line = Some(i + 1);
+            f.id = id;
+            (
+                crate::json::item_value(crate::json::TEXT_DETECT, &file, &f),
+                None,
+            )
+        };
         match parsed {
-            Err(e) => (
-                json!({"line": i + 1, "id": null, "error": format!("line {}: {e:#}", i + 1)}),
+            // Whatever is wrong with a line is wrong with the input.
+            Err(e) => failed(
+                crate::json::coded(
+                    hallmark::ErrorCode::InvalidInput,
+                    format!("line {}: {e:#}", i + 1),
+                ),
                 None,
             ),
             Ok((id, text)) => match detect_text(mark, tok, &text, prompt) {
                 Ok(d) => {
                     let mut v = result_json(&d, a.threshold, header);
-                    v["id"] = id;
-                    (v, Some(d.detection.p_value < a.threshold))
+                    v.id = Some(id);
+                    v.line = Some(i + 1);
+                    (
+                        crate::json::item_value(crate::json::TEXT_DETECT, &file, &v),
+                        Some(d.detection.p_value < a.threshold),
+                    )
                 }
-                Err(e) => (json!({"id": id, "error": format!("{e:#}")}), None),
+                Err(e) => failed(e.into(), Some(id)),
             },
         }
     };
@@ -574,7 +613,7 @@ fn detect_jsonl(
                 Some(hit) => hits += usize::from(hit),
                 None => errors += 1,
             }
-            writeln!(out, "{v}")?;
+            crate::json::emit_value(&v)?;
         }
     }
     if n == 0 {

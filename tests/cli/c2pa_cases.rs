@@ -47,7 +47,7 @@ fn signed_files_read_trusted_with_anchor_and_valid_without() {
         let o = out.to_str().unwrap();
         let (r, v) = verify_json(&[o, "--trust", &format!("{keys}/c2pa-ca.pem")]);
         r.code(0);
-        assert_eq!(v["schema"], "hallmark.report/1");
+        assert_eq!(v["schema"], "hallmark.report/2");
         assert_eq!(v["c2pa"]["validation_state"], "Trusted", "{v}");
         assert_eq!(v["verdict"], "ai_generated");
         assert_eq!(

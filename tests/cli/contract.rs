@@ -644,3 +644,281 @@ fn r18_label_and_strip_speak_json() {
     assert_eq!(v["width"], 200);
     assert!(v["output_sha256"].as_str().is_some_and(|h| h.len() == 64));
 }
+
+/// The JSON Schema committed under docs/ is the one the code generates: a change to an
+/// output type without regenerating it fails here (and so in CI).
+#[test]
+fn r18_committed_json_schema_matches_the_code() {
+    let r = hm(&["schema"]).run();
+    r.code(0);
+    let generated: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        &generated == json_schemas(),
+        "docs/json-schema.json is stale: run `cargo run -p hallmark-cli -- schema > docs/json-schema.json`"
+    );
+    // One schema can be asked for by name; an unknown name is a usage error.
+    let one = hm(&["schema", "hallmark.stamp/1"]).run();
+    one.code(0);
+    let one: serde_json::Value = serde_json::from_str(&one.stdout).unwrap();
+    assert_eq!(one, generated["schemas"]["hallmark.stamp/1"]);
+    hm(&["schema", "hallmark.nothing/9"]).run().code(2);
+}
+
+/// Every command's `--json` objects carry `schema` and `file` and match the schema (checked
+/// by `json_lines`), results and failures alike; errors are `{code, message}`.
+#[test]
+fn r18_every_command_speaks_one_json_contract() {
+    let t = TestDir::new();
+    let keys_dir = t.path("k2");
+    let r = hm(&["--json", "keygen", "--out", s(&keys_dir)]).run();
+    r.code(0);
+    let v = r.json_lines();
+    assert_eq!(v[0]["schema"], "hallmark.keygen/1");
+    assert_eq!(v[0]["file"], s(&keys_dir));
+    let keys = s(&keys_dir).to_string();
+    let img = t.write_png("in.png", 256, 192, 3);
+    let junk = t.path("junk.png");
+    std::fs::write(&junk, b"not an image at all").unwrap();
+    let missing = t.path("missing.png");
+    let out = t.path("out.png");
+    let ledger = t.path("ledger.jsonl");
+
+    // stamp: one object per input, the failures in order among them.
+    let r = hm(&[
+        "--json",
+        "stamp",
+        s(&img),
+        s(&junk),
+        s(&missing),
+        "--out-dir",
+        s(&t.dir("st")),
+        "--keys",
+        &keys,
+        "--ledger",
+        s(&ledger),
+    ])
+    .run();
+    r.code(2);
+    let v = r.json_lines();
+    assert_eq!(v.len(), 3, "{}", r.stdout);
+    assert!(v.iter().all(|o| o["schema"] == "hallmark.stamp/1"));
+    assert_eq!(v[0]["file"], s(&img));
+    assert!(v[0]["payload"].is_string());
+    assert_eq!(v[1]["error"]["code"], "invalid_input", "{}", v[1]);
+    assert_eq!(v[2]["error"]["code"], "not_found", "{}", v[2]);
+    assert!(
+        v[2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.png")
+    );
+    let stamped = t.path("st/in.png");
+
+    // An existing output: output_exists, and the file is kept.
+    std::fs::write(&out, b"keep").unwrap();
+    let r = hm(&["--json", "stamp", s(&img), "-o", s(&out), "--keys", &keys]).run();
+    r.code(2);
+    assert_eq!(r.json_lines()[0]["error"]["code"], "output_exists");
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep");
+
+    // verify: reports and failures; the soft-binding value is hex, like the payload.
+    let r = hm(&["--json", "verify", s(&stamped), s(&junk), "--keys", &keys]).run();
+    r.code(2);
+    let v = r.json_lines();
+    assert_eq!(v[0]["schema"], "hallmark.report/2");
+    assert_eq!(
+        v[0]["c2pa"]["soft_bindings"][0]["value"], v[0]["watermark"]["payload"],
+        "{}",
+        v[0]
+    );
+    assert_eq!(v[1]["error"]["code"], "invalid_input");
+
+    // A whole-command failure (an unreadable key) still answers once per input.
+    let r = hm(&[
+        "--json",
+        "verify",
+        s(&stamped),
+        s(&img),
+        "--keys",
+        s(&missing),
+    ])
+    .run();
+    r.code(2);
+    let v = r.json_lines();
+    assert_eq!(v.len(), 2, "{}", r.stdout);
+    assert!(v.iter().all(|o| o["error"]["code"] == "not_found"), "{v:?}");
+
+    // The single-input commands, results and failures.
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "sign".into(),
+                s(&img).into(),
+                "-o".into(),
+                s(&t.path("sg.png")).into(),
+                "--keys".into(),
+                keys.clone(),
+            ],
+            "hallmark.sign/1",
+        ),
+        (
+            vec![
+                "strip".into(),
+                s(&stamped).into(),
+                "-o".into(),
+                s(&t.path("sp.png")).into(),
+            ],
+            "hallmark.strip/1",
+        ),
+        (
+            vec![
+                "image".into(),
+                "embed".into(),
+                "--key".into(),
+                keys.clone(),
+                s(&img).into(),
+                "-o".into(),
+                s(&t.path("e.png")).into(),
+            ],
+            "hallmark.embed/1",
+        ),
+        (
+            vec![
+                "image".into(),
+                "detect".into(),
+                "--key".into(),
+                keys.clone(),
+                s(&stamped).into(),
+            ],
+            "hallmark.detect/1",
+        ),
+        (
+            vec![
+                "ledger".into(),
+                "verify".into(),
+                s(&ledger).into(),
+                "--keys".into(),
+                keys.clone(),
+            ],
+            "hallmark.ledger-verify/1",
+        ),
+        (
+            vec![
+                "ledger".into(),
+                "head".into(),
+                s(&ledger).into(),
+                "--keys".into(),
+                keys.clone(),
+            ],
+            "hallmark.ledger-head/1",
+        ),
+    ];
+    for (args, schema) in cases {
+        let mut a: Vec<&str> = vec!["--json"];
+        a.extend(args.iter().map(String::as_str));
+        let r = hm(&a).run();
+        r.code(0);
+        let v = r.json_lines();
+        assert_eq!(v.len(), 1, "{a:?}: {}", r.stdout);
+        assert_eq!(v[0]["schema"], schema, "{a:?}");
+        // The same command on a file that does not exist: an error object of that schema.
+        let mut bad = a.clone();
+        let pos = bad
+            .iter()
+            .position(|x| *x == s(&img) || *x == s(&stamped) || *x == s(&ledger))
+            .unwrap();
+        bad[pos] = s(&missing);
+        if bad.contains(&"-o") {
+            bad.push("--force"); // the first run wrote the output
+        }
+        let r = hm(&bad).run();
+        r.code(2);
+        let v = r.json_lines();
+        assert_eq!(v.len(), 1, "{bad:?}: {}", r.stdout);
+        assert_eq!(v[0]["schema"], schema, "{bad:?}");
+        assert_eq!(v[0]["file"], s(&missing), "{bad:?}");
+        assert_eq!(v[0]["error"]["code"], "not_found", "{bad:?}: {}", v[0]);
+    }
+
+    // label: per-file objects (a failure among them), the plan, the summary.
+    let root = t.dir("lab");
+    t.write_png("lab/a.png", 200, 160, 1);
+    std::fs::write(root.join("b.png"), b"\x89PNG\r\n\x1a\n broken").unwrap();
+    let lout = t.path("lab-out");
+    let plan = hm(&[
+        "--json",
+        "label",
+        s(&root),
+        "--out-dir",
+        s(&lout),
+        "--keys",
+        &keys,
+        "--dry-run",
+    ])
+    .run();
+    plan.code(0);
+    let v = plan.json_lines();
+    assert!(
+        v.iter().all(|o| o["schema"] == "hallmark.label-plan/1"),
+        "{}",
+        plan.stdout
+    );
+    let r = hm(&[
+        "--json",
+        "label",
+        s(&root),
+        "--out-dir",
+        s(&lout),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    let v = r.json_lines();
+    let failed: Vec<_> = v.iter().filter(|o| o["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{}", r.stdout);
+    assert_eq!(failed[0]["error"]["code"], "invalid_input");
+    assert_eq!(v.last().unwrap()["schema"], "hallmark.label-summary/1");
+}
+
+/// `--json-version 1` (or HALLMARK_JSON_VERSION=1) gives scripts written against 0.1 the
+/// shapes they parse: `error` a string, soft-binding values byte arrays, report/1.
+#[test]
+fn r18_json_version_1_keeps_old_scripts_working() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let img = t.write_png("in.png", 256, 192, 4);
+    let out = t.path("out.png");
+    hm(&["stamp", s(&img), "-o", s(&out), "--keys", &keys])
+        .run()
+        .code(0);
+    let junk = t.path("junk.png");
+    std::fs::write(&junk, b"junk").unwrap();
+    let by_flag = hm(&[
+        "--json",
+        "--json-version",
+        "1",
+        "verify",
+        s(&out),
+        s(&junk),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    let by_env = hm(&["--json", "verify", s(&out), s(&junk), "--keys", &keys])
+        .env("HALLMARK_JSON_VERSION", "1")
+        .run();
+    for r in [by_flag, by_env] {
+        r.code(2);
+        let v = r.json_lines();
+        assert_eq!(v[0]["schema"], "hallmark.report/1");
+        let bytes = v[0]["c2pa"]["soft_bindings"][0]["value"]
+            .as_array()
+            .unwrap();
+        let hex: String = bytes
+            .iter()
+            .map(|b| format!("{:02x}", b.as_u64().unwrap()))
+            .collect();
+        assert_eq!(hex, v[0]["watermark"]["payload"].as_str().unwrap());
+        assert!(v[1]["error"].is_string(), "{}", v[1]);
+    }
+}

@@ -828,7 +828,7 @@ fn r17_an_invalid_utf8_jsonl_line_is_answered_and_the_run_goes_on() {
     assert_eq!(v.len(), 3, "{}", r.stdout);
     assert_eq!(v[0]["id"], "a");
     assert!(
-        v[1]["error"].as_str().unwrap().contains("UTF-8"),
+        v[1]["error"]["message"].as_str().unwrap().contains("UTF-8"),
         "{}",
         v[1]
     );

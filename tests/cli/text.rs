@@ -311,11 +311,12 @@ fn jsonl_batch_keeps_order_and_reports_bad_lines() {
     assert!(v[0]["spans"].is_array());
     assert_eq!(v[1]["id"], 2);
     assert!(
-        v[1]["error"].as_str().unwrap().contains("empty"),
+        v[1]["error"]["message"].as_str().unwrap().contains("empty"),
         "{}",
         v[1]
     );
-    assert!(v[2]["error"].is_string());
+    assert!(v[2]["error"]["message"].is_string());
+    assert_eq!(v[2]["error"]["code"], "invalid_input");
     assert_eq!(v[3]["id"], "c");
     assert_eq!(v[3]["detected"], false);
     assert!(v[3]["p_value"].as_f64().unwrap() > 1e-3);

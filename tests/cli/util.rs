@@ -23,13 +23,53 @@ impl Run {
         );
         self
     }
+    /// The JSON objects on stdout, one per line; each that names one of the `--json`
+    /// schemas is checked against it (docs/json-schema.json).
+    #[track_caller]
     pub fn json_lines(&self) -> Vec<serde_json::Value> {
-        self.stdout
+        let v: Vec<serde_json::Value> = self
+            .stdout
             .lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
-            .collect()
+            .collect();
+        for o in &v {
+            check_json_contract(o);
+        }
+        v
     }
+}
+
+/// docs/json-schema.json: the schema of every `--json` object, by name.
+pub fn json_schemas() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/json-schema.json");
+        serde_json::from_str(&std::fs::read_to_string(p).expect("docs/json-schema.json"))
+            .expect("docs/json-schema.json is JSON")
+    })
+}
+
+/// Checks an object that names one of the `--json` schemas against it.
+#[track_caller]
+pub fn check_json_contract(o: &serde_json::Value) {
+    let Some(name) = o.get("schema").and_then(|s| s.as_str()) else {
+        return;
+    };
+    let Some(schema) = json_schemas()["schemas"].get(name) else {
+        return; // a document with its own format (a ledger checkpoint)
+    };
+    let v = jsonschema::validator_for(schema).expect("a valid JSON Schema");
+    if let Err(e) = v.validate(o) {
+        let mut shown = o.to_string();
+        shown.truncate(600);
+        panic!(
+            "an object does not match {name} at {}: {}\n{shown}",
+            e.instance_path(),
+            e.to_string().chars().take(300).collect::<String>()
+        );
+    }
+    assert!(o["file"].is_string(), "no file: {o}");
 }
 
 pub struct Cmd(Command);

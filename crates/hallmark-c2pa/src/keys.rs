@@ -53,7 +53,7 @@ impl fmt::Debug for GeneratedKeys {
 }
 
 /// Public facts about a certificate pair, safe to print.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct CertInfo {
     /// SHA-256 of the end-entity certificate DER, hex.
     pub signer_sha256: String,

@@ -8,7 +8,9 @@ use crate::{
 };
 
 /// The generating model, recorded as the software agent of the creating action.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Model {
     /// Model name, e.g. `"stable-diffusion-xl"`.
     pub name: String,
@@ -18,11 +20,16 @@ pub struct Model {
 
 /// A soft binding: a value recoverable from the content itself (a watermark), recorded in a
 /// `c2pa.soft-binding` assertion so a stripped copy can find its manifest again.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct SoftBinding {
     /// Algorithm name from the C2PA soft-binding list, or a reverse-domain name.
     pub alg: String,
-    /// The binding value (for a watermark: its payload bytes). Base64 in the manifest.
+    /// The binding value (for a watermark: its payload bytes). Base64 in the manifest, hex
+    /// in hallmark's JSON (like the payload).
+    #[serde(with = "hex::serde")]
+    #[schemars(with = "String")]
     pub value: Vec<u8>,
 }
 

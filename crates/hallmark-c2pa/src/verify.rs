@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::{Error, SoftBinding};
 
 /// The three C2PA validation states, from best to worst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub enum ValidationState {
     /// Signature, bindings and the signer's chain to a trust anchor all check out.
     Trusted,
@@ -24,7 +24,7 @@ pub struct TrustSettings {
 }
 
 /// One C2PA status entry, verbatim from the validator.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct StatusEntry {
     /// The status code, e.g. `assertion.dataHash.mismatch`.
     pub code: String,
@@ -37,7 +37,7 @@ pub struct StatusEntry {
 }
 
 /// What the manifest says about AI involvement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AiStatus {
     /// Created by a generative model (trainedAlgorithmicMedia, algorithmicMedia).
@@ -49,7 +49,7 @@ pub enum AiStatus {
 }
 
 /// The signer as the certificate states it.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct SignerSummary {
     /// Organisation of the signing certificate.
     pub issuer: Option<String>,
@@ -64,7 +64,7 @@ pub struct SignerSummary {
 }
 
 /// An ingredient of the active manifest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct IngredientSummary {
     /// Title of the ingredient.
     pub title: Option<String>,
@@ -75,7 +75,7 @@ pub struct IngredientSummary {
 }
 
 /// The verdict on one asset's manifest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Verification {
     /// Overall state.
     pub validation_state: ValidationState,

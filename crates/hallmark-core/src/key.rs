@@ -113,6 +113,26 @@ impl fmt::Display for KeyId {
     }
 }
 
+impl serde::Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl schemars::JsonSchema for KeyId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "KeyId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The public ID of a watermark key: 16 lower-case hex digits.",
+            "type": "string",
+            "pattern": "^[0-9a-f]{16}$"
+        })
+    }
+}
+
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyId({self})")

@@ -12,7 +12,7 @@ use crate::{
 
 /// The geometric transform the detector estimated between the marked original and the
 /// image it was given.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Transform {
     /// Side of one tile of the mark in pixels of the analysed image.
     pub tile_period_px: f64,
@@ -30,7 +30,7 @@ pub struct Transform {
 }
 
 /// The outcome of looking for the mark in one image. "Not marked" is a value, not an error.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Detection {
     /// True when a payload passed the keyed check.
     pub detected: bool,
@@ -49,14 +49,9 @@ pub struct Detection {
     /// The estimated geometry, when a tile grid was found.
     pub transform: Option<Transform>,
     /// The public ID of the key searched for.
-    #[serde(serialize_with = "ser_display")]
     pub key_id: KeyId,
     /// Wall-clock time spent, milliseconds.
     pub millis: f64,
-}
-
-fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }
 
 /// Looks for the mark of one key.

@@ -81,21 +81,16 @@ impl Default for EmbedParams {
 }
 
 /// What an embedding did.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct EmbedReport {
     /// The payload embedded.
     pub payload: Payload,
     /// The public ID of the key used.
-    #[serde(serialize_with = "ser_display")]
     pub key_id: KeyId,
     /// PSNR of the marked image against the original (all channels), dB.
     pub psnr: f64,
     /// Side of one tile of the mark, in pixels of this image.
     pub tile_px: f64,
-}
-
-fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }
 
 /// A watermark embedder for one key.

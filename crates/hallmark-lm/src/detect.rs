@@ -5,7 +5,7 @@ use hallmark_text::{Detection, TextMark};
 use crate::{Error, TextTokenizer};
 
 /// A watermarked span as a character range of the input text.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct CharSpan {
     /// First character (inclusive), in the caller's text.
     pub start: usize,

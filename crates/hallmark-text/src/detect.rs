@@ -5,7 +5,7 @@ use crate::novel::{self, Novelty};
 use crate::{Error, Scheme, TextMark, prf};
 
 /// A token range found to carry the watermark.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Span {
     /// First token index (inclusive).
     pub start: usize,
@@ -17,7 +17,7 @@ pub struct Span {
 }
 
 /// The outcome of scoring a token sequence. "Not watermarked" is a large p-value.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Detection {
     /// The test's p-value: the smaller of the whole-text p-value and the best corrected window
     /// p-value, times two (Bonferroni over the two tests) when windows were searched.

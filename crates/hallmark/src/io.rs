@@ -77,7 +77,7 @@ impl Default for Limits {
 }
 
 /// Raster formats hallmark reads and writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     /// JPEG (JFIF/EXIF).
@@ -153,7 +153,7 @@ impl Format {
 }
 
 /// JPEG chroma subsampling.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub enum Subsampling {
     /// Full-resolution chroma.
     #[serde(rename = "4:4:4")]
@@ -187,8 +187,8 @@ pub struct Decoded {
 /// Decodes an image from bytes, refusing damaged data.
 ///
 /// # Errors
-/// [`Error::Decode`] for empty, truncated, damaged, corrupt or unsupported data and for
-/// images over the [`Limits`]; the message is one line and says which. Damage that decoders
+/// [`Error::Decode`] for empty, truncated, damaged, corrupt or unsupported data,
+/// [`Error::TooLarge`] for images over the [`Limits`]; the message is one line and says which. Damage that decoders
 /// usually paper over with grey (a JPEG scan that ends early, a header declaring more
 /// pixels than the data holds, an empty TIFF strip, a truncated GIF frame) is an error here.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
@@ -204,7 +204,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, Error> {
 ///
 /// # Errors
 /// [`Error::Decode`] when nothing usable can be decoded (empty, corrupt beyond reading,
-/// unsupported) or the image is over the [`Limits`].
+/// unsupported), [`Error::TooLarge`] when the image is over the [`Limits`].
 pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Decoded, Option<String>), Error> {
     if bytes.is_empty() {
         return Err(Error::Decode("the file is empty".into()));
@@ -228,14 +228,14 @@ pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Decoded, Option<
         return Err(Error::Decode("the image has no pixels".into()));
     }
     if w > limits.max_width || h > limits.max_height {
-        return Err(Error::Decode(format!(
+        return Err(Error::TooLarge(format!(
             "image is {w}x{h}, over the limit of {}x{} pixels",
             limits.max_width, limits.max_height
         )));
     }
     let pixels = u64::from(w) * u64::from(h);
     if pixels > limits.max_pixels {
-        return Err(Error::Decode(format!(
+        return Err(Error::TooLarge(format!(
             "image is {w}x{h} ({:.1} megapixels), over the limit of {:.1} megapixels",
             pixels as f64 / 1e6,
             limits.max_pixels as f64 / 1e6
@@ -243,7 +243,7 @@ pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Decoded, Option<
     }
     let estimate = Limits::estimate(pixels, decoder.total_bytes());
     if decoder.total_bytes() > limits.max_alloc || estimate > limits.max_memory {
-        return Err(Error::Decode(format!(
+        return Err(Error::TooLarge(format!(
             "image is {w}x{h} with {} bytes per pixel: processing it would take about {} MiB, over the memory limit of {} MiB",
             decoder.color_type().bytes_per_pixel(),
             estimate >> 20,
@@ -303,8 +303,12 @@ pub fn decode_lenient(bytes: &[u8], limits: &Limits) -> Result<(Decoded, Option<
 
 fn decode_error(e: image::ImageError) -> Error {
     use image::ImageError as E;
+    if let E::Limits(l) = e {
+        return Error::TooLarge(format!(
+            "refused: the image exceeds the decoding limits ({l})"
+        ));
+    }
     Error::Decode(match e {
-        E::Limits(l) => format!("refused: the image exceeds the decoding limits ({l})"),
         E::Unsupported(u) => format!("unsupported image: {u}"),
         E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             "the image is truncated".to_string()

@@ -19,7 +19,7 @@ use crate::Payload;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What a stamp contributes to the ledger.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Entry {
     /// RFC 3339 time of the stamp.
     pub time: String,
@@ -40,7 +40,7 @@ pub struct Entry {
 }
 
 /// One ledger record.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Record {
     /// 0-based position in the ledger.
     pub seq: u64,
@@ -96,7 +96,7 @@ pub fn next_record(last: Option<&Record>, entry: Entry, cred: &SigningCredential
 }
 
 /// Where and why a ledger is broken.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Broken {
     /// 1-based line number of the first bad record.
     pub line: usize,
@@ -194,7 +194,7 @@ pub const CHECKPOINT_SCHEMA: &str = "hallmark.ledger-checkpoint/1";
 /// transparency log, a web page, a partner's inbox) can: a ledger shorter than a checkpoint
 /// it once had, or one whose record at that position hashes otherwise, has lost or
 /// rewritten records.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Checkpoint {
     /// Always [`CHECKPOINT_SCHEMA`].
     pub schema: String,

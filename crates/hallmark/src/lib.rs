@@ -12,6 +12,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod error;
 pub mod io;
 pub mod ledger;
 mod stamp;
@@ -28,26 +29,4 @@ pub use hallmark_core::{KeyId, Payload, WatermarkKey};
 pub use hallmark_image as image_mark;
 pub use hallmark_text as text;
 
-/// Errors from the facade, grouped by who is at fault.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The input image cannot be decoded (empty, truncated, corrupt, too large, unknown).
-    #[error("cannot decode image: {0}")]
-    Decode(String),
-    /// The output cannot be encoded.
-    #[error("cannot encode image: {0}")]
-    Encode(String),
-    /// The operation does not apply to this input.
-    #[error("{0}")]
-    Unsupported(String),
-    /// Watermark embedding failed.
-    #[error(transparent)]
-    Watermark(#[from] hallmark_image::Error),
-    /// C2PA signing or verification failed.
-    #[error(transparent)]
-    C2pa(#[from] hallmark_c2pa::Error),
-    /// A key or parameter is malformed.
-    #[error(transparent)]
-    Parameter(#[from] hallmark_core::Error),
-}
+pub use error::{Error, ErrorCode};

@@ -71,7 +71,7 @@ impl Stamper {
 }
 
 /// The result of [`stamp`].
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Stamped {
     /// The stamped file's bytes.
     #[serde(skip)]
@@ -81,7 +81,6 @@ pub struct Stamped {
     /// The watermark payload (the image's ID).
     pub payload: Payload,
     /// The public ID of the watermark key.
-    #[serde(serialize_with = "ser_display")]
     pub key_id: KeyId,
     /// PSNR of the watermark, dB.
     pub psnr: f64,
@@ -108,10 +107,6 @@ pub struct Stamped {
     /// manifest stays as the new one's parent ingredient.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_watermark: Option<Payload>,
-}
-
-fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }
 
 /// Stamps one image: watermark carrying `payload` (random when `None`) plus a signed C2PA

@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// The report schema name written in every JSON report.
-pub const REPORT_SCHEMA: &str = "hallmark.report/1";
+pub const REPORT_SCHEMA: &str = "hallmark.report/2";
 
 /// What to check a file against.
 pub struct Verifier {
@@ -44,7 +44,7 @@ impl Verifier {
 }
 
 /// The overall verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// A valid manifest and/or a watermark say the content is AI-generated.
@@ -71,7 +71,7 @@ impl Verdict {
 }
 
 /// Whether the watermark agrees with the manifest's soft binding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Consistency {
     /// The detected payload equals the manifest's soft-binding value.
@@ -85,7 +85,7 @@ pub enum Consistency {
 }
 
 /// The report for one file (`hallmark.report/1`).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Report {
     /// Always [`REPORT_SCHEMA`].
     pub schema: &'static str,
@@ -104,7 +104,7 @@ pub struct Report {
     /// Manifest versus watermark.
     pub consistency: Consistency,
     /// Ledger records for the detected watermark ID (who stamped it, when, with what).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ledger: Vec<crate::ledger::Record>,
     /// The address of a remote manifest the file points to (XMP `dcterms:provenance`),
     /// which is never fetched.

@@ -66,64 +66,16 @@ pub struct ErrorInfo {
 }
 
 impl ErrorInfo {
-    /// The code and message of an error: the code of the first error in its chain that has
-    /// one (the CLI's own refusals, the library's errors, I/O errors), else
-    /// `invalid_parameter`: what is left are the CLI's checks of its arguments.
+    /// The code and message of an error (see [`hallmark_files::error_code`]).
     pub fn of(e: &anyhow::Error) -> Self {
-        let code = e
-            .chain()
-            .find_map(|c| {
-                c.downcast_ref::<Coded>()
-                    .map(|c| c.code)
-                    .or_else(|| c.downcast_ref::<hallmark_lm::Error>().map(lm_code))
-                    .or_else(|| {
-                        c.is::<serde_json::Error>()
-                            .then_some(ErrorCode::InvalidInput)
-                    })
-                    .or_else(|| ErrorCode::find(c))
-            })
-            .unwrap_or(ErrorCode::InvalidParameter);
         ErrorInfo {
-            code,
+            code: hallmark_files::error_code(e),
             message: format!("{e:#}"),
         }
     }
 }
 
-fn lm_code(e: &hallmark_lm::Error) -> ErrorCode {
-    match e {
-        hallmark_lm::Error::Io(_) => ErrorCode::Io,
-        hallmark_lm::Error::Model(_) | hallmark_lm::Error::Tokenizer(_) => {
-            ErrorCode::InvalidParameter
-        }
-        _ => ErrorCode::InvalidInput,
-    }
-}
-
-/// A CLI error with its code, for the refusals the library does not make (an output that
-/// exists, a file over a size limit, an input that would be overwritten).
-#[derive(Debug)]
-pub struct Coded {
-    /// The code.
-    pub code: ErrorCode,
-    msg: String,
-}
-
-impl std::fmt::Display for Coded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.msg)
-    }
-}
-
-impl std::error::Error for Coded {}
-
-/// An error with a code: `Err(coded(ErrorCode::OutputExists, format!(...)))?`.
-pub fn coded(code: ErrorCode, msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Coded {
-        code,
-        msg: msg.into(),
-    })
-}
+pub use hallmark_files::coded;
 
 /// One output object: `schema`, `file`, then the body's fields.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -330,33 +282,8 @@ pub struct DetectOut<'a> {
     pub damage: Option<String>,
 }
 
-/// The files `hallmark keygen` wrote.
-#[derive(Serialize, JsonSchema)]
-pub struct KeyFiles {
-    /// The watermark key (secret, 0600).
-    pub watermark_key: String,
-    /// The C2PA signing key (secret, 0600).
-    pub signing_key: String,
-    /// The certificate chain (public).
-    pub certificate_chain: String,
-    /// The trust anchor for verifiers (public).
-    pub trust_anchor: String,
-    /// The text watermark configuration.
-    pub text_config: String,
-}
-
 /// `hallmark keygen` (also the content of `keys.json`).
-#[derive(Serialize, JsonSchema)]
-pub struct KeygenOut {
-    /// The watermark key's public ID.
-    pub watermark_key_id: String,
-    /// The text watermark scheme header.
-    pub text_scheme: String,
-    /// The signing certificate's public facts.
-    pub signer: hallmark::c2pa::CertInfo,
-    /// The files written.
-    pub files: KeyFiles,
-}
+pub type KeygenOut = hallmark_files::keys::KeyFolder;
 
 /// `hallmark label --dry-run`: what the real run would do with one file.
 #[derive(Serialize, JsonSchema)]

@@ -1,8 +1,8 @@
 //! The `hallmark` command line: thin glue over the `hallmark` library. Files, terminals,
 //! folders, exit codes and messages live here; everything else is the library's.
 
-mod files;
 mod json;
+use hallmark_files as files;
 mod keys;
 mod label;
 mod ledger;
@@ -369,6 +369,7 @@ fn main() -> ExitCode {
     };
     init_logging(&cli);
     json::set_version(cli.json_version);
+    files::set_warning_sink(|m| errln!("hallmark: warning: {m}"));
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {

@@ -11,9 +11,6 @@ use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextDetection, TextTokeni
 
 use crate::{files, keys};
 
-/// File next to the watermark key (in a keys folder) that fixes the text scheme.
-pub const TEXT_CONFIG: &str = "text-watermark.conf";
-
 /// Lines `detect --jsonl` scores in parallel at a time.
 const CHUNK: usize = 256;
 
@@ -123,53 +120,9 @@ pub struct DetectArgs {
     scheme: SchemeArgs,
 }
 
-/// The scheme of a key without a text-watermark.conf beside it: hallmark's default before
-/// `keygen` recorded the scheme, so text watermarked with such keys keeps detecting.
-pub const UNRECORDED_SCHEME: &str = "hallmark-text/1 gumbel h=2";
-
-/// A scheme by preset name (gumbel, kgw, kgw-robust, robust) or full header.
-pub fn parse_scheme(s: &str) -> Result<Config> {
-    Ok(match s {
-        "kgw" => Config::kgw(),
-        "kgw-robust" => Config::kgw_robust(),
-        "robust" => Config::robust(),
-        "gumbel" => Config::gumbel(),
-        header => Config::from_header(header).with_context(|| {
-            format!(
-                "scheme {header:?}: expected gumbel, kgw, kgw-robust, robust or a hallmark-text/1 header"
-            )
-        })?,
-    })
-}
-
-/// The scheme: `--scheme`, else the text-watermark.conf in the key's folder, else (keys made
-/// before keygen wrote that file) [`UNRECORDED_SCHEME`]. Generation and detection resolve it
-/// the same way, so they agree without flags.
+/// The scheme: `--scheme`, else the key folder's (see [`hallmark_files::keys::text_config`]).
 fn resolve_config(scheme: &SchemeArgs, key: Option<&Path>) -> Result<Config> {
-    if let Some(s) = &scheme.scheme {
-        return parse_scheme(s).context("--scheme");
-    }
-    let Some(key) = key else {
-        return Ok(Config::default());
-    };
-    let dir = if key.is_dir() {
-        Some(key)
-    } else {
-        key.parent()
-    };
-    let conf = dir.map(|d| d.join(TEXT_CONFIG)).filter(|p| p.exists());
-    match conf {
-        Some(p) => {
-            let t = crate::files::read_text_capped(
-                &p,
-                crate::files::MAX_CONFIG_BYTES,
-                "the text watermark configuration",
-            )?;
-            Config::from_header(t.trim())
-                .with_context(|| format!("{} is not a text watermark header", p.display()))
-        }
-        None => Ok(Config::from_header(UNRECORDED_SCHEME)?),
-    }
+    hallmark_files::keys::text_config(scheme.scheme.as_deref(), key)
 }
 
 pub fn run(json: bool, quiet: bool, cmd: &TextCmd) -> Result<i32> {
@@ -202,7 +155,7 @@ fn generate(json: bool, quiet: bool, a: &GenerateArgs) -> Result<i32> {
         inputs.extend(a.prompt_file.clone());
         if let Some(k) = &a.key {
             inputs.push(if k.is_dir() {
-                k.join(keys::WATERMARK_KEY)
+                k.join(hallmark_files::keys::WATERMARK_KEY)
             } else {
                 k.clone()
             });

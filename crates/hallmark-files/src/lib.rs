@@ -1,5 +1,9 @@
-//! File handling for the CLI: bounded reads, atomic writes staged until their record is
-//! safe, special files written through instead of replaced, key files with mode 0600.
+//! hallmark's file layer, shared by its front ends (the CLI, the Python package): bounded
+//! reads, atomic writes staged until their record is safe, special files written through
+//! instead of replaced, and the keys folder (key files with mode 0600, see [`keys`]).
+//!
+//! Errors are `anyhow` errors whose chain carries an [`ErrorCode`] (a [`Coded`] error, a
+//! library error or an I/O error), so every front end reports them alike.
 
 use std::{
     fs,
@@ -7,9 +11,79 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::json::coded;
 use anyhow::{Context, Result};
 use hallmark::ErrorCode;
+
+pub mod keys;
+
+/// An error with its code, for the refusals the library does not make (an output that
+/// exists, a file over a size limit, an input that would be overwritten).
+#[derive(Debug)]
+pub struct Coded {
+    /// The code.
+    pub code: ErrorCode,
+    msg: String,
+}
+
+impl std::fmt::Display for Coded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+/// An error with a code: `return Err(coded(ErrorCode::OutputExists, format!(...)))`.
+pub fn coded(code: ErrorCode, msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Coded {
+        code,
+        msg: msg.into(),
+    })
+}
+
+/// The code of an error: that of the first error in its chain that has one ([`Coded`], the
+/// library's errors, JSON and I/O errors), else `invalid_parameter` (what is left are a
+/// front end's checks of its arguments).
+pub fn error_code(e: &anyhow::Error) -> ErrorCode {
+    e.chain()
+        .find_map(|c| {
+            c.downcast_ref::<Coded>()
+                .map(|c| c.code)
+                .or_else(|| c.downcast_ref::<hallmark_lm::Error>().map(lm_code))
+                .or_else(|| {
+                    c.is::<serde_json::Error>()
+                        .then_some(ErrorCode::InvalidInput)
+                })
+                .or_else(|| ErrorCode::find(c))
+        })
+        .unwrap_or(ErrorCode::InvalidParameter)
+}
+
+fn lm_code(e: &hallmark_lm::Error) -> ErrorCode {
+    match e {
+        hallmark_lm::Error::Io(_) => ErrorCode::Io,
+        hallmark_lm::Error::Model(_) | hallmark_lm::Error::Tokenizer(_) => {
+            ErrorCode::InvalidParameter
+        }
+        _ => ErrorCode::InvalidInput,
+    }
+}
+
+/// Where warnings go (a key file others can read): the CLI prints them, the Python package
+/// raises a Python warning. Until set, they go to standard error.
+static WARN: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Sets where warnings go (once; later calls are ignored).
+pub fn set_warning_sink(f: fn(&str)) {
+    let _ = WARN.set(f);
+}
+
+fn warn(msg: &str) {
+    match WARN.get() {
+        Some(f) => f(msg),
+        None => eprintln!("hallmark: warning: {msg}"),
+    }
+}
 
 /// Largest input file read (bytes). Decoders have their own pixel limits on top.
 pub const MAX_INPUT_BYTES: u64 = 512 * 1024 * 1024;
@@ -122,13 +196,13 @@ pub fn read_secret(path: &Path, what: &str) -> Result<zeroize::Zeroizing<String>
             && m.is_file()
             && m.permissions().mode() & 0o077 != 0
         {
-            crate::out::errln!(
-                "hallmark: warning: {what} {} is readable by others (mode {:04o}); it should be \
-                 private to you: chmod 600 {}",
+            warn(&format!(
+                "{what} {} is readable by others (mode {:04o}); it should be private to you: \
+                 chmod 600 {}",
                 path.display(),
                 m.permissions().mode() & 0o7777,
                 path.display()
-            );
+            ));
         }
     }
     Ok(text)
@@ -239,8 +313,8 @@ impl Staged {
                     })?;
                 Ok(())
             }
-            StagedKind::Through(_) | StagedKind::Stdout(_) => Err(crate::json::coded(
-                hallmark::ErrorCode::Refused,
+            StagedKind::Through(_) | StagedKind::Stdout(_) => Err(coded(
+                ErrorCode::Refused,
                 format!(
                     "refusing to write {}: not a regular file",
                     self.target.display()
@@ -319,8 +393,8 @@ pub fn stage(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<Staged> {
             }
         }
         if m.is_dir() {
-            return Err(crate::json::coded(
-                hallmark::ErrorCode::InvalidInput,
+            return Err(coded(
+                ErrorCode::InvalidInput,
                 format!("{} is a folder, not a file", path.display()),
             ));
         }

@@ -6,8 +6,6 @@ use crate::out::outln;
 use anyhow::{Context, Result};
 use hallmark_files::keys;
 
-pub use keys::CA;
-
 #[derive(clap::Args, Debug)]
 pub struct KeygenArgs {
     /// Folder to write the keys into (created if missing).

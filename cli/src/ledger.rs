@@ -166,17 +166,7 @@ impl LedgerWriter {
 }
 
 /// Loads and verifies a ledger for lookups.
-pub fn load(path: &Path, key: Option<[u8; 32]>) -> Result<Vec<Record>> {
-    let text = read_ledger(path)?;
-    ledger::verify_chain(&text, key).map_err(|b| {
-        anyhow::anyhow!(
-            "the ledger {} is broken at line {}: {}",
-            path.display(),
-            b.line,
-            b.reason
-        )
-    })
-}
+pub use crate::files::check::load_ledger as load;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum LedgerCmd {
@@ -362,5 +352,5 @@ pub fn ensure_parent(path: &Path) -> Result<()> {
 /// Reads a ledger for checking. Ledgers grow with every stamp, so the cap is generous
 /// (512 MiB, about 800,000 records).
 fn read_ledger(path: &Path) -> Result<String> {
-    crate::files::read_text_capped(path, 512 << 20, "the ledger")
+    crate::files::read_text_capped(path, crate::files::check::MAX_LEDGER_BYTES, "the ledger")
 }

@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use hallmark::{Payload, Verdict, c2pa::TrustSettings};
+use hallmark::{Payload, Verdict};
 use out::{errln, outln};
 
 const EXIT_HELP: &str = "\
@@ -571,22 +571,14 @@ pub(crate) fn stamper(
     model: Option<hallmark::c2pa::Model>,
     quality: Option<u8>,
 ) -> Result<hallmark::Stamper> {
-    let wm = keys::load_watermark_key(keys)?;
-    let signer = keys::load_signer(keys)?;
-    let mut s = hallmark::Stamper::new(&wm, signer);
+    let mut s = files::check::stamper(keys)?;
     s.model = model;
     s.jpeg_quality = quality;
     Ok(s)
 }
 
-fn looks_like_text(bytes: &[u8]) -> bool {
-    !bytes.is_empty()
-        && hallmark::io::Format::sniff(bytes).is_none()
-        && std::str::from_utf8(&bytes[..bytes.len().min(4096)]).is_ok()
-}
-
 fn refuse_text(path: &Path, bytes: &[u8]) -> Result<()> {
-    if looks_like_text(bytes) {
+    if files::check::looks_like_text(bytes) {
         return Err(json::coded(
             hallmark::ErrorCode::InvalidInput,
             format!(
@@ -825,72 +817,14 @@ pub(crate) fn commit_with_record(
     })
 }
 
-fn trust_settings(flag: Option<&Path>, keys_dir: Option<&Path>) -> Result<TrustSettings> {
-    let mut pem = String::new();
-    let mut add = |p: &Path| -> Result<()> {
-        let t = files::read_text_capped(p, files::MAX_CONFIG_BYTES, "the trust anchors")?;
-        if !t.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(crate::json::coded(
-                hallmark::ErrorCode::Key,
-                format!("{} holds no PEM certificate", p.display()),
-            ));
-        }
-        pem.push_str(&t);
-        pem.push('\n');
-        Ok(())
-    };
-    if let Some(f) = flag {
-        add(f)?;
-    } else if let Some(env) = std::env::var_os("HALLMARK_TRUST_ANCHORS") {
-        add(Path::new(&env))?;
-    } else if let Some(home) = std::env::var_os("HOME") {
-        let cfg = Path::new(&home).join(".config/hallmark/trust-anchors.pem");
-        if cfg.exists() {
-            add(&cfg)?;
-        }
-    }
-    if let Some(d) = keys_dir {
-        let ca = d.join(keys::CA);
-        if ca.exists() {
-            add(&ca)?;
-        }
-    }
-    Ok(TrustSettings {
-        anchors_pem: (!pem.is_empty()).then_some(pem),
-    })
-}
-
-pub(crate) fn sidecar_for(path: &Path) -> Option<PathBuf> {
-    let a = path.with_extension("c2pa");
-    if a != path && a.is_file() {
-        return Some(a);
-    }
-    let mut b = path.as_os_str().to_owned();
-    b.push(".c2pa");
-    let b = PathBuf::from(b);
-    b.is_file().then_some(b)
-}
-
 fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
-    let trust = trust_settings(a.trust.as_deref(), a.keys_dir.as_deref())?;
-    let mut wkeys = vec![];
-    for k in &a.keys {
-        wkeys.push(keys::load_watermark_key(k)?);
-    }
-    if let Some(d) = &a.keys_dir {
-        wkeys.push(keys::load_watermark_key(d)?);
-    }
-    let mut verifier = hallmark::Verifier::new(&wkeys, trust);
+    let mut verifier = files::check::verifier(
+        &a.keys,
+        a.keys_dir.as_deref(),
+        a.trust.as_deref(),
+        a.ledger.as_deref(),
+    )?;
     verifier.limits = limits(cli);
-    if let Some(l) = &a.ledger {
-        let key = a
-            .keys_dir
-            .as_deref()
-            .map(keys::load_signer)
-            .transpose()?
-            .map(|c| c.public_key());
-        verifier.ledger = Some(ledger::load(l, key)?);
-    }
     // Files named on the command line are checked whatever they are; files found in a folder
     // are checked only if they are images (by their bytes), not `.orig` backups, and pass
     // --include/--exclude: the rest (reports, journals, text) is skipped and only counted.
@@ -1010,33 +944,17 @@ fn verify_one(
     verifier: &hallmark::Verifier,
 ) -> Result<Option<hallmark::Report>> {
     let started = std::time::Instant::now();
-    let bytes = files::read_input(f)?;
-    if walked && hallmark::io::Format::sniff(&bytes).is_none() {
-        tracing::debug!(file = ?f, "skipped: not an image");
-        return Ok(None);
+    let rep = files::check::verify_path(f, walked, verifier)?;
+    match &rep {
+        None => tracing::debug!(file = ?f, "skipped: not an image"),
+        Some(r) => tracing::info!(
+            file = ?f,
+            verdict = ?r.verdict,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "verify"
+        ),
     }
-    if looks_like_text(&bytes) {
-        return Err(crate::json::coded(
-            hallmark::ErrorCode::InvalidInput,
-            format!(
-                "{} looks like text: check it with `hallmark text detect --key KEY --tokenizer MODEL.gguf {}`",
-                f.display(),
-                f.display()
-            ),
-        ));
-    }
-    let side = sidecar_for(f).map(|p| files::read_input(&p)).transpose()?;
-    let rep = hallmark::verify(&bytes, side.as_deref(), verifier)
-        .with_context(|| format!("cannot verify {}", f.display()))?;
-    tracing::info!(
-        file = ?f,
-        bytes = bytes.len(),
-        sidecar = side.is_some(),
-        verdict = ?rep.verdict,
-        ms = started.elapsed().as_secs_f64() * 1e3,
-        "verify"
-    );
-    Ok(Some(rep))
+    Ok(rep)
 }
 
 /// The --include/--exclude globs for a folder walk (paths relative to the folder, as

@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context, Result};
 use hallmark::ErrorCode;
 
+pub mod check;
 pub mod keys;
 
 /// An error with its code, for the refusals the library does not make (an output that

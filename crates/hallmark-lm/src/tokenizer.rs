@@ -107,6 +107,18 @@ impl TextTokenizer {
         Ok(Self::wrap(inner))
     }
 
+    /// A tokenizer from the text of a `tokenizer.json` (what transformers' fast tokenizers
+    /// hold: `tokenizer.backend_tokenizer.to_str()`).
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] when the text is not a tokenizer definition.
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        let inner: Tokenizer = json
+            .parse()
+            .map_err(|e| Error::Tokenizer(format!("not a tokenizer.json: {e}")))?;
+        Ok(Self::wrap(inner))
+    }
+
     fn wrap(inner: Tokenizer) -> Self {
         let eos = ["<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>"]
             .iter()

@@ -277,6 +277,7 @@ impl Config {
 }
 
 /// A text watermark for one key and configuration: the generation side and the detector.
+#[derive(Clone)]
 pub struct TextMark {
     prf: Prf,
     config: Config,
@@ -561,6 +562,87 @@ impl Sampler {
                     m.sample_green(seed, logits, gamma, delta, inv_t, u)
                 }
                 (None, _) => sample_plain(logits, temperature, u),
+            },
+        }
+    }
+}
+
+/// The watermark as a logits processor, for generation loops that sample by themselves
+/// (transformers' `generate`, serving engines): it changes the next-token scores in place so
+/// that whatever the loop then does with them (sampling, or taking the argmax) yields the
+/// token [`Sampler`] would pick with the same key, scheme and context.
+///
+/// - Green-list scheme: the green tokens' scores get `delta` added (the loop's own sampling
+///   stays random, as in [`Sampler`]).
+/// - Distortion-free scheme and the hybrid: where the keyed rule applies (a context new in
+///   this text, see [`Config::max_context`]), it picks the token from the distribution the
+///   scores give (at temperature 1: apply temperature and other warpers before) and every
+///   other score becomes minus infinity; where every context repeats, the scores are left
+///   as they are (the hybrid: green-biased), as [`Sampler`] samples plainly there.
+///
+/// One processor per generated sequence: it remembers which contexts the sequence used.
+///
+/// ```
+/// use hallmark_core::WatermarkKey;
+/// use hallmark_text::{Config, Processor, TextMark};
+///
+/// let mark = TextMark::new(&WatermarkKey::from_bytes([7; 32]), Config::default());
+/// let mut p = Processor::new(mark);
+/// let mut scores = vec![0.5f32; 1000];
+/// p.process(&[1, 2, 3], &mut scores);
+/// assert_eq!(scores.iter().filter(|s| s.is_finite()).count(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Processor {
+    mark: TextMark,
+    novelty: novel::Novelty,
+}
+
+impl Processor {
+    /// A processor for one sequence.
+    pub fn new(mark: TextMark) -> Self {
+        Processor {
+            novelty: novel::Novelty::new(mark.config.context, mark.config.max_context),
+            mark,
+        }
+    }
+
+    /// The watermark.
+    pub fn mark(&self) -> &TextMark {
+        &self.mark
+    }
+
+    /// Changes `scores` (the next token's logits after `context`, all previous ids, prompt
+    /// included) in place; call once per generated token. Returns the token the keyed rule
+    /// chose, when it chose one.
+    pub fn process(&mut self, context: &[u32], scores: &mut [f32]) -> Option<u32> {
+        let m = &self.mark;
+        if scores.is_empty() || context.len() < m.config.context {
+            return None;
+        }
+        match m.config.scheme {
+            Scheme::Kgw { .. } => {
+                m.bias(context, scores);
+                None
+            }
+            scheme => match self.novelty.step(context) {
+                Some(width) => {
+                    let t = m.sample_keyed(context, width, scores, 1.0, 0.0);
+                    for (v, s) in scores.iter_mut().enumerate() {
+                        if v as u32 != t {
+                            *s = f32::NEG_INFINITY;
+                        } else if !s.is_finite() {
+                            *s = 0.0;
+                        }
+                    }
+                    Some(t)
+                }
+                None => {
+                    if matches!(scheme, Scheme::KgwGumbel { .. }) {
+                        m.bias(context, scores);
+                    }
+                    None
+                }
             },
         }
     }

@@ -382,3 +382,64 @@ fn long_texts_score_as_short_ones_do() {
         }
     }
 }
+
+/// A generation loop that samples by itself (as transformers' `generate` does), with the
+/// watermark applied as a logits processor.
+fn generate_with_processor(mark: &TextMark, n: usize, seed: u64, temp: f32) -> Vec<u32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut toks: Vec<u32> = (0..4).map(|_| rng.gen_range(0..V as u32)).collect();
+    let mut p = Processor::new(mark.clone());
+    for _ in 0..n {
+        // Temperature first, as the loop's warpers do, then the processor.
+        let mut scores: Vec<f32> = lm_logits(*toks.last().unwrap_or(&0), 1.0)
+            .iter()
+            .map(|l| l / temp)
+            .collect();
+        p.process(&toks, &mut scores);
+        let u: f64 = rng.r#gen();
+        toks.push(sample_plain(&scores, 1.0, u));
+    }
+    toks
+}
+
+#[test]
+fn the_processor_watermarks_what_an_outside_loop_samples_for_every_scheme() {
+    let other = WatermarkKey::from_bytes([7; 32]);
+    for config in [
+        Config::gumbel(),
+        Config::kgw(),
+        Config::robust(),
+        Config::kgw_robust(),
+    ] {
+        let m = TextMark::new(&key(), config);
+        let wrong = TextMark::new(&other, config);
+        let mut hits = 0;
+        for s in 0..10 {
+            let toks = generate_with_processor(&m, 200, 100 + s, 0.7);
+            if m.detect(&toks, 4).unwrap().p_value < 1e-3 {
+                hits += 1;
+            }
+            assert!(wrong.detect(&toks, 4).unwrap().p_value > 1e-4, "{config:?}");
+        }
+        assert!(hits >= 9, "{config:?}: {hits}/10");
+    }
+}
+
+#[test]
+fn where_the_keyed_rule_applies_the_processor_picks_the_samplers_token() {
+    let m = TextMark::new(&key(), Config::gumbel());
+    let mut p = Processor::new(m.clone());
+    let mut s = Sampler::new(Some(m), 1);
+    let mut toks: Vec<u32> = vec![1, 2, 3, 4];
+    for _ in 0..100 {
+        let logits = lm_logits(*toks.last().unwrap(), 1.0);
+        let mut scores = logits.clone();
+        let chosen = p.process(&toks, &mut scores);
+        let t = s.next(&toks, &logits, 1.0);
+        if let Some(c) = chosen {
+            assert_eq!(c, t);
+            assert_eq!(scores.iter().filter(|x| x.is_finite()).count(), 1);
+        }
+        toks.push(t);
+    }
+}

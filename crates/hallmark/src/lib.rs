@@ -20,7 +20,7 @@ mod verify;
 
 pub use stamp::{
     Checks, MarkedFile, MarkedPixels, Stamped, Stamper, mark_encoded, mark_pixels, read_back,
-    stamp, survives_webp,
+    stamp, stamp_as, survives_webp,
 };
 pub use verify::{Consistency, REPORT_SCHEMA, Report, Verdict, Verifier, bound_watermark, verify};
 

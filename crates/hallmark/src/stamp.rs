@@ -117,8 +117,22 @@ pub struct Stamped {
 /// quantisation would erase the mark), [`Error::Watermark`] for images under 128 pixels a
 /// side, [`Error::C2pa`] when signing fails.
 pub fn stamp(input: &[u8], s: &Stamper, payload: Option<Payload>) -> Result<Stamped, Error> {
+    stamp_as(input, s, payload, s.output_format)
+}
+
+/// [`stamp`] into `format` (`None`: the input's), whatever [`Stamper::output_format`] says:
+/// for a stamper shared between threads that write different formats.
+///
+/// # Errors
+/// As [`stamp`].
+pub fn stamp_as(
+    input: &[u8],
+    s: &Stamper,
+    payload: Option<Payload>,
+    format: Option<Format>,
+) -> Result<Stamped, Error> {
     let mut decoded = io::decode(input, &s.limits)?;
-    if let Some(f) = s.output_format {
+    if let Some(f) = format {
         decoded.format = f;
     }
     if decoded.format == Format::Gif {

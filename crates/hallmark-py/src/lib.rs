@@ -594,7 +594,7 @@ fn generate(
     raw: bool,
 ) -> PyResult<String> {
     run(py, || {
-        if !(temperature > 0.0) {
+        if temperature.is_nan() || temperature <= 0.0 {
             return Err(bad(
                 hallmark::ErrorCode::InvalidParameter,
                 "temperature must be a positive number",

@@ -408,7 +408,7 @@ fn json_inputs(cmd: &Cmd) -> Option<(&'static str, Vec<String>)> {
         Cmd::Strip { input, .. } => (json::STRIP, vec![show(input)]),
         Cmd::Image(ImageCmd::Embed { input, .. }) => (json::EMBED, vec![show(input)]),
         Cmd::Image(ImageCmd::Detect { files, .. }) => (json::DETECT, all(files)),
-        Cmd::Text(c) => text::json_inputs(c),
+        Cmd::Text(c) => return text::json_inputs(c),
         Cmd::Ledger(c) => ledger::json_inputs(c),
         Cmd::Completions { .. } | Cmd::Schema { .. } => return None,
     })

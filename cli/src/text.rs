@@ -32,6 +32,21 @@ pub enum TextCmd {
         after_help = "Exit codes: 0 watermarked (every text, with --jsonl), 1 not watermarked, 2 bad input (empty text, not UTF-8, unreadable key or tokenizer; with --jsonl: any bad line).\n\nExamples:\n  hallmark text detect --key keys --tokenizer models/SmolLM2-135M-Instruct.Q4_1.gguf story.txt\n  hallmark text detect --key keys --tokenizer tokenizer.json --jsonl - < posts.jsonl"
     )]
     Detect(DetectArgs),
+    /// Write the tokenizer a GGUF model holds as a tokenizer.json: what detectors need,
+    /// without the model (or for transformers' PreTrainedTokenizerFast).
+    #[command(
+        after_help = "Examples:\n  hallmark text tokenizer models/SmolLM2-135M-Instruct.Q4_1.gguf -o tokenizer.json\n  hallmark text detect --key keys --tokenizer tokenizer.json story.txt"
+    )]
+    Tokenizer {
+        /// The GGUF model (or a tokenizer.json, rewritten).
+        model: PathBuf,
+        /// Where to write the tokenizer.json.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace an existing output.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -129,6 +144,28 @@ pub fn run(json: bool, quiet: bool, cmd: &TextCmd) -> Result<i32> {
     match cmd {
         TextCmd::Generate(a) => generate(json, quiet, a),
         TextCmd::Detect(a) => detect(json, quiet, a),
+        TextCmd::Tokenizer {
+            model,
+            output,
+            force,
+        } => {
+            let tok = TextTokenizer::from_file(model)
+                .with_context(|| format!("cannot load the tokenizer of {}", model.display()))?;
+            files::write_output(
+                output,
+                tok.to_json()?.as_bytes(),
+                files::Replace::allowed_if(*force),
+            )?;
+            if !quiet {
+                crate::out::errln!(
+                    "wrote the tokenizer of {} ({} tokens) to {}",
+                    model.display(),
+                    tok.vocab_size(),
+                    output.display()
+                );
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -293,16 +330,18 @@ fn input_name(input: Option<&Path>) -> String {
 }
 
 /// The schema and inputs of a text command's `--json` objects (see `main::json_inputs`).
-pub fn json_inputs(cmd: &TextCmd) -> (&'static str, Vec<String>) {
+pub fn json_inputs(cmd: &TextCmd) -> Option<(&'static str, Vec<String>)> {
     match cmd {
-        TextCmd::Generate(a) => (
+        TextCmd::Generate(a) => Some((
             crate::json::TEXT_GENERATE,
             vec![a.model.display().to_string()],
-        ),
-        TextCmd::Detect(a) => (
+        )),
+        TextCmd::Detect(a) => Some((
             crate::json::TEXT_DETECT,
             vec![input_name(a.input.as_deref())],
-        ),
+        )),
+        // Writes a file and prints nothing on stdout.
+        TextCmd::Tokenizer { .. } => None,
     }
 }
 

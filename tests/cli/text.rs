@@ -479,3 +479,42 @@ fn outputs_never_replace_inputs_and_huge_texts_are_refused() {
     r.code(2);
     assert!(r.stderr.contains("larger than"), "{}", r.stderr);
 }
+
+/// `text tokenizer` writes the tokenizer a GGUF model holds as a tokenizer.json, and
+/// detection with it scores exactly as with the model.
+#[test]
+fn a_models_tokenizer_exported_as_json_detects_the_same() {
+    let x = setup();
+    let marked = x.generate("m.txt", 11, &[]);
+    let story = x.t.path("story.txt");
+    std::fs::write(&story, &marked).unwrap();
+    let tj = x.t.path("tokenizer.json");
+    hm(&["text", "tokenizer", &x.model, "-o", tj.to_str().unwrap()])
+        .run()
+        .code(0);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tj).unwrap()).unwrap();
+    assert!(json["model"]["vocab"].is_object());
+    let with = |tok: &str| {
+        let r = hm(&[
+            "--json",
+            "text",
+            "detect",
+            "--key",
+            &x.keys,
+            "--tokenizer",
+            tok,
+            story.to_str().unwrap(),
+        ])
+        .run();
+        r.code(0);
+        r.json_lines().remove(0)
+    };
+    let (a, b) = (with(&x.model), with(tj.to_str().unwrap()));
+    assert_eq!(a["p_value"], b["p_value"]);
+    assert_eq!(a["tokens"], b["tokens"]);
+    // An existing output is kept without --force.
+    hm(&["text", "tokenizer", &x.model, "-o", tj.to_str().unwrap()])
+        .run()
+        .code(2);
+}

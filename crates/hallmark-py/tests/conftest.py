@@ -44,7 +44,7 @@ def hallmark_bin() -> str:
     """The CLI built from this tree (HALLMARK_BIN, else target/debug or on PATH)."""
     b = os.environ.get("HALLMARK_BIN")
     if b:
-        return b
+        return os.path.abspath(b)
     for c in (ROOT / "target" / "debug" / "hallmark", ROOT / "target" / "release" / "hallmark"):
         if c.exists():
             return str(c)

@@ -116,6 +116,8 @@ class Stamped:
     watermark_survives_webp: Optional[bool] = None
     watermark_reinforced: bool = False
     previous_watermark: Optional[str] = None
+    seconds: float = 0.0
+    """Time spent stamping in the native code."""
 
     def save(self, path: PathLike, *, force: bool = False) -> None:
         """Writes the stamped file atomically; an existing file only with ``force``."""
@@ -163,6 +165,7 @@ class Stamper:
             watermark_survives_webp=d.get("watermark_survives_webp"),
             watermark_reinforced=d.get("watermark_reinforced", False),
             previous_watermark=d.get("previous_watermark"),
+            seconds=d.get("seconds", 0.0),
         )
 
 

@@ -50,6 +50,32 @@ def bench_stamp(keys, runs=15):
     }
 
 
+def bench_threads(keys, n=6):
+    """Stamping n 1080p images on one thread, then on two sharing one Stamper: with the GIL
+    released, two threads use two cores."""
+    import threading
+
+    data = (ROOT / "testdata" / "photos" / "p06_seeding_1920x1080.jpg").read_bytes()
+    s = hallmark.Stamper(keys)
+    t = time.perf_counter()
+    for _ in range(n):
+        s.stamp(data)
+    one = time.perf_counter() - t
+
+    def work(k):
+        for _ in range(k):
+            s.stamp(data)
+
+    threads = [threading.Thread(target=work, args=(n // 2,)) for _ in range(2)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    two = time.perf_counter() - t
+    return {"stamp_1080p_images_per_s_1_thread": n / one, "stamp_1080p_images_per_s_2_threads": n / two}
+
+
 def bench_processor(keys, scheme, vocab=50_000, steps=300, kind="numpy"):
     rng = np.random.default_rng(0)
     proc = LogitsProcessor(keys, vocab, scheme=scheme)
@@ -78,6 +104,11 @@ def main():
             f"stamp 1920x1080 JPEG: {res['stamp_1080p_wall_ms']:.1f} ms from Python, "
             f"{res['stamp_1080p_rust_ms']:.1f} ms in Rust: overhead "
             f"{res['stamp_1080p_python_overhead_ms']:.2f} ms ({res['stamp_1080p_python_overhead_pct']:.2f}%)"
+        )
+        res.update(bench_threads(keys))
+        print(
+            f"stamp 1080p, {os.cpu_count()} cores: {res['stamp_1080p_images_per_s_1_thread']:.2f} images/s on one thread, "
+            f"{res['stamp_1080p_images_per_s_2_threads']:.2f} on two"
         )
         kinds = ["numpy"]
         try:

@@ -462,7 +462,7 @@ impl NativeProcessor {
         scores: &[u8],
         vocab: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let out = run(py, || {
+        let scores_out = run(py, || {
             if input_ids.len() != batch * seq * 8 || scores.len() != batch * vocab * 4 {
                 return Err(bad(
                     hallmark::ErrorCode::InvalidInput,
@@ -499,9 +499,15 @@ impl NativeProcessor {
                 }
                 p.process(&ctx, &mut s[row * vocab..(row + 1) * vocab]);
             }
-            Ok(s.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
+            Ok(s)
         })?;
-        Ok(PyBytes::new(py, &out))
+        // Written straight into the new bytes object: no intermediate buffer.
+        PyBytes::new_with(py, scores_out.len() * 4, |b| {
+            for (chunk, x) in b.chunks_exact_mut(4).zip(&scores_out) {
+                chunk.copy_from_slice(&x.to_le_bytes());
+            }
+            Ok(())
+        })
     }
 }
 

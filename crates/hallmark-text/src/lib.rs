@@ -412,18 +412,38 @@ impl TextMark {
     fn exp_min(&self, w: &[f32], z: f32, r: impl Fn(u32) -> f64) -> u32 {
         // argmax r^(1/p) == argmax ln(r)/p. Tokens with probability below 1e-10 are left out
         // (they would win with that probability: a negligible truncation).
+        //
+        // The logarithm is the cost (a large vocabulary has ~50k tokens above the floor), and
+        // almost no token needs it: ln(r) <= r - 1, so a token whose (r - 1)/p is already
+        // below the best score so far cannot win. Starting from the most probable token
+        // makes the best score good at once. The result is exactly the plain argmax (ties,
+        // which have probability zero, go to the lowest index as before).
         let floor = z * 1e-10;
-        let mut best = (f64::NEG_INFINITY, 0u32);
-        for (v, &q) in w.iter().enumerate() {
+        let Some(top) = (0..w.len()).max_by(|&a, &b| w[a].total_cmp(&w[b]).then(b.cmp(&a))) else {
+            return 0;
+        };
+        let mut best = (f64::NEG_INFINITY, u32::MAX);
+        let mut consider = |v: usize, q: f32| {
             if q <= floor {
-                continue;
+                return;
             }
-            let score = r(v as u32).ln() / f64::from(q);
-            if score > best.0 {
+            let u = r(v as u32);
+            let q = f64::from(q);
+            if (u - 1.0) / q < best.0 {
+                return;
+            }
+            let score = u.ln() / q;
+            if score > best.0 || (score == best.0 && (v as u32) < best.1) {
                 best = (score, v as u32);
             }
+        };
+        consider(top, w[top]);
+        for (v, &q) in w.iter().enumerate() {
+            if v != top {
+                consider(v, q);
+            }
         }
-        best.1
+        if best.1 == u32::MAX { 0 } else { best.1 }
     }
 
     /// Scores `tokens` (generated text; the first `skip` tokens are context only, e.g. a

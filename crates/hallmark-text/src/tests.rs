@@ -443,3 +443,30 @@ fn where_the_keyed_rule_applies_the_processor_picks_the_samplers_token() {
         toks.push(t);
     }
 }
+
+#[test]
+fn the_pruned_exponential_minimum_is_the_plain_argmax() {
+    let m = TextMark::new(&key(), Config::gumbel());
+    let mut rng = StdRng::seed_from_u64(9);
+    for case in 0..300 {
+        let n = [2usize, 10, 1000, 50_000][case % 4];
+        let sharp = [0.1f32, 1.0, 4.0][case % 3];
+        let mut w: Vec<f32> = (0..n)
+            .map(|_| sharp * rng.gen_range(-8.0f32..8.0))
+            .collect();
+        let z = softmax_weights(&mut w, 1.0);
+        let seed: u64 = rng.r#gen();
+        let r = |v: u32| m.prf.token_uniform(seed, v);
+        let floor = z * 1e-10;
+        let mut naive = (f64::NEG_INFINITY, 0u32);
+        for (v, &q) in w.iter().enumerate() {
+            if q > floor {
+                let s = r(v as u32).ln() / f64::from(q);
+                if s > naive.0 {
+                    naive = (s, v as u32);
+                }
+            }
+        }
+        assert_eq!(m.exp_min(&w, z, r), naive.1, "case {case}");
+    }
+}

@@ -470,3 +470,19 @@ fn the_pruned_exponential_minimum_is_the_plain_argmax() {
         assert_eq!(m.exp_min(&w, z, r), naive.1, "case {case}");
     }
 }
+
+#[test]
+fn the_fast_exponential_matches_libm() {
+    let mut worst = 0.0f64;
+    for i in 0..=400_000 {
+        let a = -40.0 * (i as f32) / 400_000.0;
+        let want = f64::from(a).exp();
+        let got = f64::from(exp_neg(a));
+        worst = worst.max(((got - want) / want).abs());
+    }
+    assert!(worst < 5e-6, "relative error {worst}");
+    // NaN and -inf rows weigh nothing instead of poisoning the sum.
+    let mut w = vec![f32::NAN, 1.0, f32::NEG_INFINITY, 0.5];
+    let z = softmax_weights(&mut w, 1.0);
+    assert!(z.is_finite() && w[0] == 0.0 && w[2] == 0.0 && w[1] == 1.0);
+}

@@ -429,7 +429,8 @@ impl TextMark {
             }
             let u = r(v as u32);
             let q = f64::from(q);
-            if (u - 1.0) / q < best.0 {
+            // (u - 1) / q < best, without the division (q > 0).
+            if u - 1.0 < best.0 * q {
                 return;
             }
             let score = u.ln() / q;
@@ -500,8 +501,11 @@ fn softmax_weights(w: &mut [f32], inv_t: f32) -> f32 {
 /// degree 7 (truncation error 5e-9; f32 rounding dominates).
 #[inline]
 fn exp_neg(a: f32) -> f32 {
+    // Round to nearest by the 1.5 * 2^23 trick: `round` is a libm call on baseline x86_64
+    // (no SSE4.1), which would keep the loop from vectorising.
+    const MAGIC: f32 = 12_582_912.0;
     let y = a.clamp(-60.0, 0.0) * std::f32::consts::LOG2_E;
-    let k = y.round();
+    let k = (y + MAGIC) - MAGIC;
     let f = y - k;
     let p = 1.0
         + f * (0.693_147_2

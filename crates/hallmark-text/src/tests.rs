@@ -486,3 +486,37 @@ fn the_fast_exponential_matches_libm() {
     let z = softmax_weights(&mut w, 1.0);
     assert!(z.is_finite() && w[0] == 0.0 && w[2] == 0.0 && w[1] == 1.0);
 }
+
+#[test]
+#[ignore = "timing probe, run by hand"]
+fn probe_softmax_speed() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let base: Vec<f32> = (0..50_000).map(|_| rng.gen_range(-5.0f32..5.0)).collect();
+    let t = std::time::Instant::now();
+    let mut z = 0.0;
+    for _ in 0..1000 {
+        let mut w = base.clone();
+        z += softmax_weights(&mut w, 1.0);
+    }
+    eprintln!("fast: {:?} per call ({z})", t.elapsed() / 1000);
+    let t = std::time::Instant::now();
+    let mut z = 0.0;
+    for _ in 0..1000 {
+        let mut w = base.clone();
+        let m = w.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for x in w.iter_mut() {
+            let a = *x - m;
+            *x = if a > -40.0 { a.exp() } else { 0.0 };
+            z += *x;
+        }
+    }
+    eprintln!("libm: {:?} per call ({z})", t.elapsed() / 1000);
+    let m = TextMark::new(&key(), Config::gumbel());
+    let mut p = Processor::new(m);
+    let t = std::time::Instant::now();
+    for i in 0..1000u32 {
+        let mut w = base.clone();
+        p.process(&[i, i + 1, i + 2], &mut w);
+    }
+    eprintln!("process: {:?} per call", t.elapsed() / 1000);
+}

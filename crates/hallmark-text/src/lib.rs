@@ -508,7 +508,7 @@ fn exp_neg(a: f32) -> f32 {
     let k = (y + MAGIC) - MAGIC;
     let f = y - k;
     let p = 1.0
-        + f * (0.693_147_2
+        + f * (std::f32::consts::LN_2
             + f * (0.240_226_5
                 + f * (0.055_504_11
                     + f * (0.009_618_129

@@ -16,7 +16,7 @@ use std::{
 
 use hallmark::ErrorCode;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `hallmark keygen`.
@@ -47,6 +47,8 @@ pub const TEXT_DETECT: &str = "hallmark.text-detect/1";
 pub const LEDGER_VERIFY: &str = "hallmark.ledger-verify/1";
 /// `hallmark ledger head --json`.
 pub const LEDGER_HEAD: &str = "hallmark.ledger-head/1";
+/// `hallmark ledger push --json`.
+pub const LEDGER_PUSH: &str = "hallmark.ledger-push/1";
 
 /// The JSON shapes written (see the module docs).
 static VERSION: AtomicU8 = AtomicU8::new(2);
@@ -457,6 +459,22 @@ pub struct LedgerHeadOut<'a> {
     pub checkpoint: &'a hallmark::ledger::Checkpoint,
 }
 
+/// `hallmark ledger push --json`: what the registry stored.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct LedgerPushOut {
+    /// The registry's URL.
+    #[serde(default)]
+    pub registry: String,
+    /// Records in the ledger (all verified before sending).
+    pub records: u64,
+    /// Records the registry did not have.
+    pub created: u64,
+    /// Records it already had.
+    pub existing: u64,
+    /// Records whose manifest ID the registry holds under another record (not stored).
+    pub conflicts: u64,
+}
+
 /// The JSON Schema of every object the CLI prints, by schema name.
 pub fn schemas() -> BTreeMap<&'static str, schemars::Schema> {
     fn of<T: JsonSchema>() -> schemars::Schema {
@@ -477,6 +495,7 @@ pub fn schemas() -> BTreeMap<&'static str, schemars::Schema> {
     m.insert(TEXT_DETECT, of::<Item<TextDetectOut>>());
     m.insert(LEDGER_VERIFY, of::<Item<LedgerVerifyOut>>());
     m.insert(LEDGER_HEAD, of::<Item<LedgerHeadOut<'static>>>());
+    m.insert(LEDGER_PUSH, of::<Item<LedgerPushOut>>());
     for (name, s) in &mut m {
         s.insert("title".into(), Value::from(*name));
         // Every object's `schema` field holds exactly this name.

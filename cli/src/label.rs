@@ -76,6 +76,8 @@ pub struct LabelArgs {
     /// Append a signed record of every stamp to this ledger file.
     #[arg(long)]
     ledger: Option<PathBuf>,
+    #[command(flatten)]
+    registry: crate::registry::RegistryArgs,
     /// The journal file (default: `.hallmark-journal.jsonl` in the output folder; with
     /// --in-place, a file per input folder under $XDG_STATE_HOME/hallmark/label, never
     /// inside the folder being labelled). The report is written beside it.
@@ -402,6 +404,7 @@ pub fn label(
         }
         None => None,
     };
+    let registration = crate::registry::Registration::from_args(&a.registry, &a.keys)?;
     let mut journal = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -455,6 +458,7 @@ pub fn label(
         in_place: a.in_place,
         known: &known,
         ledger: ledger_w.as_ref(),
+        registration: registration.as_ref(),
         write_journal: &write_journal,
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
@@ -615,6 +619,13 @@ pub fn label(
             outln!("  failed {rel}: {why}");
         }
     }
+    let mut registry_failed = false;
+    if let Some(r) = &registration
+        && let Err(e) = r.flush(quiet)
+    {
+        errln!("hallmark: error: {e:#}");
+        registry_failed = true;
+    }
     let n_unreadable = unreadable.load(Ordering::Relaxed);
     if n_unreadable > 0 && !quiet {
         errln!(
@@ -622,7 +633,11 @@ pub fn label(
             report_path.display()
         );
     }
-    Ok(if failed.is_empty() { 0 } else { 2 })
+    Ok(if failed.is_empty() && !registry_failed {
+        0
+    } else {
+        2
+    })
 }
 
 /// What labelling one file comes to, decided before anything is written (a dry run prints
@@ -705,6 +720,7 @@ struct Job<'a, J: Fn(&serde_json::Value) -> Result<()> + Sync> {
     in_place: bool,
     known: &'a HashMap<String, Known>,
     ledger: Option<&'a Mutex<crate::ledger::LedgerWriter>>,
+    registration: Option<&'a crate::registry::Registration>,
     write_journal: &'a J,
 }
 
@@ -728,7 +744,7 @@ impl<J: Fn(&serde_json::Value) -> Result<()> + Sync> Job<'_, J> {
             fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        match self.ledger {
+        let rec = match self.ledger {
             Some(l) => {
                 let mut w = l
                     .lock()
@@ -739,7 +755,7 @@ impl<J: Fn(&serde_json::Value) -> Result<()> + Sync> Job<'_, J> {
                     self.stamper,
                     Some(&mut w),
                     crate::files::Replace::Allow,
-                )?;
+                )?
             }
             None => crate::commit_with_record(
                 out,
@@ -748,6 +764,14 @@ impl<J: Fn(&serde_json::Value) -> Result<()> + Sync> Job<'_, J> {
                 None,
                 crate::files::Replace::Allow,
             )?,
+        };
+        if let Some(r) = self.registration {
+            r.enqueue(&st, self.stamper, rec).with_context(|| {
+                format!(
+                    "{} is stamped, but its registry record could not be queued",
+                    out.display()
+                )
+            })?;
         }
         Ok(Outcome::Stamped(Box::new(st)))
     }

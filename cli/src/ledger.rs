@@ -198,6 +198,30 @@ pub enum LedgerCmd {
         #[arg(long)]
         keys: PathBuf,
     },
+    /// Register every stamp of a ledger with a hallmark registry (`hallmark serve`). The
+    /// chain and signatures are checked here and again by the service before it stores
+    /// anything; records it already has are left as they are.
+    #[command(
+        after_help = "Examples:\n  hallmark ledger push stamps.jsonl --registry http://127.0.0.1:8080 --registry-token $TOKEN"
+    )]
+    Push {
+        /// The ledger file.
+        file: PathBuf,
+        /// The registry's URL.
+        #[arg(long, value_name = "URL")]
+        registry: String,
+        /// The registry's write token (from `hallmark serve token create`).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "HALLMARK_REGISTRY_TOKEN",
+            hide_env_values = true
+        )]
+        registry_token: Option<String>,
+        /// Keys folder whose signing key the ledger must be signed with.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
 }
 
 /// A checkpoint given on the command line: a file holding one, or the JSON text itself.
@@ -224,11 +248,54 @@ pub fn json_inputs(cmd: &LedgerCmd) -> (&'static str, Vec<String>) {
         LedgerCmd::Verify { file, .. } => {
             (crate::json::LEDGER_VERIFY, vec![file.display().to_string()])
         }
+        LedgerCmd::Push { file, .. } => {
+            (crate::json::LEDGER_PUSH, vec![file.display().to_string()])
+        }
     }
 }
 
 pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
     match cmd {
+        LedgerCmd::Push {
+            file,
+            registry,
+            registry_token,
+            keys,
+        } => {
+            let key = keys
+                .as_deref()
+                .map(crate::keys::load_signer)
+                .transpose()?
+                .map(|c| c.public_key());
+            let recs = load(file, key)?;
+            if recs.is_empty() {
+                bail!("{} holds no records: nothing to push", file.display());
+            }
+            let text = crate::files::read_text_capped(
+                file,
+                crate::files::check::MAX_LEDGER_BYTES,
+                "the ledger",
+            )?;
+            let client = crate::registry::Client::new(registry, registry_token.clone())?;
+            let answer = client.push_ledger(text.as_bytes())?;
+            let mut out: crate::json::LedgerPushOut = serde_json::from_value(answer)
+                .context("the registry's answer is not a ledger push result")?;
+            out.registry = registry.clone();
+            if json_out {
+                crate::json::emit(crate::json::LEDGER_PUSH, file.display().to_string(), &out)?;
+            } else if !quiet {
+                outln!(
+                    "{}: {} records verified and pushed to {}: {} new, {} already there, {} conflicting",
+                    file.display(),
+                    out.records,
+                    registry,
+                    out.created,
+                    out.existing,
+                    out.conflicts
+                );
+            }
+            Ok(if out.conflicts > 0 { 3 } else { 0 })
+        }
         LedgerCmd::Head { file, keys } => {
             let cred = crate::keys::load_signer(keys)?;
             let recs = load(file, Some(cred.public_key()))?;

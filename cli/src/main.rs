@@ -7,6 +7,8 @@ mod keys;
 mod label;
 mod ledger;
 mod out;
+mod registry;
+mod serve;
 mod text;
 
 use std::{
@@ -162,6 +164,12 @@ enum Cmd {
     /// The accountability ledger of stamps.
     #[command(subcommand)]
     Ledger(ledger::LedgerCmd),
+    /// Run the verification service: the C2PA soft-binding resolution API over a registry
+    /// of stamps, POST /v1/verify, and a verify page at /.
+    #[command(
+        after_help = "Examples:\n  hallmark serve --db sqlite:registry.db --keys keys\n  hallmark serve token create --db sqlite:registry.db\n  hallmark serve --listen 127.0.0.1:8080 --db postgres://hallmark@localhost/hallmark --keys keys"
+    )]
+    Serve(serve::ServeArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  hallmark completions bash > ~/.local/share/bash-completion/completions/hallmark\n  hallmark completions zsh > ~/.zfunc/_hallmark"
@@ -234,6 +242,8 @@ struct StampArgs {
     /// Append a signed record of every stamp to this ledger file.
     #[arg(long)]
     ledger: Option<PathBuf>,
+    #[command(flatten)]
+    registry: registry::RegistryArgs,
     /// Skip reading the watermark back from each output, and so the stronger re-embedding of
     /// outputs where it does not read (saves a decode and a detection per file).
     #[arg(long)]
@@ -273,6 +283,19 @@ struct VerifyArgs {
     /// In folders, skip files matching this glob (repeatable).
     #[arg(long, value_name = "GLOB")]
     exclude: Vec<String>,
+    /// Have this hallmark service verify the files (POST URL/v1/verify): it looks for the
+    /// watermark with its keys and recovers a stripped manifest from its registry.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["keys", "keys_dir", "ledger", "trust"])]
+    resolve: Option<String>,
+    /// A token for a service that keeps reads private (`hallmark serve --private-reads`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HALLMARK_REGISTRY_TOKEN",
+        hide_env_values = true,
+        requires = "resolve"
+    )]
+    registry_token: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -410,7 +433,7 @@ fn json_inputs(cmd: &Cmd) -> Option<(&'static str, Vec<String>)> {
         Cmd::Image(ImageCmd::Detect { files, .. }) => (json::DETECT, all(files)),
         Cmd::Text(c) => return text::json_inputs(c),
         Cmd::Ledger(c) => ledger::json_inputs(c),
-        Cmd::Completions { .. } | Cmd::Schema { .. } => return None,
+        Cmd::Completions { .. } | Cmd::Schema { .. } | Cmd::Serve(_) => return None,
     })
 }
 
@@ -422,10 +445,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn init_logging(cli: &Cli) {
+    let serving = matches!(cli.cmd, Cmd::Serve(_));
     let level = if cli.quiet {
         "error"
     } else {
         match cli.verbose {
+            // A service logs every request (with its ID) by default.
+            0 if serving => "info",
             0 => "warn",
             1 => "info",
             _ => "debug",
@@ -482,6 +508,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Cmd::Image(c) => image(cli, c),
         Cmd::Text(c) => text::run(cli.json, cli.quiet, c),
         Cmd::Ledger(c) => ledger::run(cli.json, cli.quiet, c),
+        Cmd::Serve(a) => serve::run(cli.quiet, a),
         Cmd::Strip {
             input,
             output,
@@ -616,6 +643,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         }
         None => None,
     };
+    let registration = registry::Registration::from_args(&a.registry, &a.keys)?;
     if let Some(d) = &a.out_dir {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
@@ -669,7 +697,15 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
             s.output_format = output_format(&out, a.format)?;
             let st = hallmark::stamp(&bytes, &s, payload)
                 .with_context(|| format!("cannot stamp {}", input.display()))?;
-            commit_with_record(&out, &st, &s, ledger_w.as_mut(), replace)?;
+            let rec = commit_with_record(&out, &st, &s, ledger_w.as_mut(), replace)?;
+            if let Some(r) = &registration {
+                r.enqueue(&st, &s, rec).with_context(|| {
+                    format!(
+                        "{} is stamped, but its registry record could not be queued",
+                        out.display()
+                    )
+                })?;
+            }
             Ok(st)
         })();
         tracing::info!(
@@ -746,6 +782,15 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
             }
         }
     }
+    if let Some(r) = &registration {
+        match r.flush(cli.quiet) {
+            Ok((sent, _)) => tracing::info!(sent, "registry"),
+            Err(e) => {
+                errln!("hallmark: error: {e:#}");
+                worst = 2;
+            }
+        }
+    }
     Ok(worst)
 }
 
@@ -798,11 +843,11 @@ pub(crate) fn commit_with_record(
     s: &hallmark::Stamper,
     ledger: Option<&mut ledger::LedgerWriter>,
     replace: files::Replace,
-) -> Result<()> {
+) -> Result<Option<hallmark::ledger::Record>> {
     files::check_new(out, replace)?;
     let staged = files::stage(out, &st.bytes, None)?;
     let Some(l) = ledger else {
-        return staged.commit_as(replace);
+        return staged.commit_as(replace).map(|()| None);
     };
     let rec = l
         .append(hallmark::ledger::entry_for(st, s), s.signer())
@@ -814,10 +859,14 @@ pub(crate) fn commit_with_record(
             st.payload,
             rec.seq
         )
-    })
+    })?;
+    Ok(Some(rec))
 }
 
 fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
+    if let Some(url) = &a.resolve {
+        return verify_remote(cli, a, url);
+    }
     let mut verifier = files::check::verifier(
         &a.keys,
         a.keys_dir.as_deref(),
@@ -931,6 +980,71 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
             errln!("{line}");
         } else {
             outln!("{line}");
+        }
+    }
+    Ok(combine(&codes))
+}
+
+/// `verify --resolve URL`: each file is verified by the service, which recovers a stripped
+/// manifest through its registry. Output and exit codes are those of a local `verify`.
+fn verify_remote(cli: &Cli, a: &VerifyArgs, url: &str) -> Result<i32> {
+    let client = registry::Client::new(url, a.registry_token.clone())?;
+    let color = use_color(cli.color);
+    let mut codes = vec![];
+    for f in &a.files {
+        let res = (|| -> Result<serde_json::Value> {
+            if f.is_dir() {
+                bail!("{} is a folder: --resolve checks files", f.display());
+            }
+            let bytes = files::read_input(f)?;
+            client.verify(&bytes)
+        })();
+        match res {
+            Ok(mut rep) => {
+                let verdict = rep["verdict"].as_str().unwrap_or("").to_string();
+                let code = match verdict.as_str() {
+                    "ai_generated" | "ai_edited" | "signed_no_ai_claim" => 0,
+                    "no_evidence" if rep.get("damage").is_some_and(|d| !d.is_null()) => 2,
+                    "no_evidence" => 1,
+                    "tampered" => 3,
+                    _ => 2,
+                };
+                codes.push(code);
+                if cli.json {
+                    if let Some(o) = rep.as_object_mut() {
+                        let schema = o.remove("schema").unwrap_or_else(|| json::REPORT.into());
+                        let mut m = serde_json::Map::new();
+                        m.insert("schema".into(), schema);
+                        m.insert("file".into(), f.display().to_string().into());
+                        m.append(o);
+                        json::emit_value(&m)?;
+                    }
+                } else if !cli.quiet {
+                    let summary = rep["summary"].as_str().unwrap_or("");
+                    let paint = match (color, code) {
+                        (true, 0) => "\x1b[1;33m",
+                        (true, 3) => "\x1b[1;31m",
+                        (true, _) => "\x1b[1m",
+                        (false, _) => "",
+                    };
+                    out::raw_line(&format!(
+                        "{}: {paint}{}{}",
+                        out::escape(&f.display().to_string()),
+                        out::escape(summary),
+                        if paint.is_empty() { "" } else { "\x1b[0m" }
+                    ))?;
+                    for r in rep["reasons"].as_array().into_iter().flatten() {
+                        outln!("  - {}", r.as_str().unwrap_or(""));
+                    }
+                }
+            }
+            Err(e) => {
+                codes.push(2);
+                if cli.json {
+                    json::emit_error(json::REPORT, f.display().to_string(), &e)?;
+                }
+                errln!("hallmark: error: {e:#}");
+            }
         }
     }
     Ok(combine(&codes))

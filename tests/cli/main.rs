@@ -7,6 +7,7 @@ mod hostile;
 mod keygen;
 mod label;
 mod ledger;
+mod serve;
 mod text;
 mod util;
 mod watermark;

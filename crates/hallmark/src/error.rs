@@ -87,6 +87,29 @@ impl ErrorCode {
         }
     }
 
+    /// The code of a JSON name (as [`ErrorCode::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        use ErrorCode::*;
+        [
+            NotFound,
+            Io,
+            InvalidInput,
+            TooLarge,
+            TooSmall,
+            Unsupported,
+            Key,
+            InvalidParameter,
+            OutputExists,
+            Refused,
+            C2pa,
+            RemoteManifest,
+            Encode,
+            Internal,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == name)
+    }
+
     /// The code for an I/O error, by its kind.
     pub fn of_io(e: &std::io::Error) -> Self {
         match e.kind() {

@@ -22,7 +22,10 @@ pub use stamp::{
     Checks, MarkedFile, MarkedPixels, Stamped, Stamper, mark_encoded, mark_pixels, read_back,
     stamp, stamp_as, survives_webp,
 };
-pub use verify::{Consistency, REPORT_SCHEMA, Report, Verdict, Verifier, bound_watermark, verify};
+pub use verify::{
+    Candidate, Consistency, REPORT_SCHEMA, Recovery, Report, Verdict, Verifier, bound_watermark,
+    recover, verify,
+};
 
 pub use hallmark_c2pa as c2pa;
 pub use hallmark_core::{KeyId, Payload, WatermarkKey};

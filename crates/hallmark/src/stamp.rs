@@ -76,6 +76,11 @@ pub struct Stamped {
     /// The stamped file's bytes.
     #[serde(skip)]
     pub bytes: Vec<u8>,
+    /// The C2PA manifest store embedded in them (`application/c2pa` bytes): what a
+    /// soft-binding registry keeps so that a stripped copy can get its manifest back.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub manifest_store: Vec<u8>,
     /// Its format (the input's, or [`Stamper::output_format`]).
     pub format: Format,
     /// The watermark payload (the image's ID).
@@ -184,6 +189,7 @@ pub fn stamp_as(
         output_sha256: hex::encode(Sha256::digest(&signed.asset)),
         input_sha256: hex::encode(Sha256::digest(input)),
         bytes: signed.asset,
+        manifest_store: signed.manifest_store,
         format,
         payload,
         key_id: report.key_id,

@@ -32,6 +32,30 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// Looks for the watermark of each key in an encoded image: the detection for the key
+    /// that found it (or the first key's), `None` without keys.
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the bytes are not an image hallmark reads.
+    pub fn detect(&self, bytes: &[u8]) -> Result<Option<Detection>, Error> {
+        if self.detectors.is_empty() {
+            return Ok(None);
+        }
+        let (decoded, _) = io::decode_lenient(bytes, &self.limits)?;
+        let mut best = None;
+        for d in &self.detectors {
+            let det = d.detect(&decoded.image);
+            let found = det.detected;
+            if best.is_none() || found {
+                best = Some(det);
+            }
+            if found {
+                break;
+            }
+        }
+        Ok(best)
+    }
+
     /// A verifier that looks for the watermarks of `keys` (may be empty: manifest only).
     pub fn new(keys: &[WatermarkKey], trust: TrustSettings) -> Self {
         Verifier {
@@ -110,6 +134,10 @@ pub struct Report {
     /// which is never fetched.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_manifest: Option<String>,
+    /// The manifest recovered from a soft-binding registry for a file whose own manifest
+    /// is missing (see [`recover`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Recovery>,
     /// What is damaged in the image data (truncated scan, empty strip, cut-off animation),
     /// when something is: the watermark was looked for in what could be decoded.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -386,7 +414,165 @@ fn judge(
         watermark: wm,
         consistency,
         ledger: vec![],
+        registry: None,
         remote_manifest: None,
         damage: None,
     }
+}
+
+/// What a soft-binding registry holds for a watermark ID: one stamp's manifest and facts.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// The manifest's label.
+    pub manifest_id: String,
+    /// The manifest store's bytes (`application/c2pa`), when the registry has them (a
+    /// record ingested from a ledger has only the facts).
+    pub manifest_store: Option<Vec<u8>>,
+    /// Who signed (the signing certificate's subject).
+    pub signer: String,
+    /// The generating model, if recorded.
+    pub model: Option<String>,
+    /// RFC 3339 time of the stamp.
+    pub time: String,
+}
+
+/// A manifest recovered from a registry through the watermark (`registry` in the report).
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Recovery {
+    /// The recovered manifest's label (`GET /manifests/{manifestId}` returns its bytes).
+    pub manifest_id: String,
+    /// Who signed it.
+    pub signer: String,
+    /// The generating model, if recorded.
+    pub model: Option<String>,
+    /// When the image was stamped (RFC 3339).
+    pub time: String,
+    /// The recovered manifest checked against this file, when the registry holds its
+    /// bytes. Its hash of the file no longer matches once the metadata is stripped; what
+    /// links the two is the watermark its soft binding names.
+    pub c2pa: Option<Verification>,
+    /// How many registered manifests bind the same watermark ID.
+    pub matches: usize,
+}
+
+/// Hash-binding failures that stripping or re-encoding a file causes by itself.
+fn hash_failure(code: &str) -> bool {
+    code.contains("dataHash") || code.contains("boxesHash") || code.contains("hash.mismatch")
+}
+
+/// Completes `report` (of the file `bytes`) with what a registry holds for its watermark,
+/// when the file carries no manifest of its own but a watermark was found. Each candidate's
+/// manifest store, when present, is validated against the file: its signature must verify
+/// and its soft binding must name the detected watermark, or it is ignored (with a reason).
+/// The first candidate that stands up becomes [`Report::registry`] and the summary says who
+/// signed it; the verdict stays [`Verdict::AiGenerated`] (the watermark's).
+pub fn recover(report: &mut Report, bytes: &[u8], candidates: &[Candidate], trust: &TrustSettings) {
+    if report.c2pa.is_some() {
+        return;
+    }
+    let Some(id) = report
+        .watermark
+        .as_ref()
+        .filter(|w| w.detected)
+        .and_then(|w| w.payload)
+    else {
+        return;
+    };
+    if candidates.is_empty() {
+        report.reasons.push(format!(
+            "registry: no manifest is registered for watermark ID {id}"
+        ));
+        return;
+    }
+    let mime = report.format.map(Format::mime);
+    let mut accepted: Option<Recovery> = None;
+    for c in candidates {
+        let mut checked = None;
+        if let (Some(store), Some(mime)) = (&c.manifest_store, mime) {
+            match hallmark_c2pa::verify(mime, bytes, Some(store), trust) {
+                Ok(Some(v)) => {
+                    let bad: Vec<&str> = v
+                        .failure
+                        .iter()
+                        .map(|s| s.code.as_str())
+                        .filter(|c| !hash_failure(c))
+                        .collect();
+                    if !bad.is_empty() {
+                        report.reasons.push(format!(
+                            "registry: manifest {} ignored: it does not validate ({})",
+                            c.manifest_id,
+                            bad.join(", ")
+                        ));
+                        continue;
+                    }
+                    if bound_payload(&v) != Some(id) {
+                        report.reasons.push(format!(
+                            "registry: manifest {} ignored: its soft binding does not name watermark ID {id}",
+                            c.manifest_id
+                        ));
+                        continue;
+                    }
+                    checked = Some(v);
+                }
+                Ok(None) | Err(_) => {
+                    report.reasons.push(format!(
+                        "registry: manifest {} ignored: its bytes are not a readable manifest store",
+                        c.manifest_id
+                    ));
+                    continue;
+                }
+            }
+        }
+        if accepted.is_none() {
+            accepted = Some(Recovery {
+                manifest_id: c.manifest_id.clone(),
+                signer: c.signer.clone(),
+                model: c.model.clone(),
+                time: c.time.clone(),
+                c2pa: checked,
+                matches: 0,
+            });
+        }
+    }
+    let Some(mut r) = accepted else {
+        report.reasons.push(format!(
+            "registry: no registered manifest for watermark ID {id} stands up"
+        ));
+        return;
+    };
+    r.matches = candidates.len();
+    let model = r.model.as_deref().unwrap_or("an unrecorded model");
+    report.summary = format!(
+        "AI-generated: watermark found, manifest recovered from the registry: signed by {} with model {model} at {}",
+        r.signer, r.time
+    );
+    report.reasons.push(match &r.c2pa {
+        Some(v) => format!(
+            "registry: manifest {} recovered; its signature {}, it binds watermark ID {id}{}",
+            r.manifest_id,
+            if v.validation_state == ValidationState::Trusted
+                || v.success.iter().any(|s| s.code == "signingCredential.trusted")
+            {
+                "verifies and chains to a trust anchor"
+            } else {
+                "verifies (signer not checked against a trust anchor)"
+            },
+            if v.failure.iter().any(|s| hash_failure(&s.code)) {
+                "; its hash of the file no longer matches, as expected once metadata is stripped or the file re-encoded"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "registry: manifest {} recorded for watermark ID {id} from a signed ledger (the registry holds no manifest bytes for it)",
+            r.manifest_id
+        ),
+    });
+    if r.matches > 1 {
+        report.reasons.push(format!(
+            "registry: {} manifests bind watermark ID {id}; the first that validates is shown",
+            r.matches
+        ));
+    }
+    report.registry = Some(r);
 }

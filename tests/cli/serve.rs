@@ -707,6 +707,10 @@ fn r20_bad_requests_get_clear_errors() {
     let (s, _, b) = http("GET", &u("/services/supportedAlgorithms"), None, None);
     assert_eq!(s, 200);
     assert_eq!(json_of(&b)["watermarks"][0]["alg"], ALG);
+    // Every request is logged with its request ID.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = srv.log.lock().unwrap().clone();
+    assert!(log.contains("request_id=") && log.contains("status=413"), "{log}");
 }
 
 /// Private reads need the token too.

@@ -401,8 +401,8 @@ async fn by_binding_post(
 ) -> ApiResult<Json<Matches>> {
     authorize_read(&s, &headers).await?;
     let Json(b) = body?;
-    let q = q.map(|Query(q)| q).ok();
-    let max = b.max_results.or(q.as_ref().and_then(|q| q.max_results));
+    let Query(q) = q.map_err(|e| ApiError::bad("invalid_input", e.body_text()))?;
+    let max = b.max_results.or(q.max_results);
     let value = binding_value(b.alg.as_deref(), b.value.as_deref())?;
     Ok(Json(lookup(&s, &value, max_results(max)?).await?))
 }
@@ -436,7 +436,8 @@ async fn by_content(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Matches>> {
     authorize_read(&s, &headers).await?;
-    let max = max_results(q.ok().and_then(|Query(q)| q.max_results))?;
+    let Query(q) = q.map_err(|e| ApiError::bad("invalid_input", e.body_text()))?;
+    let max = max_results(q.max_results)?;
     let body = body?;
     if body.is_empty() {
         return Err(ApiError::bad(
@@ -576,6 +577,9 @@ async fn ledger(
     let body = body?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad("invalid_input", "a ledger is UTF-8 text"))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad("invalid_input", "the ledger is empty"));
+    }
     // The whole chain and every signature are checked before anything is stored.
     let recs = hallmark::ledger::verify_chain(text, None).map_err(|b| {
         ApiError(

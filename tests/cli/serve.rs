@@ -834,3 +834,51 @@ fn kill_during_ingestion(t: &TestDir, db: &str) {
     );
     assert_eq!(s, 201);
 }
+
+/// `label --registry` registers every file it stamps.
+#[test]
+fn r20_label_registers_every_stamp() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let db = sqlite(&t);
+    let tok = token(&db);
+    let srv = Server::start(&db, &[]);
+    let dir = t.dir("in");
+    for i in 0..3 {
+        scene(256, 200, 40 + i)
+            .save(dir.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let out = t.path("out");
+    let r = hm(&[
+        "--json",
+        "label",
+        dir.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--registry",
+        &srv.url,
+        "--registry-token",
+        &tok,
+        "--no-check",
+    ])
+    .run();
+    r.code(0);
+    let stamped: Vec<String> = r
+        .json_lines()
+        .iter()
+        .filter_map(|o| o["payload"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(stamped.len(), 3, "{}", r.stdout);
+    for p in stamped {
+        let v = b64(&u64::from_str_radix(&p, 16).unwrap().to_be_bytes());
+        let (_, b) = post_json(
+            &format!("{}/matches/byBinding", srv.url),
+            None,
+            &serde_json::json!({"alg": ALG, "value": v}),
+        );
+        assert_eq!(b["matches"].as_array().unwrap().len(), 1, "{p}");
+    }
+}

@@ -62,10 +62,7 @@ fn wrk(url: &str, connections: u32, seconds: u32, script: Option<&str>) -> Wrk {
     if let Some(s) = script {
         c.args(["-s", s]);
     }
-    let out = c
-        .arg(url)
-        .output()
-        .expect("run wrk (apt-get install wrk)");
+    let out = c.arg(url).output().expect("run wrk (apt-get install wrk)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let find = |prefix: &str| {
         text.lines()
@@ -147,10 +144,17 @@ fn main() {
         }
     });
     let fill = started.elapsed().as_secs_f64();
-    let stamper = Stamper::new(&wkey, SigningCredential::from_pem(&keys.chain_pem, &keys.key_pem).unwrap());
+    let stamper = Stamper::new(
+        &wkey,
+        SigningCredential::from_pem(&keys.chain_pem, &keys.key_pem).unwrap(),
+    );
     let jpg = std::fs::read(photos_dir().join("p06_seeding_1920x1080.jpg")).unwrap();
     let st = hallmark::stamp(&jpg, &stamper, None).unwrap();
-    let rec = next_record(None, hallmark::ledger::entry_for(&st, &stamper), stamper.signer());
+    let rec = next_record(
+        None,
+        hallmark::ledger::entry_for(&st, &stamper),
+        stamper.signer(),
+    );
     rt.block_on(store.insert(&NewRecord {
         record: rec,
         manifest_store: Some(st.manifest_store.clone()),
@@ -176,7 +180,8 @@ fn main() {
         "hallmark serve load, {backend}: {records} records (+1 real stamp) filled in {fill:.1} s; wrk -t2, {seconds} s per run, loopback, {} cores",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
-    let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode((run | 12_345).to_be_bytes());
+    let value =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode((run | 12_345).to_be_bytes());
     let url = format!(
         "http://{addr}/matches/byBinding?alg={}&value={value}&maxResults=10",
         hallmark_server::store::ALG

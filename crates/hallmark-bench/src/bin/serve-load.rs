@@ -51,8 +51,9 @@ fn ms(s: &str) -> f64 {
 
 fn wrk(url: &str, connections: u32, seconds: u32, script: Option<&str>) -> Wrk {
     let mut c = Command::new("wrk");
+    // wrk needs at least as many connections as threads.
     c.args([
-        "-t2",
+        &format!("-t{}", connections.clamp(1, 2)),
         &format!("-c{connections}"),
         &format!("-d{seconds}s"),
         "--latency",
@@ -177,7 +178,7 @@ fn main() {
     rt.spawn(async move { axum::serve(listener, app).await });
 
     println!(
-        "hallmark serve load, {backend}: {records} records (+1 real stamp) filled in {fill:.1} s; wrk -t2, {seconds} s per run, loopback, {} cores",
+        "hallmark serve load, {backend}: {records} records (+1 real stamp) filled in {fill:.1} s; wrk -t2 (-t1 at c=1), {seconds} s per run, loopback, {} cores",
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     let value =

@@ -197,6 +197,19 @@ pub enum LedgerCmd {
         /// Keys folder whose signing key signs the checkpoint (the ledger's).
         #[arg(long)]
         keys: PathBuf,
+        /// Also register the checkpoint with this hallmark registry: a ledger pushed there
+        /// later that is shorter, or rewritten, is refused.
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+        /// The registry's write token.
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "HALLMARK_REGISTRY_TOKEN",
+            hide_env_values = true,
+            requires = "registry"
+        )]
+        registry_token: Option<String>,
     },
     /// Register every stamp of a ledger with a hallmark registry (`hallmark serve`). The
     /// chain and signatures are checked here and again by the service before it stores
@@ -296,10 +309,20 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
             }
             Ok(if out.conflicts > 0 { 3 } else { 0 })
         }
-        LedgerCmd::Head { file, keys } => {
+        LedgerCmd::Head {
+            file,
+            keys,
+            registry,
+            registry_token,
+        } => {
             let cred = crate::keys::load_signer(keys)?;
             let recs = load(file, Some(cred.public_key()))?;
             let cp = ledger::checkpoint(&recs, &cred);
+            if let Some(url) = registry {
+                crate::registry::Client::new(url, registry_token.clone())?
+                    .push_checkpoint(&cp)
+                    .with_context(|| format!("the checkpoint was not registered with {url}"))?;
+            }
             // The checkpoint is the artifact: one JSON line on stdout (with --json, inside
             // the usual object).
             if json_out {

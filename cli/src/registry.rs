@@ -147,6 +147,25 @@ impl Client {
         serde_json::from_str(&body).context("the registry's answer is not JSON")
     }
 
+    /// Registers a signed ledger checkpoint (`/v1/checkpoints`).
+    ///
+    /// # Errors
+    /// The service is unreachable or refuses it (a conflicting checkpoint: the ledger was
+    /// rewritten).
+    pub fn push_checkpoint(&self, cp: &hallmark::ledger::Checkpoint) -> Result<()> {
+        let body = serde_json::to_vec(cp)?;
+        let (status, body) = self
+            .post("/v1/checkpoints", "application/json", &body)
+            .map_err(anyhow::Error::msg)?;
+        if status != 200 && status != 201 {
+            bail!(
+                "the registry refused the checkpoint ({status}): {}",
+                error_message(&body)
+            );
+        }
+        Ok(())
+    }
+
     /// Has the service verify a file (`/v1/verify`) and returns its report.
     ///
     /// # Errors

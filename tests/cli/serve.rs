@@ -882,3 +882,106 @@ fn r20_label_registers_every_stamp() {
         assert_eq!(b["matches"].as_array().unwrap().len(), 1, "{p}");
     }
 }
+
+/// Issue 18, item 6 with the registry: `ledger head --registry` registers the checkpoint, and
+/// a ledger cut short afterwards is refused when pushed.
+#[test]
+fn r18_r20_checkpoints_registered_catch_a_ledger_cut_short() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let db = sqlite(&t);
+    let tok = token(&db);
+    let ledger = t.path("stamps.jsonl");
+    for i in 0..3 {
+        let p = t.write_png(&format!("{i}.png"), 256, 256, 60 + i);
+        stamp_into_ledger(&p, &t.path(&format!("{i}-out.png")), &keys, &ledger).code(0);
+    }
+    let srv = Server::start(&db, &[]);
+    let head = hm(&[
+        "ledger",
+        "head",
+        ledger.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--registry",
+        &srv.url,
+        "--registry-token",
+        &tok,
+    ])
+    .run();
+    head.code(0);
+    let cp: serde_json::Value = serde_json::from_str(head.stdout.trim()).unwrap();
+    let pk = cp["public_key"].as_str().unwrap();
+    let (s, _, body) = http(
+        "GET",
+        &format!("{}/v1/checkpoints/{pk}", srv.url),
+        None,
+        None,
+    );
+    assert_eq!(s, 200);
+    let served = json_of(&body);
+    assert_eq!(served["records"], 3);
+    assert_eq!(served, cp, "the registry serves the checkpoint as signed");
+    // A forged checkpoint (count edited) is refused.
+    let mut forged = cp.clone();
+    forged["records"] = 99.into();
+    let (s, b) = post_json(&format!("{}/v1/checkpoints", srv.url), Some(&tok), &forged);
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_checkpoint"))
+    );
+
+    // The ledger loses its last record; pushing it now is refused, nothing is stored.
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let cut: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+    let cut_file = t.path("cut.jsonl");
+    std::fs::write(&cut_file, &cut).unwrap();
+    let r = hm(&[
+        "ledger",
+        "push",
+        cut_file.to_str().unwrap(),
+        "--registry",
+        &srv.url,
+        "--registry-token",
+        &tok,
+    ])
+    .run();
+    r.code(2);
+    assert!(r.stderr.contains("cut off"), "{}", r.stderr);
+    // The whole ledger goes in, and the served checkpoint checks it locally too.
+    hm(&[
+        "ledger",
+        "push",
+        ledger.to_str().unwrap(),
+        "--registry",
+        &srv.url,
+        "--registry-token",
+        &tok,
+    ])
+    .run()
+    .code(0);
+    let cp_file = t.path("cp.json");
+    std::fs::write(&cp_file, &body).unwrap();
+    hm(&[
+        "ledger",
+        "verify",
+        cut_file.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--expect",
+        cp_file.to_str().unwrap(),
+    ])
+    .run()
+    .code(3);
+    hm(&[
+        "ledger",
+        "verify",
+        ledger.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--expect",
+        cp_file.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
+}

@@ -187,6 +187,8 @@ pub fn router(state: State) -> axum::Router {
         .route("/manifests/{manifest_id}", get(manifest))
         .route("/v1/records", post(records))
         .route("/v1/ledger", post(ledger))
+        .route("/v1/checkpoints", post(checkpoint_post))
+        .route("/v1/checkpoints/{public_key}", get(checkpoint_get))
         .route("/v1/verify", post(verify))
         .fallback(|| async {
             ApiError(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into())
@@ -588,6 +590,19 @@ async fn ledger(
             format!("the ledger is broken at line {}: {}", b.line, b.reason),
         )
     })?;
+    // A ledger shorter than, or rewritten under, a checkpoint registered for its signer is
+    // refused whole: records were cut off the end or replaced since.
+    if let Some(first) = recs.first() {
+        for cp in s.0.store.checkpoints(&first.public_key).await? {
+            hallmark::ledger::check_checkpoint(&recs, &cp, None).map_err(|why| {
+                ApiError(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    format!("the ledger contradicts a registered checkpoint: {why}"),
+                )
+            })?;
+        }
+    }
     let mut out = LedgerIngested {
         records: recs.len(),
         created: 0,
@@ -650,4 +665,50 @@ async fn verify(
         .await?;
     }
     Ok(Json(report).into_response())
+}
+
+async fn checkpoint_post(
+    axum::extract::State(s): axum::extract::State<State>,
+    headers: HeaderMap,
+    body: Result<Json<hallmark::ledger::Checkpoint>, JsonRejection>,
+) -> ApiResult<Response> {
+    authorize(&s, &headers).await?;
+    let Json(cp) = body?;
+    hallmark::ledger::check_checkpoint_signature(&cp, None)
+        .map_err(|why| ApiError::bad("invalid_checkpoint", why))?;
+    match s.0.store.insert_checkpoint(&cp).await? {
+        Inserted::Created => Ok((StatusCode::CREATED, Json(serde_json::json!({"status": "created"}))).into_response()),
+        Inserted::Existing => Ok(Json(serde_json::json!({"status": "existing"})).into_response()),
+        Inserted::Conflict => Err(ApiError(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a checkpoint of this signer for as many records names another head: the ledger was rewritten".into(),
+        )),
+    }
+}
+
+async fn checkpoint_get(
+    axum::extract::State(s): axum::extract::State<State>,
+    headers: HeaderMap,
+    Path(public_key): Path<String>,
+) -> ApiResult<Json<hallmark::ledger::Checkpoint>> {
+    authorize_read(&s, &headers).await?;
+    if public_key.len() != 64 || !public_key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::bad(
+            "invalid_input",
+            "a public key is 64 hex digits",
+        ));
+    }
+    s.0.store
+        .checkpoints(&public_key.to_ascii_lowercase())
+        .await?
+        .pop()
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no checkpoint for this key".into(),
+            )
+        })
 }

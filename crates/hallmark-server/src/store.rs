@@ -9,7 +9,10 @@
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use hallmark::{Candidate, ledger::Record};
+use hallmark::{
+    Candidate,
+    ledger::{Checkpoint, Record},
+};
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -344,6 +347,71 @@ impl Store {
         .await
         .map(|r| r.is_some()))?;
         Ok(found)
+    }
+
+    /// Stores a signed checkpoint (checked by the caller): `Created`, `Existing` for the same
+    /// one again, `Conflict` when another checkpoint of the same signer counts as many
+    /// records with another head (the ledger was rewritten).
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn insert_checkpoint(&self, cp: &Checkpoint) -> Result<Inserted, StoreError> {
+        let json = serde_json::to_string(cp).unwrap_or_default();
+        let records = i64::try_from(cp.records).unwrap_or(i64::MAX);
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(
+                "INSERT INTO checkpoints (public_key, records, head, checkpoint_json, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (public_key, records) DO NOTHING",
+            )
+            .bind(cp.public_key.clone())
+            .bind(records)
+            .bind(cp.head.clone())
+            .bind(json)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            let out = if done.rows_affected() == 1 {
+                Inserted::Created
+            } else {
+                let row = sqlx::query(
+                    "SELECT head FROM checkpoints WHERE public_key = $1 AND records = $2",
+                )
+                .bind(cp.public_key.clone())
+                .bind(records)
+                .fetch_one(&mut *tx)
+                .await?;
+                let head: String = row.try_get(0)?;
+                if head == cp.head {
+                    Inserted::Existing
+                } else {
+                    Inserted::Conflict
+                }
+            };
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    /// The checkpoints registered for a signer's public key (hex), fewest records first.
+    ///
+    /// # Errors
+    /// The database's error.
+    pub async fn checkpoints(&self, public_key: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = on_pool!(self, |p| sqlx::query(
+            "SELECT checkpoint_json FROM checkpoints WHERE public_key = $1 ORDER BY records"
+        )
+        .bind(public_key)
+        .fetch_all(p)
+        .await
+        .and_then(|rows| rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()))?;
+        Ok(rows
+            .iter()
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect())
     }
 
     /// Closes the pool (waits for connections in use to be returned).

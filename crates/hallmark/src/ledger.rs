@@ -264,14 +264,13 @@ pub fn checkpoint(records: &[Record], cred: &SigningCredential) -> Checkpoint {
     cp
 }
 
-/// Checks a checkpoint's signature (with `expected_key` pinned, else its own key) and that
-/// `records` (a verified ledger) still holds everything it counted.
+/// Checks a checkpoint on its own: its schema, and its signature under the key it names
+/// (which must be `expected_key` when one is given). What a registry checks before storing
+/// a checkpoint.
 ///
 /// # Errors
-/// Why not, in words: a bad signature or another signer, fewer records than the checkpoint
-/// counted (records cut off the end), or a different record at its head (rewritten).
-pub fn check_checkpoint(
-    records: &[Record],
+/// Why not, in words.
+pub fn check_checkpoint_signature(
     cp: &Checkpoint,
     expected_key: Option<[u8; 32]>,
 ) -> Result<(), String> {
@@ -293,7 +292,21 @@ pub fn check_checkpoint(
         .and_then(|s| Signature::from_slice(&s).ok())
         .ok_or("the checkpoint's signature is malformed")?;
     key.verify(&cp.message(), &sig)
-        .map_err(|_| "the checkpoint's signature does not verify (edited or forged)")?;
+        .map_err(|_| "the checkpoint's signature does not verify (edited or forged)".to_string())
+}
+
+/// Checks a checkpoint's signature (with `expected_key` pinned, else its own key) and that
+/// `records` (a verified ledger) still holds everything it counted.
+///
+/// # Errors
+/// Why not, in words: a bad signature or another signer, fewer records than the checkpoint
+/// counted (records cut off the end), or a different record at its head (rewritten).
+pub fn check_checkpoint(
+    records: &[Record],
+    cp: &Checkpoint,
+    expected_key: Option<[u8; 32]>,
+) -> Result<(), String> {
+    check_checkpoint_signature(cp, expected_key)?;
     if let Some(first) = records.first()
         && first.public_key != cp.public_key
     {

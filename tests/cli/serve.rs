@@ -4,7 +4,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +49,13 @@ impl Server {
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("the server did not start:\n{}", log.lock().unwrap()));
         Server { child, url, log }
+    }
+
+    /// Sends SIGTERM and waits for the process to end.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
     }
 
     pub fn kill(&mut self) {
@@ -324,6 +331,55 @@ fn stamp_strip_resolve(db: &str) {
         None,
     );
     assert_eq!(s, 404);
+
+    // Re-stamped (an edit of a stamped image): the store holds the parent's manifest too, and
+    // returnActiveManifest=true gives only the new, active one.
+    let again = t.path("again.jpg");
+    let r2 = hm(&[
+        "--json",
+        "stamp",
+        out.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--registry",
+        &srv.url,
+        "--registry-token",
+        &tok,
+    ])
+    .run();
+    r2.code(0);
+    let id2 = r2.json_lines()[0]["manifest_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let count = |hay: &[u8], needle: &str| {
+        hay.windows(needle.len())
+            .filter(|w| *w == needle.as_bytes())
+            .count()
+    };
+    let has = |hay: &[u8], needle: &str| count(hay, needle) > 0;
+    let (s, _, full) = http("GET", &format!("{}/manifests/{id2}", srv.url), None, None);
+    assert_eq!(s, 200);
+    assert!(
+        has(&full, &id2) && has(&full, &manifest_id),
+        "the full store holds both manifests"
+    );
+    let (s, ct, active) = http(
+        "GET",
+        &format!("{}/manifests/{id2}?returnActiveManifest=true", srv.url),
+        None,
+        None,
+    );
+    assert_eq!((s, ct.as_str()), (200, "application/c2pa"));
+    // The parent's manifest box is gone; the active one still names it as its ingredient.
+    assert!(has(&active, &id2), "the active manifest is kept");
+    assert!(
+        count(&active, &manifest_id) < count(&full, &manifest_id),
+        "the parent's manifest is left out"
+    );
+    assert!(active.len() < full.len());
 
     // An unmarked photo: no evidence, nothing recovered.
     let plain = hm(&[
@@ -984,4 +1040,25 @@ fn r18_r20_checkpoints_registered_catch_a_ledger_cut_short() {
     ])
     .run()
     .code(0);
+}
+
+/// SIGTERM lets the request in flight finish, then the server exits 0.
+#[test]
+fn r20_graceful_shutdown_finishes_requests_in_flight() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let db = sqlite(&t);
+    let mut srv = Server::start(&db, &["--keys", &keys]);
+    let url = format!("{}/v1/verify", srv.url);
+    let bytes = std::fs::read(photo("p06_seeding_1920x1080.jpg")).unwrap();
+    let inflight = std::thread::spawn(move || http("POST", &url, None, Some(&bytes)));
+    // The verification of a 1080p photo takes well over this in a test build.
+    std::thread::sleep(Duration::from_millis(40));
+    let status = srv.terminate();
+    let (s, _, body) = inflight.join().unwrap();
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body)["verdict"], "no_evidence");
+    std::thread::sleep(Duration::from_millis(300)); // the log reader catches up
+    assert!(status.success(), "{status:?}\n{}", srv.log.lock().unwrap());
+    assert!(srv.log.lock().unwrap().contains("shutting down"));
 }

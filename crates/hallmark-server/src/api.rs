@@ -197,6 +197,14 @@ pub fn router(state: State) -> axum::Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(
             ServiceBuilder::new()
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+                    ApiError(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "the request failed inside the server".into(),
+                    )
+                    .into_response()
+                }))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TraceLayer::new_for_http().on_response(
@@ -483,11 +491,18 @@ async fn manifest(
             "the registry knows this manifest from a signed ledger only, without its bytes".into(),
         )),
         Some(Some(bytes)) => {
-            // A stamp's store holds its own manifest last (the active one) after those of
-            // any ingredients it was made from; the whole store is what validates, so it is
-            // what both forms return (`returnActiveManifest` is accepted; the active
-            // manifest is the store's last).
-            let _ = q.return_active_manifest;
+            // A store holds the manifests of the ingredients first and the active one last.
+            let bytes = if q.return_active_manifest == Some(true) {
+                crate::jumbf::active_only(&bytes).ok_or_else(|| {
+                    ApiError(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "the stored manifest store is not well-formed JUMBF".into(),
+                    )
+                })?
+            } else {
+                bytes
+            };
             Ok(([(header::CONTENT_TYPE, "application/c2pa")], bytes).into_response())
         }
     }

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod jumbf;
 mod metrics;
 pub mod store;
 

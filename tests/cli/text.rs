@@ -114,11 +114,14 @@ fn generated_text_is_detected_and_plain_text_is_not() {
 
     // The same model without the watermark: not detected (exit 1).
     // (--no-watermark wins over --key.)
+    // The p-value is exact, so at the default threshold (1e-3) one unmarked text in a
+    // thousand is flagged; these checks use 1e-6, so that random keys fail them one run in
+    // a million, not one in a thousand.
     x.generate("plain.txt", 1, &["--no-watermark"]);
-    let (code, v) = x.detect_json("plain.txt", &[]);
+    let (code, v) = x.detect_json("plain.txt", &["--threshold", "1e-6"]);
     assert_eq!(code, Some(1), "{v}");
     assert_eq!(v["detected"], false);
-    assert!(v["p_value"].as_f64().unwrap() > 1e-3, "{v}");
+    assert!(v["p_value"].as_f64().unwrap() > 1e-6, "{v}");
 }
 
 #[test]
@@ -134,6 +137,9 @@ fn wrong_key_and_wrong_scheme_do_not_detect() {
         &other,
         "--tokenizer",
         &x.model,
+        // Exact p-values: the default 1e-3 would flag one wrong key in a thousand.
+        "--threshold",
+        "1e-6",
         p.to_str().unwrap(),
     ])
     .run();
@@ -143,7 +149,7 @@ fn wrong_key_and_wrong_scheme_do_not_detect() {
         "{}",
         out.stdout
     );
-    let (code, _) = x.detect_json("marked.txt", &["--scheme", "kgw"]);
+    let (code, _) = x.detect_json("marked.txt", &["--scheme", "kgw", "--threshold", "1e-6"]);
     assert_eq!(code, Some(1));
 }
 
@@ -239,11 +245,11 @@ fn kgw_scheme_from_the_keys_folder_config() {
     assert_eq!(v["scheme"], "hallmark-text/1 kgw h=3 gamma=0.25 delta=2");
     assert!(v["z_score"].as_f64().unwrap() > 3.0, "{v}");
     // Forcing another scheme (or width) on the detector finds nothing.
-    let (code, _) = x.detect_json("g.txt", &["--scheme", "gumbel"]);
+    let (code, _) = x.detect_json("g.txt", &["--scheme", "gumbel", "--threshold", "1e-6"]);
     assert_eq!(code, Some(1));
-    let (code, _) = x.detect_json("g.txt", &["--scheme", "kgw"]);
+    let (code, _) = x.detect_json("g.txt", &["--scheme", "kgw", "--threshold", "1e-6"]);
     assert_eq!(code, Some(1));
-    let (code, _) = x.detect_json("g.txt", &["--scheme", "kgw-robust"]);
+    let (code, _) = x.detect_json("g.txt", &["--scheme", "kgw-robust", "--threshold", "1e-6"]);
     assert_eq!(code, Some(1));
 }
 
@@ -264,7 +270,7 @@ fn edit_robust_presets_by_name_on_both_sides() {
         assert_eq!(v["scheme"], header);
         assert!(v["z_score"].as_f64().unwrap() > 3.0, "{name}: {v}");
         // The default scheme (distortion-free, other keying) does not read it.
-        let (code, _) = x.detect_json(&out, &[]);
+        let (code, _) = x.detect_json(&out, &["--threshold", "1e-6"]);
         assert_eq!(code, Some(1), "{name}");
     }
 }

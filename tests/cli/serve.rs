@@ -168,6 +168,28 @@ fn b64(b: &[u8]) -> String {
 
 const ALG: &str = "io.github.hallmark.image-watermark.v1";
 
+/// The manifest IDs the registry at `url` binds to watermark ID `id` (POST byBinding).
+#[track_caller]
+fn matches_for(url: &str, id: u64) -> Vec<String> {
+    let (s, b) = post_json(
+        &format!("{url}/matches/byBinding"),
+        None,
+        &serde_json::json!({"alg": ALG, "value": b64(&id.to_be_bytes())}),
+    );
+    assert_eq!(s, 200, "{b}");
+    b["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manifestId"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A watermark ID written as hex (as the CLI prints it).
+fn id_of(hex: &str) -> u64 {
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
 /// The whole story of issue 20 on one database: a stamp registered with `--registry`, its
 /// stripped copy resolved through `verify --resolve`, `/matches/byContent`, `/matches/byBinding`
 /// and `/manifests/{id}`.
@@ -470,14 +492,7 @@ fn r20_registry_down_queues_and_sends_on_the_next_run() {
         .to_string();
     assert_eq!(std::fs::read_to_string(&queue).unwrap().trim(), "");
     for p in [pa, pb] {
-        let v = b64(&u64::from_str_radix(&p, 16).unwrap().to_be_bytes());
-        let (s, b) = post_json(
-            &format!("{}/matches/byBinding", srv.url),
-            None,
-            &serde_json::json!({"alg": ALG, "value": v}),
-        );
-        assert_eq!(s, 200);
-        assert_eq!(b["matches"].as_array().unwrap().len(), 1, "{p}: {b}");
+        assert_eq!(matches_for(&srv.url, id_of(&p)).len(), 1, "{p}");
     }
     // A wrong token keeps the records queued and fails the run.
     let c = t.write_png("c.png", 320, 240, 3);
@@ -524,15 +539,7 @@ fn r20_ledger_push_checks_the_chain_first() {
         payloads.push(v["watermark_id"].as_str().unwrap().to_string());
     }
     let srv = Server::start(&db, &[]);
-    let count = |p: &str| {
-        let v = b64(&u64::from_str_radix(p, 16).unwrap().to_be_bytes());
-        let (_, b) = post_json(
-            &format!("{}/matches/byBinding", srv.url),
-            None,
-            &serde_json::json!({"alg": ALG, "value": v}),
-        );
-        b["matches"].as_array().unwrap().len()
-    };
+    let count = |p: &str| matches_for(&srv.url, id_of(p)).len();
     // An edited ledger (the middle record's model changed) is refused whole, locally...
     let text = std::fs::read_to_string(&ledger).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -607,13 +614,7 @@ fn r20_ledger_push_checks_the_chain_first() {
         assert_eq!(count(p), 1);
     }
     // A ledger-only record resolves by binding; its manifest bytes are not known.
-    let v = b64(&u64::from_str_radix(&payloads[0], 16).unwrap().to_be_bytes());
-    let (_, b) = post_json(
-        &format!("{}/matches/byBinding", srv.url),
-        None,
-        &serde_json::json!({"alg": ALG, "value": v}),
-    );
-    let id = b["matches"][0]["manifestId"].as_str().unwrap().to_string();
+    let id = matches_for(&srv.url, id_of(&payloads[0])).remove(0);
     let (s, _, body) = http("GET", &format!("{}/manifests/{id}", srv.url), None, None);
     assert_eq!(s, 404);
     assert!(String::from_utf8_lossy(&body).contains("ledger"));
@@ -859,14 +860,8 @@ fn kill_during_ingestion(t: &TestDir, db: &str) {
     let (s, _, _) = http("GET", &format!("{}/readyz", srv.url), None, None);
     assert_eq!(s, 200);
     for id in &acked {
-        let (s, b) = post_json(
-            &format!("{}/matches/byBinding", srv.url),
-            None,
-            &serde_json::json!({"alg": ALG, "value": b64(&id.to_be_bytes())}),
-        );
-        assert_eq!(s, 200);
         assert_eq!(
-            b["matches"].as_array().unwrap().len(),
+            matches_for(&srv.url, *id).len(),
             1,
             "acknowledged record {id:x} lost"
         );
@@ -929,13 +924,7 @@ fn r20_label_registers_every_stamp() {
         .collect();
     assert_eq!(stamped.len(), 3, "{}", r.stdout);
     for p in stamped {
-        let v = b64(&u64::from_str_radix(&p, 16).unwrap().to_be_bytes());
-        let (_, b) = post_json(
-            &format!("{}/matches/byBinding", srv.url),
-            None,
-            &serde_json::json!({"alg": ALG, "value": v}),
-        );
-        assert_eq!(b["matches"].as_array().unwrap().len(), 1, "{p}");
+        assert_eq!(matches_for(&srv.url, id_of(&p)).len(), 1, "{p}");
     }
 }
 

@@ -75,31 +75,28 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+/// A body the extractor refused: too large (413) or malformed (400).
+fn rejected(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "the request body is larger than this server accepts".into(),
+        )
+    } else {
+        ApiError::bad("invalid_input", text)
+    }
+}
+
 impl From<BytesRejection> for ApiError {
     fn from(e: BytesRejection) -> Self {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the request body is larger than this server accepts".into(),
-            )
-        } else {
-            ApiError::bad("invalid_input", e.body_text())
-        }
+        rejected(e.status(), e.body_text())
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                "the request body is larger than this server accepts".into(),
-            )
-        } else {
-            ApiError::bad("invalid_input", e.body_text())
-        }
+        rejected(e.status(), e.body_text())
     }
 }
 

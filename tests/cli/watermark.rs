@@ -256,3 +256,27 @@ fn watermark_and_manifest_from_different_images_are_not_consistent() {
     assert_eq!(v["consistency"], "mismatch", "{v}");
     assert_eq!(v["verdict"], "tampered");
 }
+
+/// Marks issued by image format v1 (`testdata/marks`) must read exactly in every later
+/// version: a change that breaks this orphans marks already in the world.
+#[test]
+fn format_v1_fixtures_still_decode() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/marks/v1");
+    let key = dir.join("fixture.key");
+    // git does not keep file modes beyond the executable bit: copy the public test key to a
+    // private file, as the key loader requires of any key.
+    let t = TestDir::new();
+    let key_copy = t.path("fixture.key");
+    std::fs::write(&key_copy, std::fs::read(&key).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for (file, payload) in [
+        ("small_320x213.png", "0123456789abcdef"),
+        ("rocket_640x427.jpg", "fedcba9876543210"),
+    ] {
+        let d = detect(key_copy.to_str().unwrap(), &dir.join(file));
+        assert_eq!(d["detected"], true, "{file}: {d}");
+        assert_eq!(d["payload"], payload, "{file}: {d}");
+        assert_eq!(d["key_id"], "d93ff57af24af966", "{file}: {d}");
+    }
+}

@@ -19,6 +19,8 @@
 #![deny(missing_docs)]
 
 pub mod ecc;
+#[cfg(test)]
+mod format_tests;
 mod key;
 mod payload;
 pub mod stats;

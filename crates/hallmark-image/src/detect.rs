@@ -62,7 +62,42 @@ pub struct Detector {
     pilot_gp_spectrum: Vec<Complex32>,
     /// Maximum decoding attempts per image; the p-value bound grows with it.
     max_attempts: usize,
+    search: Search,
 }
+
+/// How the detector spends its search past the embedding geometry.
+///
+/// Most images a detector sees carry no mark, and decoding is what a search costs (a list
+/// decode per alignment, about a millisecond each). The screened search decodes an alignment
+/// only when the folded tile shows the pilot: its 8 keyed gratings both stand out of the
+/// tile's own spectrum ([`SCREEN_SNR`]) and line up in phase ([`SCREEN_Z`]). An unmarked
+/// picture rarely shows both at once (periodic textures give power without the keyed
+/// phases; noise gives neither), so it is answered "no" after the spectral analysis and a
+/// few decodes instead of the whole budget. Both searches try a subset of the same
+/// candidates, so the false-positive bound is the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Search {
+    /// Decode the alignments whose pilot is evident (the default).
+    #[default]
+    Screened,
+    /// Decode every alignment the budget allows, evident pilot or not: up to ~15x slower on
+    /// an unmarked image; for forensic second looks and for measuring what the screen costs.
+    Exhaustive,
+}
+
+/// The screen's thresholds (see [`Search`]). Calibrated on the benchmark's attacked images
+/// (`docs/image-benchmark.md`, "Fast no"): every alignment that decoded there had a pilot
+/// z of at least 2.95 and a line-to-spectrum ratio of at least 5.4, while 94% of the
+/// alignments tried on unmarked images fall below one of these.
+const SCREEN_Z: f64 = 2.4;
+/// See [`SCREEN_Z`].
+const SCREEN_SNR: f64 = 3.0;
+/// Polishing a lattice (about 60 extra folds) is worth it only when its first reading shows
+/// at least a trace of the pilot; looser than the decode screen, since polishing is what
+/// sharpens a blurred pilot.
+const POLISH_Z: f64 = 2.2;
+/// See [`POLISH_Z`].
+const POLISH_SNR: f64 = 2.0;
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,7 +155,15 @@ impl Detector {
             pilot_spectrum: t,
             pilot_gp_spectrum: tp,
             max_attempts: MAX_ATTEMPTS,
+            search: Search::Screened,
         }
+    }
+
+    /// The same detector with another search (see [`Search`]).
+    #[must_use]
+    pub fn with_search(mut self, search: Search) -> Self {
+        self.search = search;
+        self
     }
 
     /// The report of a search that found nothing (yet).
@@ -194,40 +237,52 @@ impl Detector {
                 // picture or crop the estimate's last half percent costs a fifth of the SNR.
                 if rank == 0
                     && let Some(exact) = nominal.iter().find_map(|&p| snap(&pl, p))
-                    && self.try_decode(&mut planner, [&r, &calm], &exact, f, &mut out, Offsets::All)
+                    && self
+                        .try_decode(&mut planner, [&r, &calm], &exact, f, &mut out, Offsets::All)
+                        .found
                 {
                     break;
                 }
-                if self.try_decode(&mut planner, [&r, &calm], &pl, f, &mut out, Offsets::All) {
+                let plain =
+                    self.try_decode(&mut planner, [&r, &calm], &pl, f, &mut out, Offsets::All);
+                if plain.found {
                     break;
                 }
                 // The spectral estimate of the lattice is good to a few tenths of a percent;
                 // on small images that is enough to blur the data chips. Polish the basis by
                 // maximising the pilot's coherence, then try again (best orientation only).
-                if rank == 0 {
+                let worth_polishing = self.search == Search::Exhaustive
+                    || (plain.z >= POLISH_Z && plain.snr >= POLISH_SNR);
+                if rank == 0 && worth_polishing {
                     let polished = self.polish(&mut planner, &r, &pl);
-                    if self.try_decode(
-                        &mut planner,
-                        [&r, &calm],
-                        &polished,
-                        f,
-                        &mut out,
-                        Offsets::All,
-                    ) {
+                    if self
+                        .try_decode(
+                            &mut planner,
+                            [&r, &calm],
+                            &polished,
+                            f,
+                            &mut out,
+                            Offsets::All,
+                        )
+                        .found
+                    {
                         break;
                     }
                     // The pilot's coarse gratings barely notice a scale error of half a
                     // percent, which still drifts the fine data chips by a chip across a
                     // small crop: refine once more on the data chips' own coherence.
                     let refined = self.polish_on_data(&mut planner, &r, &polished);
-                    if self.try_decode(
-                        &mut planner,
-                        [&r, &calm],
-                        &refined,
-                        f,
-                        &mut out,
-                        Offsets::All,
-                    ) {
+                    if self
+                        .try_decode(
+                            &mut planner,
+                            [&r, &calm],
+                            &refined,
+                            f,
+                            &mut out,
+                            Offsets::All,
+                        )
+                        .found
+                    {
                         break;
                     }
                 }
@@ -256,14 +311,16 @@ impl Detector {
                     })
                     .max_by(|a, b| a.0.total_cmp(&b.0));
                 if let Some((_, o)) = best
-                    && self.try_decode(
-                        &mut planner,
-                        [&r, &calm],
-                        &oriented(&base, o),
-                        f,
-                        &mut out,
-                        Offsets::All,
-                    )
+                    && self
+                        .try_decode(
+                            &mut planner,
+                            [&r, &calm],
+                            &oriented(&base, o),
+                            f,
+                            &mut out,
+                            Offsets::All,
+                        )
+                        .found
                 {
                     break;
                 }
@@ -304,7 +361,9 @@ impl Detector {
         out: &mut Detection,
     ) -> bool {
         let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
-        let found = self.try_decode(planner, planes, &base, f, out, Offsets::Origin);
+        let found = self
+            .try_decode(planner, planes, &base, f, out, Offsets::Origin)
+            .found;
         if found {
             out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
         }
@@ -323,18 +382,36 @@ impl Detector {
         f: f64,
         out: &mut Detection,
         offsets: Offsets,
-    ) -> bool {
+    ) -> Tried {
         let at_origin = offsets == Offsets::Origin;
+        let mut tried = Tried {
+            found: false,
+            z: 0.0,
+            snr: 0.0,
+        };
         let dl = scaled(pl, (M / MP) as f64);
         let full = (0, 0, planes[0].w, planes[0].h);
         // Data are read from the normalised residual, the plane the informed embedder
         // optimised for; the whitened plane served the synchronisation.
         let t = tile_highpass(&fold(planes[0], &dl, G, full), G, dl.period());
         let Some((z, dy, dx)) = pilot_peak(planner, &t, G, &self.pilot_spectrum) else {
-            return false;
+            return tried;
         };
         out.sync_score = out.sync_score.max(z);
         let (dy, dx) = (dy.round() as usize % GP, dx.round() as usize % GP);
+        // The screen (the embedding geometry is always decoded: two alignments, and where
+        // most marked files are found).
+        tried.z = z;
+        tried.snr = pilot_line_ratio(planner, &t);
+        if !at_origin
+            && self.search == Search::Screened
+            && (tried.z < SCREEN_Z || tried.snr < SCREEN_SNR)
+        {
+            if out.transform.is_none() {
+                out.transform = Some(transform(&dl, dy, dx, f));
+            }
+            return tried;
+        }
         for (k, plane) in planes.iter().enumerate() {
             let t = if k == 0 {
                 remove_pilot(planner, &t)
@@ -367,25 +444,26 @@ impl Detector {
             }
             for (oy, ox) in candidates {
                 if out.attempts + LIST > self.max_attempts {
-                    return false;
+                    return tried;
                 }
                 let soft = self.soft_bits(&t, oy, ox);
-                let (decoded, tried) = ecc::decode_list(&self.key, &soft, LIST);
-                out.attempts += tried;
+                let (decoded, checked) = ecc::decode_list(&self.key, &soft, LIST);
+                out.attempts += checked;
                 if let Some(d) = decoded {
                     out.detected = true;
                     out.payload = Some(d.payload);
                     out.bit_errors = Some(d.bit_errors);
                     out.sync_score = z;
                     out.transform = Some(transform(&dl, oy, ox, f));
-                    return true;
+                    tried.found = true;
+                    return tried;
                 }
             }
         }
         if out.transform.is_none() {
             out.transform = Some(transform(&dl, dy, dx, f));
         }
-        false
+        tried
     }
 
     /// Coordinate search over small changes of the pilot basis (scale and shear per axis),
@@ -532,6 +610,63 @@ pub(crate) fn bit_statistics(
         soft_bits_raw(tile, &t, 0, 0)
     };
     (stats(&rh), stats(&rm))
+}
+
+/// What one [`Detector::try_decode`] saw: whether it decoded, and the pilot's evidence at
+/// that lattice (the screen's two statistics).
+#[derive(Clone, Copy, Debug)]
+struct Tried {
+    found: bool,
+    /// Pilot correlation z (0 to 4: 4 when the 8 gratings line up perfectly in phase).
+    z: f64,
+    /// [`pilot_line_ratio`] of the folded tile.
+    snr: f64,
+}
+
+/// Mean power of the folded tile on the pilot's 8 spectral lines (and their conjugates)
+/// over its mean power at the other frequencies of the same band (radius 6-16 bins, where
+/// the lines lie): about 1 when the tile holds no pilot, 5 to several hundred when it does.
+/// The lines' neighbours are left out of the reference, so a slightly blurred pilot does
+/// not raise it.
+fn pilot_line_ratio(planner: &mut FftPlanner<f32>, t: &[f32]) -> f64 {
+    let mut buf: Vec<Complex32> = t.iter().map(|&v| Complex32::new(v, 0.0)).collect();
+    fft2d(planner, &mut buf, G, G, false);
+    let step = (G / GP) as i64;
+    let g = G as i64;
+    let mut near_line = vec![false; G * G];
+    let mut on = 0.0f64;
+    for &(k1, k2) in &PILOT_HARMONICS {
+        for sign in [1i64, -1] {
+            let (cx, cy) = (sign * i64::from(k1) * step, sign * i64::from(k2) * step);
+            let at = |dx: i64, dy: i64| {
+                (cy + dy).rem_euclid(g) as usize * G + (cx + dx).rem_euclid(g) as usize
+            };
+            on += f64::from(buf[at(0, 0)].norm_sqr());
+            for dy in -1..=1 {
+                for dx in -1..=1 {
+                    near_line[at(dx, dy)] = true;
+                }
+            }
+        }
+    }
+    let signed = |i: usize| {
+        if i > G / 2 {
+            i as f64 - G as f64
+        } else {
+            i as f64
+        }
+    };
+    let (mut off, mut n) = (0.0f64, 0usize);
+    for (i, c) in buf.iter().enumerate() {
+        let r = signed(i % G).hypot(signed(i / G));
+        if (6.0..=16.0).contains(&r) && !near_line[i] {
+            off += f64::from(c.norm_sqr());
+            n += 1;
+        }
+    }
+    let lines = 2 * PILOT_HARMONICS.len();
+    let ratio = (on / lines as f64) / (off / n.max(1) as f64);
+    if ratio.is_finite() { ratio } else { 0.0 }
 }
 
 /// Which data-tile offsets [`Detector::try_decode`] tries.

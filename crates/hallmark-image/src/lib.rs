@@ -53,12 +53,14 @@
 
 mod detect;
 mod embed;
+#[cfg(test)]
+mod format_tests;
 mod geometry;
 mod pattern;
 mod plane;
 mod ssim;
 
-pub use detect::{Detection, Detector, MAX_ATTEMPTS, Transform};
+pub use detect::{Detection, Detector, MAX_ATTEMPTS, Search, Transform};
 pub use embed::{EmbedParams, EmbedReport, ImageMark};
 
 /// Frees the scratch buffers this thread keeps between calls, and returns how many bytes
@@ -78,8 +80,16 @@ pub fn scratch_held() -> usize {
     plane::scratch::held()
 }
 
-/// The name recorded as the `alg` of a C2PA soft-binding assertion for this watermark.
+/// The name recorded as the `alg` of a C2PA soft-binding assertion for this watermark. Its
+/// last component is [`FORMAT_VERSION`].
 pub const SOFT_BINDING_ALG: &str = "io.github.hallmark.image-watermark.v1";
+
+/// Version of the mark's format: the key stream, tile layout, pilot, payload code and keyed
+/// check that an issued mark was made with. Frozen by known-answer tests and by committed
+/// marked images that every release must read (`testdata/marks`); a change to any of them
+/// is a new version, which detectors must read alongside the old ones
+/// (`docs/image-format.md`).
+pub const FORMAT_VERSION: u32 = 1;
 
 /// Errors from embedding.
 #[derive(Debug, thiserror::Error)]

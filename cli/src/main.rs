@@ -378,6 +378,14 @@ enum ImageCmd {
         /// The same as --json (kept for scripts written against 0.1).
         #[arg(long, hide = true)]
         jsonl: bool,
+        /// Write a picture of where the mark is (PNG: marked parts in colour, the rest
+        /// greyed, marked areas outlined). One image only; written only when the mark is
+        /// found.
+        #[arg(long, value_name = "OUT.png")]
+        map: Option<PathBuf>,
+        /// Replace an existing --map file.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -1369,7 +1377,19 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             key,
             files: paths,
             jsonl,
+            map,
+            force,
         } => {
+            if let Some(m) = map {
+                if paths.len() != 1 {
+                    return Err(files::coded(
+                        hallmark::ErrorCode::InvalidParameter,
+                        "--map draws one image's map: give exactly one image",
+                    ));
+                }
+                files::check_not_input(m, paths, false)?;
+                files::check_new(m, files::Replace::allowed_if(*force))?;
+            }
             let key = keys::load_watermark_key(key)?;
             let det = hallmark::image_mark::Detector::new(&key);
             let mut codes = vec![];
@@ -1381,6 +1401,16 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 match r {
                     Ok((d, damage)) => {
                         let res = det.detect(&d.image);
+                        if let (Some(m), Some(regions)) = (map, &res.regions) {
+                            let mut png = vec![];
+                            image::DynamicImage::ImageRgb8(regions.overlay(&d.image))
+                                .write_to(
+                                    &mut std::io::Cursor::new(&mut png),
+                                    image::ImageFormat::Png,
+                                )
+                                .context("cannot encode the map")?;
+                            files::write_output(m, &png, files::Replace::allowed_if(*force))?;
+                        }
                         // Nothing found in a damaged image is not a clean "no" (see verify).
                         codes.push(match (res.detected, &damage) {
                             (true, _) => 0,
@@ -1408,12 +1438,16 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                         } else if !cli.quiet {
                             match res.payload {
                                 Some(pl) => outln!(
-                                    "{}: watermark found, ID {} (p-value {:.1e}, {} bit errors corrected, {:.0} ms)",
+                                    "{}: watermark found, ID {} (p-value {:.1e}, {} bit errors corrected, {:.0} ms){}",
                                     p.display(),
                                     pl,
                                     res.p_value,
                                     res.bit_errors.unwrap_or(0),
-                                    res.millis
+                                    res.millis,
+                                    match &res.regions {
+                                        Some(r) if r.is_partial() => format!("; {}", r.describe()),
+                                        _ => String::new(),
+                                    }
                                 ),
                                 None => outln!(
                                     "{}: no watermark found ({:.0} ms)",

@@ -280,3 +280,92 @@ fn format_v1_fixtures_still_decode() {
         assert_eq!(d["key_id"], "d93ff57af24af966", "{file}: {d}");
     }
 }
+
+/// A composite (a marked square pasted into an unmarked photo) is reported as partly
+/// marked, where the square is, with a map picture; the whole marked image is not.
+#[test]
+fn composites_are_located_and_mapped() {
+    use image::GenericImage;
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let marked = t.path("marked.png");
+    hm(&[
+        "image",
+        "embed",
+        "--key",
+        &keys,
+        "--payload",
+        "00000000c0ffee00",
+        photo("p06_seeding_1920x1080.jpg").to_str().unwrap(),
+        "-o",
+        marked.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
+    let whole = detect(&keys, &marked);
+    assert!(
+        whole["regions"]["fraction"].as_f64().unwrap() > 0.8,
+        "{whole}"
+    );
+
+    let m = image::open(&marked).unwrap();
+    let mut base = image::open(photo("p03_rocket_640x427.png"))
+        .unwrap()
+        .resize_exact(1920, 1080, image::imageops::FilterType::Lanczos3);
+    let (px, py, side) = (1100u32, 350u32, 640u32);
+    base.copy_from(&m.crop_imm(600, 200, side, side), px, py)
+        .unwrap();
+    let comp = t.path("composite.png");
+    base.save(&comp).unwrap();
+    let map = t.path("map.png");
+    let r = hm(&[
+        "image",
+        "detect",
+        "--key",
+        &keys,
+        "--json",
+        "--map",
+        map.to_str().unwrap(),
+        comp.to_str().unwrap(),
+    ])
+    .run();
+    r.code(0);
+    let d = &r.json_lines()[0];
+    assert_eq!(d["payload"], "00000000c0ffee00", "{d}");
+    let regions = &d["regions"];
+    let truth = f64::from(side * side) / (1920.0 * 1080.0);
+    let frac = regions["fraction"].as_f64().unwrap();
+    assert!(
+        (frac - truth).abs() < 0.5 * truth,
+        "fraction {frac} vs {truth}: {d}"
+    );
+    assert_eq!(regions["location"], "right", "{d}");
+    let b = &regions["boxes"][0];
+    let (bx, by) = (
+        b["x"].as_u64().unwrap() as f64,
+        b["y"].as_u64().unwrap() as f64,
+    );
+    let (bw, bh) = (
+        b["width"].as_u64().unwrap() as f64,
+        b["height"].as_u64().unwrap() as f64,
+    );
+    let ix = ((bx + bw).min(f64::from(px + side)) - bx.max(f64::from(px))).max(0.0);
+    let iy = ((by + bh).min(f64::from(py + side)) - by.max(f64::from(py))).max(0.0);
+    let inter = ix * iy;
+    let iou = inter / (bw * bh + f64::from(side * side) - inter);
+    assert!(iou >= 0.7, "box IoU {iou}: {b}");
+    let pic = image::open(&map).expect("the map is a picture");
+    assert_eq!((pic.width(), pic.height()), (1280, 720));
+    // The map is not overwritten without --force.
+    hm(&[
+        "image",
+        "detect",
+        "--key",
+        &keys,
+        "--map",
+        map.to_str().unwrap(),
+        comp.to_str().unwrap(),
+    ])
+    .run()
+    .code(2);
+}

@@ -8,6 +8,7 @@ use crate::{
     geometry::{Lattice, analyse, fft2d, find_lattices},
     pattern::{BINS_PER_CHIP, CHIP_PX, G, GP, M, MP, PILOT_HARMONICS, Tile, mark_scale},
     plane::{Plane, floor, working_size},
+    regions::{Alignment, Regions, locate},
 };
 
 /// The geometric transform the detector estimated between the marked original and the
@@ -50,8 +51,16 @@ pub struct Detection {
     pub transform: Option<Transform>,
     /// The public ID of the key searched for.
     pub key_id: KeyId,
+    /// Which parts of the picture carry the mark, when detected by [`Detector::detect`]
+    /// (a composite reads as partly marked). `None` when not detected, or when the picture
+    /// is too small to map.
+    pub regions: Option<Regions>,
     /// Wall-clock time spent, milliseconds.
     pub millis: f64,
+    /// Where the payload decoded (for the map).
+    #[serde(skip)]
+    #[schemars(skip)]
+    found_at: Option<Alignment>,
 }
 
 /// Looks for the mark of one key.
@@ -177,7 +186,9 @@ impl Detector {
             attempts: 0,
             transform: None,
             key_id: self.key.id(),
+            regions: None,
             millis: 0.0,
+            found_at: None,
         }
     }
 
@@ -197,6 +208,7 @@ impl Detector {
         // Most files reach a detector as they were written: first the embedding geometry
         // (all that `detect_untouched` reads), on its own share of the budget.
         if self.try_untouched(&mut planner, [&r, &calm], (w, h), f, &mut out) {
+            self.map(&mut out, &r, f, (w, h));
             out.millis = start.elapsed().as_secs_f64() * 1e3;
             return out;
         }
@@ -328,9 +340,17 @@ impl Detector {
         }
         if out.detected {
             out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
+            self.map(&mut out, &r, f, (w, h));
         }
         out.millis = start.elapsed().as_secs_f64() * 1e3;
         out
+    }
+
+    /// Fills `out.regions` for a detection (see [`Regions`]).
+    fn map(&self, out: &mut Detection, r: &Plane, f: f64, size: (usize, usize)) {
+        if let (Some(at), Some(payload)) = (out.found_at, out.payload) {
+            out.regions = locate(&self.tile, &self.key, payload, r, &at, f, size);
+        }
     }
 
     /// Looks for the mark only where an untouched file has it: unscaled, unrotated, at the
@@ -455,6 +475,7 @@ impl Detector {
                     out.bit_errors = Some(d.bit_errors);
                     out.sync_score = z;
                     out.transform = Some(transform(&dl, oy, ox, f));
+                    out.found_at = Some(Alignment { dl, oy, ox });
                     tried.found = true;
                     return tried;
                 }

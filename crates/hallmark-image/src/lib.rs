@@ -58,10 +58,12 @@ mod format_tests;
 mod geometry;
 mod pattern;
 mod plane;
+mod regions;
 mod ssim;
 
 pub use detect::{Detection, Detector, MAX_ATTEMPTS, Search, Transform};
 pub use embed::{EmbedParams, EmbedReport, ImageMark};
+pub use regions::{RegionBox, Regions};
 
 /// Frees the scratch buffers this thread keeps between calls, and returns how many bytes
 /// that was.

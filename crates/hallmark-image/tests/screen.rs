@@ -32,14 +32,26 @@ fn unmarked_photos_are_answered_without_the_whole_budget() {
         let s = screened.detect(&img);
         let e = exhaustive.detect(&img);
         assert!(!s.detected && !e.detected, "{name}");
-        assert!(s.attempts <= e.attempts, "{name}: {} > {}", s.attempts, e.attempts);
-        assert!(e.attempts > MAX_ATTEMPTS / 2, "{name}: exhaustive {}", e.attempts);
+        assert!(
+            s.attempts <= e.attempts,
+            "{name}: {} > {}",
+            s.attempts,
+            e.attempts
+        );
+        assert!(
+            e.attempts > MAX_ATTEMPTS / 2,
+            "{name}: exhaustive {}",
+            e.attempts
+        );
         s_total += s.attempts;
         e_total += e.attempts;
     }
     // Measured: 16 codewords on five of the six, about a third of the budget on the
     // cameraman (a periodic texture that resembles the pilot's lattice).
-    assert!(s_total * 4 <= e_total, "screened {s_total} vs exhaustive {e_total}");
+    assert!(
+        s_total * 4 <= e_total,
+        "screened {s_total} vs exhaustive {e_total}"
+    );
 }
 
 #[test]
@@ -59,8 +71,11 @@ fn marks_found_by_the_search_are_still_found() {
         let attacked = [
             // A corner crop, scaled: no longer at the embedding geometry (the working copy
             // follows the short side).
-            img.crop_imm(0, 0, w * 3 / 4, h * 3 / 4)
-                .resize(w * 9 / 10, h * 9 / 10, FilterType::Triangle),
+            img.crop_imm(0, 0, w * 3 / 4, h * 3 / 4).resize(
+                w * 9 / 10,
+                h * 9 / 10,
+                FilterType::Triangle,
+            ),
             // A crop off the tile grid, mirrored.
             img.crop_imm(37, 23, w * 8 / 10, h * 8 / 10).fliph(),
         ];

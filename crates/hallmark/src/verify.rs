@@ -290,6 +290,13 @@ fn judge(
             d.p_value,
             d.bit_errors.unwrap_or(0)
         ));
+        // A composite: only part of the picture carries the mark.
+        if let Some(r) = d.regions.as_ref().filter(|r| r.is_partial()) {
+            reasons.push(format!(
+                "{} (the rest of the picture does not carry it: a composite or an edit)",
+                r.describe()
+            ));
+        }
     } else if wm.is_some() {
         reasons.push("no watermark found with the given key(s)".into());
     }

@@ -96,6 +96,10 @@ fn main() {
         small_images(&set, arg("--small", 27));
         return;
     }
+    if std::env::args().any(|a| a == "--only-composite") {
+        composites(&set, arg("--composites", 40));
+        return;
+    }
     if std::env::args().any(|a| a == "--only-speed") {
         speed(&set);
         return;
@@ -243,6 +247,7 @@ fn main() {
              default): {screen_misses}/{screen_trials}"
         );
         small_images(&set, arg("--small", 27));
+        composites(&set, arg("--composites", 40));
 
         // Wrong key never detects.
         let wrong = marked
@@ -491,5 +496,89 @@ fn unmarked_variant(set: &[(String, DynamicImage)], rng: &mut StdRng) -> Dynamic
             let (w, h) = (rng.gen_range(256..900), rng.gen_range(256..900));
             DynamicImage::ImageRgb8(render(w, h, rng.r#gen()))
         }
+    }
+}
+
+/// Composites: a square of 512-900 px cut from a marked 1024x1024 picture (a stand-in for a
+/// generated image) pasted at a random place into an unmarked 1920x1080 photo, saved as PNG
+/// and as JPEG q90. Counts exact payloads and the map's IoU with the pasted square.
+fn composites(set: &[(String, DynamicImage)], n: usize) {
+    use image::{GenericImage, imageops::FilterType};
+    println!(
+        "\n## Composites: a marked square (512-900 px) pasted into an unmarked 1920x1080 photo ({n} seeded)"
+    );
+    println!(
+        "| saved as | payload exact | map IoU >= 0.7 | mean IoU (detected) | mean marked share reported / true |"
+    );
+    println!("|---|---|---|---|---|");
+    for jpeg_q in [None, Some(90u8)] {
+        let res: Vec<(bool, f64, f64, f64)> = (0..n as u64)
+            .into_par_iter()
+            .map(|s| {
+                let mut rng = StdRng::seed_from_u64(900_000 + s);
+                let key = WatermarkKey::from_bytes(rng.r#gen());
+                let payload = Payload(rng.r#gen());
+                let a = rng.gen_range(0..set.len());
+                let b = (a + rng.gen_range(1..set.len())) % set.len();
+                let generated = set[a].1.resize_to_fill(1024, 1024, FilterType::Lanczos3);
+                let m = hallmark::mark_pixels(
+                    &generated,
+                    &ImageMark::new(&key, EmbedParams::default()),
+                    Some(&Detector::new(&key)),
+                    payload,
+                    hallmark::Checks::default(),
+                )
+                .unwrap()
+                .image;
+                let side = rng.gen_range(512..=900u32);
+                let (sx, sy) = (rng.gen_range(0..=1024 - side), rng.gen_range(0..=1024 - side));
+                let (px, py) = (rng.gen_range(0..=1920 - side), rng.gen_range(0..=1080 - side));
+                let mut photo = set[b].1.resize_to_fill(1920, 1080, FilterType::Lanczos3);
+                photo
+                    .copy_from(&m.crop_imm(sx, sy, side, side), px, py)
+                    .unwrap();
+                let img = match jpeg_q {
+                    Some(q) => jpeg(&photo, q, true),
+                    None => photo,
+                };
+                let d = Detector::new(&key).detect(&img);
+                let ok = d.payload == Some(payload);
+                let (mut inter, mut uni, mut pred) = (0u64, 0u64, 0u64);
+                if let Some(r) = &d.regions {
+                    for y in (0..1080u32).step_by(4) {
+                        for x in (0..1920u32).step_by(4) {
+                            let (cx, cy) = ((f64::from(x) / r.cell_px) as usize, (f64::from(y) / r.cell_px) as usize);
+                            let p = r.grid.get(cy).and_then(|row| row.as_bytes().get(cx)) == Some(&b'#');
+                            let t = x >= px && x < px + side && y >= py && y < py + side;
+                            inter += u64::from(p && t);
+                            uni += u64::from(p || t);
+                            pred += u64::from(p);
+                        }
+                    }
+                }
+                let iou = if uni > 0 { inter as f64 / uni as f64 } else { 0.0 };
+                let truth = f64::from(side * side) / (1920.0 * 1080.0);
+                let share = pred as f64 / (480.0 * 270.0);
+                if std::env::var_os("HALLMARK_BENCH_DEBUG").is_some() {
+                    eprintln!("composite #{s} side {side} at ({px},{py}) q {jpeg_q:?}: ok {ok} IoU {iou:.2}");
+                }
+                (ok, iou, share, truth)
+            })
+            .collect();
+        let ok = res.iter().filter(|r| r.0).count();
+        let good = res.iter().filter(|r| r.0 && r.1 >= 0.7).count();
+        let det: Vec<_> = res.iter().filter(|r| r.0).collect();
+        let mean_iou = det.iter().map(|r| r.1).sum::<f64>() / det.len().max(1) as f64;
+        let share = det.iter().map(|r| r.2).sum::<f64>() / det.len().max(1) as f64;
+        let truth = det.iter().map(|r| r.3).sum::<f64>() / det.len().max(1) as f64;
+        println!(
+            "| {} | {ok}/{n} ({:.0}%; target 95%) | {good}/{n} ({:.0}%; target 95%) | {mean_iou:.2} | {share:.3} / {truth:.3} |",
+            match jpeg_q {
+                Some(q) => format!("JPEG q{q}"),
+                None => "PNG".to_string(),
+            },
+            100.0 * ok as f64 / n.max(1) as f64,
+            100.0 * good as f64 / n.max(1) as f64,
+        );
     }
 }

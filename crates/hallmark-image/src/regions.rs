@@ -1,0 +1,427 @@
+//! Where in a picture the mark is: once a payload has decoded, the detector knows the exact
+//! chip pattern the mark should show, so every part of the picture can be asked whether it
+//! carries that pattern. A composite (a generated object pasted into a photo, or a photo
+//! pasted into a generated image) then reads as partly marked.
+//!
+//! The picture's working copy is cut into cells of [`CELL`] working pixels. In each cell the
+//! normalised residual is correlated with the expected data chips (the keyed signs of the
+//! decoded codeword, laid out by the lattice the decoder used), and, for calibration, with
+//! four copies of that pattern shifted by half a tile (independent of the mark, so they
+//! measure what the picture alone gives: pixels within a chip are correlated, so the null
+//! spread is estimated, not assumed). Windows of 5x5 cells whose correlation stands above
+//! that null by [`SEED_Z`] standard deviations are certainly marked (seeds). Each cell is
+//! then called marked when the correlation coefficient of its 3x3 neighbourhood is at least
+//! half the one measured over the seeds (the level halfway between "no mark" and "marked as
+//! the seeds are", which keeps a region's edge where it is); marked cells connected to a
+//! seed form the regions. Cells with no texture at all (flat, clipped) carry no evidence
+//! and take their neighbours' call.
+
+use hallmark_core::{Payload, WatermarkKey};
+
+use crate::{
+    geometry::Lattice,
+    pattern::{BINS_PER_CHIP, G, M, Tile},
+    plane::{Plane, floor},
+};
+
+/// Side of a map cell, in working pixels (about 5 chips).
+const CELL: usize = 16;
+/// Window z-score that makes a seed: far above anything the null patterns reach over a
+/// whole 1080p picture (about 900 windows).
+const SEED_Z: f64 = 6.0;
+/// A 3x3-cell neighbourhood this far above the null is marked even when its correlation is
+/// below half the seeds' (the embedder marks smooth areas more gently).
+const CELL_Z: f64 = 3.0;
+
+/// Which parts of a picture carry the mark (see the module docs for how it is measured).
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct Regions {
+    /// Share of the picture's area that carries the mark, 0 to 1.
+    pub fraction: f64,
+    /// Where, in words: `whole image` (at least 90% marked), else the position of the
+    /// largest marked area (`top-left`, `top`, `top-right`, `left`, `centre`, `right`,
+    /// `bottom-left`, `bottom`, `bottom-right`).
+    pub location: String,
+    /// Bounding boxes of the marked areas in pixels of the analysed image, largest first.
+    pub boxes: Vec<RegionBox>,
+    /// The map itself, one character per cell, row by row from the top: `#` marked, `-`
+    /// not marked, `.` no evidence either way (no texture).
+    pub grid: Vec<String>,
+    /// Side of a grid cell in pixels of the analysed image.
+    pub cell_px: f64,
+}
+
+/// A marked area's bounding box, in pixels of the analysed image.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct RegionBox {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Share of the picture's area that this area's marked cells cover.
+    pub fraction: f64,
+}
+
+impl Regions {
+    /// Whether the map says only part of the picture is marked.
+    pub fn is_partial(&self) -> bool {
+        self.fraction < 0.9
+    }
+
+    /// One line for people: "watermark found in 23% of the image, top-left region".
+    pub fn describe(&self) -> String {
+        if self.is_partial() {
+            format!(
+                "watermark found in {:.0}% of the image, {} region",
+                self.fraction * 100.0,
+                self.location
+            )
+        } else {
+            "watermark found across the whole image".to_string()
+        }
+    }
+}
+
+/// The alignment a payload decoded at: data-tile lattice (working pixels) and the tile
+/// offset in bins.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Alignment {
+    pub dl: Lattice,
+    pub oy: usize,
+    pub ox: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Cell {
+    s: f64,
+    null: [f64; 4],
+    q: f64,
+    n: f64,
+}
+
+/// Maps the mark over the working-copy residual `r` (image `size`, working scale `f`).
+pub(crate) fn locate(
+    tile: &Tile,
+    key: &WatermarkKey,
+    payload: Payload,
+    r: &Plane,
+    at: &Alignment,
+    f: f64,
+    size: (usize, usize),
+) -> Option<Regions> {
+    let l = &at.dl;
+    let det = l.a[0] * l.b[1] - l.b[0] * l.a[1];
+    if det.abs() < 1e-6 || r.w < CELL || r.h < CELL {
+        return None;
+    }
+    let chips = tile.chips(key, payload);
+    // The same pattern shifted by half a tile (and a quarter), for the null.
+    let shifted = |di: usize, dj: usize| -> Vec<f32> {
+        (0..M * M)
+            .map(|k| chips[((k / M + di) % M) * M + (k % M + dj) % M])
+            .collect()
+    };
+    let nulls = [
+        shifted(M / 2, 0),
+        shifted(0, M / 2),
+        shifted(M / 2, M / 2),
+        shifted(M / 4, 3 * M / 4),
+    ];
+    let (i00, i01, i10, i11) = (l.b[1] / det, -l.b[0] / det, -l.a[1] / det, l.a[0] / det);
+    let (cols, rows) = (r.w.div_ceil(CELL), r.h.div_ceil(CELL));
+    let mut cells = vec![Cell::default(); cols * rows];
+    let g = G as f64;
+    let chip_of = |t: f64, off: usize| -> usize {
+        // Bin within the tile, then the chip whose reading window (see `soft_bits_raw`)
+        // is centred on it.
+        let bin = (t - floor(t)) * g;
+        let rel = (bin - off as f64 + 0.5).rem_euclid(g);
+        ((rel / BINS_PER_CHIP as f64) as usize).min(M - 1)
+    };
+    for y in 0..r.h {
+        let yf = y as f64 + 0.5;
+        let row = &r.data[y * r.w..(y + 1) * r.w];
+        for (x, &v) in row.iter().enumerate() {
+            let xf = x as f64 + 0.5;
+            let (u, w) = (i00 * xf + i01 * yf, i10 * xf + i11 * yf);
+            let k = chip_of(w, at.oy) * M + chip_of(u, at.ox);
+            let c = &mut cells[(y / CELL) * cols + x / CELL];
+            let v = f64::from(v);
+            c.s += v * f64::from(chips[k]);
+            for (acc, p) in c.null.iter_mut().zip(&nulls) {
+                *acc += v * f64::from(p[k]);
+            }
+            c.q += v * v;
+            c.n += 1.0;
+        }
+    }
+    // Null spread: E[s'^2] = c * q over the shifted patterns.
+    let sum_q: f64 = cells.iter().map(|c| c.q).sum();
+    if sum_q <= 0.0 {
+        return None;
+    }
+    let sum_null: f64 = cells
+        .iter()
+        .map(|c| c.null.iter().map(|v| v * v).sum::<f64>())
+        .sum();
+    let inflation = (sum_null / (4.0 * sum_q)).max(1e-12);
+    let window = |cx: usize, cy: usize, rad: usize| -> (f64, f64, f64) {
+        let (mut s, mut q, mut n) = (0.0, 0.0, 0.0);
+        for y in cy.saturating_sub(rad)..(cy + rad + 1).min(rows) {
+            for x in cx.saturating_sub(rad)..(cx + rad + 1).min(cols) {
+                let c = &cells[y * cols + x];
+                s += c.s;
+                q += c.q;
+                n += c.n;
+            }
+        }
+        (s, q, n)
+    };
+    // Seeds, and the correlation they show.
+    let mut seed = vec![false; cols * rows];
+    let (mut seed_s, mut seed_q, mut seed_n) = (0.0, 0.0, 0.0);
+    for cy in 0..rows {
+        for cx in 0..cols {
+            let (s, q, n) = window(cx, cy, 2);
+            if q > 0.0 && s / (inflation * q).sqrt() >= SEED_Z {
+                seed[cy * cols + cx] = true;
+                let c = &cells[cy * cols + cx];
+                seed_s += c.s;
+                seed_q += c.q;
+                seed_n += c.n;
+            }
+            let _ = n;
+        }
+    }
+    if seed_q <= 0.0 || seed_s <= 0.0 {
+        return None;
+    }
+    let rho_marked = seed_s / (seed_q * seed_n).sqrt();
+    // Per cell: marked (1), not (0), or no evidence (2).
+    const NOT: u8 = 0;
+    const MARKED: u8 = 1;
+    const FLAT: u8 = 2;
+    let mean_q = sum_q / cells.iter().map(|c| c.n).sum::<f64>();
+    let mut state: Vec<u8> = (0..cols * rows)
+        .map(|i| {
+            let (cx, cy) = (i % cols, i / cols);
+            let c = &cells[i];
+            if c.n == 0.0 || c.q < 1e-3 * mean_q * c.n {
+                return FLAT;
+            }
+            let (s, q, n) = window(cx, cy, 1);
+            let rho = s / (q * n).sqrt();
+            // Halfway to the seeds' correlation, or (where the mark is weak, as the
+            // embedder leaves it in smooth areas) clearly above the null.
+            if rho >= 0.5 * rho_marked || s / (inflation * q).sqrt() >= CELL_Z {
+                MARKED
+            } else {
+                NOT
+            }
+        })
+        .collect();
+    // Flat cells take the majority call of their textured neighbours (twice, so a flat
+    // patch fills in from its border).
+    for _ in 0..2 {
+        let before = state.clone();
+        for cy in 0..rows {
+            for cx in 0..cols {
+                if before[cy * cols + cx] != FLAT {
+                    continue;
+                }
+                let (mut yes, mut no) = (0, 0);
+                for y in cy.saturating_sub(1)..(cy + 2).min(rows) {
+                    for x in cx.saturating_sub(1)..(cx + 2).min(cols) {
+                        match before[y * cols + x] {
+                            MARKED => yes += 1,
+                            NOT => no += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                if yes + no > 0 {
+                    state[cy * cols + cx] = if yes > no { MARKED } else { NOT };
+                }
+            }
+        }
+    }
+    // Marked areas: 4-connected marked cells, kept when they hold a seed.
+    let mut label = vec![usize::MAX; cols * rows];
+    let mut areas: Vec<(Vec<usize>, bool)> = vec![];
+    for start in 0..cols * rows {
+        if state[start] != MARKED || label[start] != usize::MAX {
+            continue;
+        }
+        let id = areas.len();
+        let mut members = vec![];
+        let mut has_seed = false;
+        let mut stack = vec![start];
+        label[start] = id;
+        while let Some(i) = stack.pop() {
+            members.push(i);
+            has_seed |= seed[i];
+            let (cx, cy) = (i % cols, i / cols);
+            let mut visit = |j: usize| {
+                if state[j] == MARKED && label[j] == usize::MAX {
+                    label[j] = id;
+                    stack.push(j);
+                }
+            };
+            if cx > 0 {
+                visit(i - 1);
+            }
+            if cx + 1 < cols {
+                visit(i + 1);
+            }
+            if cy > 0 {
+                visit(i - cols);
+            }
+            if cy + 1 < rows {
+                visit(i + cols);
+            }
+        }
+        areas.push((members, has_seed));
+    }
+    let (w, h) = size;
+    let px = CELL as f64 / f;
+    let cell_area = |i: usize| -> f64 {
+        let (cx, cy) = ((i % cols) as f64, (i / cols) as f64);
+        let cw = (((cx + 1.0) * px).min(w as f64) - cx * px).max(0.0);
+        let ch = (((cy + 1.0) * px).min(h as f64) - cy * px).max(0.0);
+        cw * ch
+    };
+    let total = (w * h) as f64;
+    let mut kept: Vec<(f64, RegionBox, (f64, f64))> = vec![];
+    let mut marked = vec![false; cols * rows];
+    for (members, has_seed) in &areas {
+        if !has_seed {
+            continue;
+        }
+        let area: f64 = members.iter().map(|&i| cell_area(i)).sum();
+        let (mut x0, mut y0, mut x1, mut y1) = (cols, rows, 0, 0);
+        let (mut mx, mut my) = (0.0, 0.0);
+        for &i in members {
+            marked[i] = true;
+            let (cx, cy) = (i % cols, i / cols);
+            x0 = x0.min(cx);
+            y0 = y0.min(cy);
+            x1 = x1.max(cx + 1);
+            y1 = y1.max(cy + 1);
+            mx += cx as f64 + 0.5;
+            my += cy as f64 + 0.5;
+        }
+        let k = members.len() as f64;
+        let to_px = |c: usize, limit: usize| ((c as f64 * px).round() as u32).min(limit as u32);
+        let b = RegionBox {
+            x: to_px(x0, w),
+            y: to_px(y0, h),
+            width: to_px(x1, w) - to_px(x0, w),
+            height: to_px(y1, h) - to_px(y0, h),
+            fraction: area / total,
+        };
+        kept.push((area, b, (mx / k * px / w as f64, my / k * px / h as f64)));
+    }
+    kept.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let fraction = (kept.iter().map(|k| k.0).sum::<f64>() / total).min(1.0);
+    let location = match kept.first() {
+        _ if fraction >= 0.9 => "whole image".to_string(),
+        None => "no".to_string(),
+        Some((_, _, (cx, cy))) => {
+            let v = ["top", "", "bottom"][((cy * 3.0) as usize).min(2)];
+            let hpos = ["left", "", "right"][((cx * 3.0) as usize).min(2)];
+            match (v, hpos) {
+                ("", "") => "centre".to_string(),
+                ("", x) | (x, "") => x.to_string(),
+                (a, b) => format!("{a}-{b}"),
+            }
+        }
+    };
+    let grid = (0..rows)
+        .map(|cy| {
+            (0..cols)
+                .map(|cx| {
+                    let i = cy * cols + cx;
+                    if marked[i] {
+                        '#'
+                    } else if state[i] == FLAT {
+                        '.'
+                    } else {
+                        '-'
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Some(Regions {
+        fraction,
+        location,
+        boxes: kept.into_iter().map(|k| k.1).collect(),
+        grid,
+        cell_px: px,
+    })
+}
+
+impl Regions {
+    /// A picture of the map for people: `img` (the analysed image) scaled to at most 1280
+    /// px on its long side, with the marked cells in their own colours, the cells without
+    /// the mark greyed and darkened, cells without evidence greyed, and each marked area's
+    /// box outlined.
+    pub fn overlay(&self, img: &image::DynamicImage) -> image::RgbImage {
+        let (w, h) = (img.width().max(1), img.height().max(1));
+        let s = (1280.0 / f64::from(w.max(h))).min(1.0);
+        let (ow, oh) = (
+            ((f64::from(w) * s).round() as u32).max(1),
+            ((f64::from(h) * s).round() as u32).max(1),
+        );
+        let mut out = img
+            .resize_exact(ow, oh, image::imageops::FilterType::Triangle)
+            .to_rgb8();
+        let cell = self.cell_px * s;
+        let rows: Vec<&[u8]> = self.grid.iter().map(|r| r.as_bytes()).collect();
+        for (x, y, p) in out.enumerate_pixels_mut() {
+            let (cx, cy) = (
+                (f64::from(x) / cell) as usize,
+                (f64::from(y) / cell) as usize,
+            );
+            let state = rows
+                .get(cy)
+                .and_then(|r| r.get(cx))
+                .copied()
+                .unwrap_or(b'.');
+            if state == b'#' {
+                continue;
+            }
+            let grey = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+            let v = if state == b'-' {
+                grey * 0.45
+            } else {
+                grey * 0.8
+            };
+            *p = image::Rgb([v as u8, v as u8, v as u8]);
+        }
+        for b in &self.boxes {
+            let to = |v: u32| (f64::from(v) * s).round() as u32;
+            let (x0, y0) = (to(b.x).min(ow - 1), to(b.y).min(oh - 1));
+            let (x1, y1) = (
+                to(b.x + b.width).clamp(x0 + 1, ow) - 1,
+                to(b.y + b.height).clamp(y0 + 1, oh) - 1,
+            );
+            let colour = image::Rgb([255, 64, 160]);
+            for t in 0..3u32 {
+                for x in x0..=x1 {
+                    out.put_pixel(x, (y0 + t).min(oh - 1), colour);
+                    out.put_pixel(x, y1.saturating_sub(t), colour);
+                }
+                for y in y0..=y1 {
+                    out.put_pixel((x0 + t).min(ow - 1), y, colour);
+                    out.put_pixel(x1.saturating_sub(t), y, colour);
+                }
+            }
+        }
+        out
+    }
+}

@@ -52,6 +52,9 @@ class Detection:
     key_id: str
     millis: float
     transform: Optional[Dict[str, Any]] = None
+    #: Where the mark is, when detected (``fraction``, ``location``, ``boxes``, ``grid``,
+    #: ``cell_px``): a composite reads as partly marked.
+    regions: Optional[Dict[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

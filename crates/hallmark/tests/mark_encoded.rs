@@ -190,3 +190,45 @@ fn flat_pictures_are_re_embedded_until_they_survive_webp() {
         "no key needed the stronger embedding ({survive_unchecked}/8 survived unchecked)"
     );
 }
+
+/// The stamp's cheap WebP check on large pictures (a round trip of the top-left quarter):
+/// whenever it says the mark survives, the whole picture's round trip agrees; and
+/// `survives_webp` always gives the whole round trip's answer.
+#[test]
+fn the_corner_check_never_says_survives_when_the_whole_does_not() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/photos");
+    let (mut corner_yes, mut whole_no) = (0, 0);
+    for (name, (w, h)) in [
+        ("p03_rocket_640x427.png", (1024, 1024)),
+        ("p06_seeding_1920x1080.jpg", (1920, 1080)),
+    ] {
+        let src = image::open(dir.join(name))
+            .expect("bundled photo")
+            .resize_to_fill(w, h, image::imageops::FilterType::Triangle);
+        for k in 0..3u8 {
+            let key = WatermarkKey::from_bytes([40 + k; 32]);
+            let payload = Payload(0xc0_0000 + u64::from(k));
+            let det = Detector::new(&key);
+            let mut marked = src.clone();
+            ImageMark::new(&key, EmbedParams::default())
+                .embed_dynamic(&mut marked, payload)
+                .expect("embeds");
+            let whole = hallmark::webp_whole_survives(&det, &marked, payload, 50.0, 4);
+            let corner = hallmark::webp_corner_survives(&det, &marked, payload, 50.0, 4);
+            let answer = hallmark::survives_webp(&det, &marked, payload, 50.0, 4);
+            if corner == Some(true) {
+                corner_yes += 1;
+                assert_eq!(whole, Some(true), "{name} key {k}: the corner misled");
+            }
+            whole_no += usize::from(whole == Some(false));
+            assert_eq!(answer, whole, "{name} key {k}");
+        }
+    }
+    // Both branches ran: the corner answered for some, and some did not survive (the flat
+    // sky of p03 at the default strength).
+    assert!(corner_yes > 0, "the corner never answered");
+    assert!(
+        whole_no > 0,
+        "nothing failed the round trip: the test proves little"
+    );
+}

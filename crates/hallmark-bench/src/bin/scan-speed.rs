@@ -256,13 +256,13 @@ fn main() {
     let dir_s = photos.to_string_lossy().into_owned();
     for jobs in ["1", "2"] {
         run(
-            &format!("`verify DIR --key K --jsonl -j {jobs}`"),
+            &format!("`verify DIR --key K --json -j {jobs}`"),
             &[
                 "verify",
                 dir_s.as_str(),
                 "--key",
                 key_s.as_str(),
-                "--jsonl",
+                "--json",
                 "-j",
                 jobs,
             ],

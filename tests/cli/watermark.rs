@@ -303,10 +303,8 @@ fn composites_are_located_and_mapped() {
     .run()
     .code(0);
     let whole = detect(&keys, &marked);
-    assert!(
-        whole["regions"]["fraction"].as_f64().unwrap() > 0.8,
-        "{whole}"
-    );
+    assert_eq!(whole["regions"]["partial"], false, "{whole}");
+    assert_eq!(whole["regions"]["location"], "whole image", "{whole}");
 
     let m = image::open(&marked).unwrap();
     let mut base = image::open(photo("p03_rocket_640x427.png"))
@@ -333,6 +331,7 @@ fn composites_are_located_and_mapped() {
     let d = &r.json_lines()[0];
     assert_eq!(d["payload"], "00000000c0ffee00", "{d}");
     let regions = &d["regions"];
+    assert_eq!(regions["partial"], true, "{d}");
     let truth = f64::from(side * side) / (1920.0 * 1080.0);
     let frac = regions["fraction"].as_f64().unwrap();
     assert!(

@@ -208,7 +208,7 @@ impl Detector {
         // Most files reach a detector as they were written: first the embedding geometry
         // (all that `detect_untouched` reads), on its own share of the budget.
         if self.try_untouched(&mut planner, [&r, &calm], (w, h), f, &mut out) {
-            self.map(&mut out, &r, f, (w, h));
+            self.map(&mut out, [&r, &calm], f, (w, h));
             out.millis = start.elapsed().as_secs_f64() * 1e3;
             return out;
         }
@@ -340,16 +340,16 @@ impl Detector {
         }
         if out.detected {
             out.p_value = (out.attempts as f64 * ecc::FALSE_MATCH_PER_ATTEMPT).min(1.0);
-            self.map(&mut out, &r, f, (w, h));
+            self.map(&mut out, [&r, &calm], f, (w, h));
         }
         out.millis = start.elapsed().as_secs_f64() * 1e3;
         out
     }
 
     /// Fills `out.regions` for a detection (see [`Regions`]).
-    fn map(&self, out: &mut Detection, r: &Plane, f: f64, size: (usize, usize)) {
+    fn map(&self, out: &mut Detection, planes: [&Plane; 2], f: f64, size: (usize, usize)) {
         if let (Some(at), Some(payload)) = (out.found_at, out.payload) {
-            out.regions = locate(&self.tile, &self.key, payload, r, &at, f, size);
+            out.regions = locate(&self.tile, &self.key, payload, planes, &at, f, size);
         }
     }
 

@@ -63,7 +63,7 @@ mod ssim;
 
 pub use detect::{Detection, Detector, MAX_ATTEMPTS, Search, Transform};
 pub use embed::{EmbedParams, EmbedReport, ImageMark};
-pub use regions::{RegionBox, Regions};
+pub use regions::{PARTIAL_BOX_SHARE, RegionBox, Regions};
 
 /// Frees the scratch buffers this thread keeps between calls, and returns how many bytes
 /// that was.

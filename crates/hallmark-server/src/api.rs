@@ -262,7 +262,17 @@ async fn observe(
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let method = req.method().to_string();
     let start = Instant::now();
-    let resp = next.run(req).await;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let resp = if declared.is_some_and(|n| n > state.0.config.max_body as u64) {
+        // Refused from its declared length, before a byte of it is read.
+        rejected(StatusCode::PAYLOAD_TOO_LARGE, String::new()).into_response()
+    } else {
+        next.run(req).await
+    };
     let m = &state.0.metrics;
     m.requests
         .get_or_create(&RequestLabels {

@@ -184,6 +184,7 @@ fn main() {
         println!("| attack | recovered | rate | target | per image (ok/n) |");
         println!("|---|---|---|---|---|");
         let (mut screen_misses, mut screen_trials) = (0, 0);
+        let (mut partial_whole, mut found_whole) = (0, 0);
         for (name, target, f) in attacks() {
             if only_attack
                 .as_ref()
@@ -191,7 +192,7 @@ fn main() {
             {
                 continue;
             }
-            let res: Vec<(String, bool, bool)> = marked
+            let res: Vec<(String, bool, bool, bool)> = marked
                 .par_iter()
                 .enumerate()
                 .map(|(k, m)| {
@@ -216,11 +217,15 @@ fn main() {
                             m.name, d.sync_score, d.transform
                         );
                     }
-                    (m.name.clone(), ok, screen_miss)
+                    // A picture marked whole must never read as a composite.
+                    let partial = ok && d.regions.as_ref().is_some_and(|r| r.partial);
+                    (m.name.clone(), ok, screen_miss, partial)
                 })
                 .collect();
             let ok = res.iter().filter(|r| r.1).count();
             screen_misses += res.iter().filter(|r| r.2).count();
+            partial_whole += res.iter().filter(|r| r.3).count();
+            found_whole += ok;
             screen_trials += res.len();
             let rate = ok as f64 / res.len() as f64;
             let mut per: Vec<String> = vec![];
@@ -249,6 +254,10 @@ fn main() {
         println!(
             "\nmisses the screened search added (recovered by `Search::Exhaustive`, not by the \
              default): {screen_misses}/{screen_trials}"
+        );
+        println!(
+            "pictures marked whole reported as partly marked (a composite) by the map: \
+             {partial_whole}/{found_whole} detections"
         );
         small_images(&set, arg("--small", 27));
         composites(&set, arg("--composites", 40));
@@ -512,11 +521,11 @@ fn composites(set: &[(String, DynamicImage)], n: usize) {
         "\n## Composites: a marked square (512-900 px) pasted into an unmarked 1920x1080 photo ({n} seeded)"
     );
     println!(
-        "| saved as | payload exact | map IoU >= 0.7 | mean IoU (detected) | mean marked share reported / true |"
+        "| saved as | payload exact | map IoU >= 0.7 | mean IoU (detected) | mean marked share reported / true | reported partial |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for jpeg_q in [None, Some(90u8)] {
-        let res: Vec<(bool, f64, f64, f64)> = (0..n as u64)
+        let res: Vec<(bool, f64, f64, f64, bool)> = (0..n as u64)
             .into_par_iter()
             .map(|s| {
                 let mut rng = StdRng::seed_from_u64(900_000 + s);
@@ -567,7 +576,8 @@ fn composites(set: &[(String, DynamicImage)], n: usize) {
                     let alone = Detector::new(&key).detect(&m.crop_imm(sx, sy, side, side)).payload == Some(payload);
                     eprintln!("composite #{s} side {side} at ({px},{py}) q {jpeg_q:?}: ok {ok} IoU {iou:.2} (source {}, the square alone: {alone}; sync {:.2} transform {:?})", set[a].0, d.sync_score, d.transform);
                 }
-                (ok, iou, share, truth)
+                let partial = d.regions.as_ref().is_some_and(|r| r.partial);
+                (ok, iou, share, truth, partial)
             })
             .collect();
         let ok = res.iter().filter(|r| r.0).count();
@@ -576,8 +586,9 @@ fn composites(set: &[(String, DynamicImage)], n: usize) {
         let mean_iou = det.iter().map(|r| r.1).sum::<f64>() / det.len().max(1) as f64;
         let share = det.iter().map(|r| r.2).sum::<f64>() / det.len().max(1) as f64;
         let truth = det.iter().map(|r| r.3).sum::<f64>() / det.len().max(1) as f64;
+        let partial = det.iter().filter(|r| r.4).count();
         println!(
-            "| {} | {ok}/{n} ({:.0}%; target 95%) | {good}/{n} ({:.0}%; target 95%) | {mean_iou:.2} | {share:.3} / {truth:.3} |",
+            "| {} | {ok}/{n} ({:.0}%; target 95%) | {good}/{n} ({:.0}%; target 95%) | {mean_iou:.2} | {share:.3} / {truth:.3} | {partial}/{ok} |",
             match jpeg_q {
                 Some(q) => format!("JPEG q{q}"),
                 None => "PNG".to_string(),

@@ -265,3 +265,173 @@ pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
+
+/// A keystone: the picture as photographed at an angle, its top edge `k` (0.1 = 10%)
+/// narrower than its bottom (each row scaled about the centre, linearly from the top),
+/// then cropped to the widest rectangle inside the trapezoid, so no border shows.
+pub fn keystone(img: &DynamicImage, k: f64) -> DynamicImage {
+    let src = img.to_rgb8();
+    let (w, h) = (f64::from(src.width()), f64::from(src.height()));
+    let ow = ((1.0 - k) * w).floor().max(1.0) as u32;
+    let cx = w / 2.0;
+    let out = RgbImage::from_fn(ow, src.height(), |x, y| {
+        let row = 1.0 - k * (1.0 - (f64::from(y) + 0.5) / h);
+        let shown = cx - f64::from(ow) / 2.0 + f64::from(x) + 0.5;
+        bilinear(&src, cx + (shown - cx) / row - 0.5, f64::from(y))
+    });
+    DynamicImage::ImageRgb8(out)
+}
+
+/// Pictures of the classes a classical mark finds hard, generated (seeded): smooth ones
+/// (a gradient wallpaper, a studio backdrop, a soft-focus photo) at 1920x1080, dense
+/// texture (brick, foliage-like noise, a woven fabric) at 1024x768, flat synthetic images
+/// (an app screenshot, a bar chart) at 1280x800. Each is (class, name, picture).
+pub fn hard_classes(set: &[(String, DynamicImage)]) -> Vec<(&'static str, String, DynamicImage)> {
+    let mut rng = StdRng::seed_from_u64(4242);
+    let mut out = vec![];
+    let grain = |img: RgbImage, rng: &mut StdRng, s: f32| {
+        let seed: u64 = rng.r#gen();
+        noise(&DynamicImage::ImageRgb8(img), s, seed)
+    };
+    // Smooth.
+    let (w, h) = (1920u32, 1080u32);
+    let wall = RgbImage::from_fn(w, h, |x, y| {
+        let t =
+            (f32::from(x as u16) / w as f32 * 0.7 + f32::from(y as u16) / h as f32 * 0.3).min(1.0);
+        image::Rgb([
+            (40.0 + 180.0 * t) as u8,
+            (90.0 + 60.0 * t) as u8,
+            (200.0 - 120.0 * t) as u8,
+        ])
+    });
+    out.push((
+        "smooth",
+        "gradient wallpaper".to_string(),
+        grain(wall, &mut rng, 1.0),
+    ));
+    let studio = RgbImage::from_fn(w, h, |x, y| {
+        let (dx, dy) = (x as f32 / w as f32 - 0.5, y as f32 / h as f32 - 0.4);
+        let v = 200.0 - 150.0 * (dx * dx + dy * dy).sqrt();
+        image::Rgb([v as u8, (v * 0.97) as u8, (v * 0.92) as u8])
+    });
+    out.push((
+        "smooth",
+        "studio backdrop".to_string(),
+        grain(studio, &mut rng, 1.5),
+    ));
+    if let Some((_, p)) = set.iter().find(|(n, _)| n.starts_with("p01")) {
+        let soft = p.resize_to_fill(w, h, FilterType::Lanczos3).blur(4.0);
+        out.push(("smooth", "soft-focus portrait".to_string(), soft));
+    }
+    // Dense texture.
+    let (w, h) = (1024u32, 768u32);
+    let brick = RgbImage::from_fn(w, h, |x, y| {
+        let row = y / 24;
+        let xs = x + if row % 2 == 1 { 24 } else { 0 };
+        let mortar = y % 24 < 3 || xs % 48 < 3;
+        let v = if mortar {
+            200
+        } else {
+            120 + ((xs / 48 + row * 7) % 5) as u8 * 12
+        };
+        image::Rgb([
+            v,
+            (u16::from(v) * 6 / 10) as u8,
+            (u16::from(v) * 5 / 10) as u8,
+        ])
+    });
+    out.push(("texture", "brick".to_string(), grain(brick, &mut rng, 12.0)));
+    let foliage = {
+        let base = DynamicImage::ImageRgb8(RgbImage::from_pixel(w, h, image::Rgb([60, 110, 50])));
+        let seed: u64 = rng.r#gen();
+        let fine = noise(&base, 40.0, seed).blur(0.8);
+        let seed: u64 = rng.r#gen();
+        noise(&fine, 15.0, seed)
+    };
+    out.push(("texture", "foliage".to_string(), foliage));
+    let fabric = RgbImage::from_fn(w, h, |x, y| {
+        let v = 128.0
+            + 50.0 * ((x as f32) * 0.9).sin() * ((y as f32) * 0.35).cos()
+            + 40.0 * ((y as f32) * 0.9).sin();
+        image::Rgb([
+            v.clamp(0.0, 255.0) as u8,
+            (v * 0.8).clamp(0.0, 255.0) as u8,
+            90,
+        ])
+    });
+    out.push((
+        "texture",
+        "fabric".to_string(),
+        grain(fabric, &mut rng, 6.0),
+    ));
+    // Flat synthetic.
+    let (w, h) = (1280u32, 800u32);
+    let mut ui = RgbImage::from_pixel(w, h, image::Rgb([246, 247, 249]));
+    for (x0, y0, x1, y1, c) in [
+        (0u32, 0u32, 1280u32, 64u32, [32u8, 40, 60]),
+        (0, 64, 240, 800, [230, 233, 238]),
+        (280, 110, 1240, 300, [255, 255, 255]),
+        (280, 330, 750, 760, [255, 255, 255]),
+        (780, 330, 1240, 760, [255, 255, 255]),
+        (300, 130, 520, 150, [40, 120, 220]),
+    ] {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                ui.put_pixel(x, y, image::Rgb(c));
+            }
+        }
+    }
+    // Text-like lines.
+    for line in 0..40u32 {
+        let y = 360 + (line % 20) * 18;
+        let x0 = if line < 20 { 300 } else { 800 };
+        let len = 120 + rng.gen_range(0..300);
+        for yy in y..y + 8 {
+            for x in x0..(x0 + len).min(x0 + 420) {
+                if (x / 7 + line) % 6 != 0 {
+                    ui.put_pixel(x, yy, image::Rgb([70, 74, 84]));
+                }
+            }
+        }
+    }
+    out.push((
+        "flat",
+        "app screenshot".to_string(),
+        DynamicImage::ImageRgb8(ui),
+    ));
+    let mut chart = RgbImage::from_pixel(w, h, image::Rgb([255, 255, 255]));
+    for b in 0..10u32 {
+        let top = 700 - rng.gen_range(100..600);
+        let x0 = 120 + b * 110;
+        for y in top..700 {
+            for x in x0..x0 + 70 {
+                chart.put_pixel(x, y, image::Rgb([66, 133, 244]));
+            }
+        }
+    }
+    for x in 100..1200 {
+        chart.put_pixel(x, 700, image::Rgb([0, 0, 0]));
+    }
+    out.push((
+        "flat",
+        "bar chart".to_string(),
+        DynamicImage::ImageRgb8(chart),
+    ));
+    // Small.
+    for (i, (n, p)) in set.iter().take(6).enumerate() {
+        let (sw, sh) = [
+            (480u32, 320u32),
+            (400, 400),
+            (256, 192),
+            (320, 480),
+            (480, 270),
+            (300, 300),
+        ][i];
+        out.push((
+            "small",
+            format!("{n} at {sw}x{sh}"),
+            p.resize_to_fill(sw, sh, FilterType::Lanczos3),
+        ));
+    }
+    out
+}

@@ -96,6 +96,10 @@ fn main() {
         small_images(&set, arg("--small", 27));
         return;
     }
+    if std::env::args().any(|a| a == "--only-classes") {
+        classes(&set, trials);
+        return;
+    }
     if std::env::args().any(|a| a == "--only-webp-check") {
         webp_check_agreement(&set, trials);
         return;
@@ -702,6 +706,174 @@ fn webp_check_agreement(set: &[(String, DynamicImage)], trials: usize) {
             "{size}: whole round trip + read median {:.1} ms, corner {:.1} ms (wall clock, 2 threads busy)",
             median(&mut tw),
             median(&mut tc)
+        );
+    }
+}
+
+/// The picture classes a classical mark finds hard (issue 21): smooth, small, dense texture,
+/// flat synthetic ([`hard_classes`]), and the perspective rows (a keystone of 5, 10, 20% on
+/// the photo set) with the report-only rows (rotation 30 degrees, resize 0.32x, JPEG q10).
+/// Embedded as `stamp` embeds; `trials` keys per picture.
+fn classes(set: &[(String, DynamicImage)], trials: usize) {
+    type A = (&'static str, f64, fn(&DynamicImage, u64) -> DynamicImage);
+    let common: Vec<A> = vec![
+        ("jpeg q50", 0.99, |i, _| jpeg(i, 50, true)),
+        ("webp q50", 0.99, |i, _| webp_lossy(i, 50.0)),
+        ("resize 0.5x", 0.99, |i, _| resize(i, 0.5)),
+        ("centre crop 50% area", 0.99, |i, _| crop_centre(i, 0.5)),
+        ("corner crop 75% area", 0.99, |i, _| crop_corner(i, 0.75)),
+        ("crop 80% area (20% cut)", 0.99, |i, _| crop_corner(i, 0.8)),
+        ("screenshot chain", 0.99, |i, _| {
+            let r = resize(i, 0.8);
+            let (w, h) = (r.width(), r.height());
+            let c = r.crop_imm(w * 3 / 100, h * 3 / 100, w * 94 / 100, h * 94 / 100);
+            jpeg(&c, 80, true)
+        }),
+        ("jpeg q30", 0.90, |i, _| jpeg(i, 30, true)),
+        ("rotate 3 deg + crop", 0.90, |i, _| rotate_crop(i, 3.0)),
+        ("rotate 15 deg + crop", 0.90, |i, _| rotate_crop(i, 15.0)),
+    ];
+    let photo_rows: Vec<A> = vec![
+        ("keystone 5%", 0.90, |i, _| keystone(i, 0.05)),
+        ("keystone 10%", 0.90, |i, _| keystone(i, 0.10)),
+        ("keystone 20%", 0.75, |i, _| keystone(i, 0.20)),
+        ("rotate 30 deg + crop (report)", 0.0, |i, _| {
+            rotate_crop(i, 30.0)
+        }),
+        ("resize 0.32x (report)", 0.0, |i, _| resize(i, 0.32)),
+        ("jpeg q10 (report)", 0.0, |i, _| jpeg(i, 10, true)),
+    ];
+    let mark = |img: &DynamicImage, seed: u64| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let key = WatermarkKey::from_bytes(rng.r#gen());
+        let payload = Payload(rng.r#gen());
+        let m = hallmark::mark_pixels(
+            img,
+            &ImageMark::new(&key, EmbedParams::default()),
+            Some(&Detector::new(&key)),
+            payload,
+            hallmark::Checks::default(),
+        )
+        .unwrap();
+        let q = (m.report.psnr, ssim(img, &m.image));
+        (m.image, key, payload, q)
+    };
+    let pictures = hard_classes(set);
+    /// Class, picture name, marked picture, key, payload, (PSNR, SSIM).
+    type MarkedClass<'a> = (
+        &'a str,
+        String,
+        DynamicImage,
+        WatermarkKey,
+        Payload,
+        (f64, f64),
+    );
+    let marked: Vec<MarkedClass> = pictures
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, (class, name, img))| {
+            (0..trials).map(move |t| {
+                let (m, k, p, q) = mark(img, 800_000 + (i * 100 + t) as u64);
+                (*class, name.clone(), m, k, p, q)
+            })
+        })
+        .collect();
+    println!(
+        "\n## Hard picture classes ({} pictures x {trials} keys, embedded as `stamp` does)",
+        pictures.len()
+    );
+    for class in ["smooth", "small", "texture", "flat"] {
+        let mine: Vec<_> = marked.iter().filter(|m| m.0 == class).collect();
+        let psnr: Vec<f64> = mine.iter().map(|m| m.5.0).collect();
+        let ssim_min = mine.iter().map(|m| m.5.1).fold(f64::INFINITY, f64::min);
+        println!(
+            "\n### {class}: {} (PSNR mean {:.2} dB, min {:.2}; SSIM min {ssim_min:.4})",
+            mine.iter()
+                .map(|m| m.1.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", "),
+            psnr.iter().sum::<f64>() / psnr.len().max(1) as f64,
+            psnr.iter().cloned().fold(f64::INFINITY, f64::min),
+        );
+        println!("| attack | recovered | target | misses |");
+        println!("|---|---|---|---|");
+        for (name, target, f) in &common {
+            let res: Vec<(bool, String)> = mine
+                .par_iter()
+                .enumerate()
+                .map(|(k, m)| {
+                    let a = f(&m.2, k as u64);
+                    (
+                        Detector::new(&m.3).detect(&a).payload == Some(m.4),
+                        m.1.clone(),
+                    )
+                })
+                .collect();
+            let ok = res.iter().filter(|r| r.0).count();
+            let rate = ok as f64 / res.len().max(1) as f64;
+            let misses: Vec<&str> = res.iter().filter(|r| !r.0).map(|r| r.1.as_str()).collect();
+            println!(
+                "| {name} | {ok}/{} | {}{:.0}% | {} |",
+                res.len(),
+                if rate >= *target {
+                    "met >="
+                } else {
+                    "MISSED >="
+                },
+                target * 100.0,
+                misses.join("; ")
+            );
+        }
+    }
+    // Perspective and the report-only rows on the photo set.
+    let photos: Vec<_> = set
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(i, (n, img))| {
+            (0..trials).map(move |t| {
+                let (m, k, p, _) = mark(img, 810_000 + (i * 100 + t) as u64);
+                (n.clone(), m, k, p)
+            })
+        })
+        .collect();
+    println!(
+        "\n### perspective and report-only rows ({} photos and renders x {trials} keys)",
+        set.len()
+    );
+    println!("| attack | recovered | target | misses |");
+    println!("|---|---|---|---|");
+    for (name, target, f) in &photo_rows {
+        let res: Vec<(bool, String)> = photos
+            .par_iter()
+            .enumerate()
+            .map(|(k, m)| {
+                let a = f(&m.1, k as u64);
+                (
+                    Detector::new(&m.2).detect(&a).payload == Some(m.3),
+                    m.0.clone(),
+                )
+            })
+            .collect();
+        let ok = res.iter().filter(|r| r.0).count();
+        let rate = ok as f64 / res.len().max(1) as f64;
+        let misses: Vec<String> = res
+            .iter()
+            .filter(|r| !r.0)
+            .map(|r| r.1[..3.min(r.1.len())].to_string())
+            .collect();
+        println!(
+            "| {name} | {ok}/{} | {} | {} |",
+            res.len(),
+            if *target == 0.0 {
+                "(no target)".to_string()
+            } else if rate >= *target {
+                format!("met >={:.0}%", target * 100.0)
+            } else {
+                format!("MISSED >={:.0}%", target * 100.0)
+            },
+            misses.join(" ")
         );
     }
 }

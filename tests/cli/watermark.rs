@@ -368,3 +368,56 @@ fn composites_are_located_and_mapped() {
     .run()
     .code(2);
 }
+
+/// `--exhaustive` decodes every alignment of the budget: the same answer on a marked image,
+/// no detection on an unmarked one, and more codewords checked there than the default.
+#[test]
+fn exhaustive_search_is_a_second_look() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let unmarked = photo("p02_coffee_600x400.png");
+    let look = |extra: &[&str]| {
+        let mut args = vec!["image", "detect", "--key", keys.as_str(), "--json"];
+        args.extend_from_slice(extra);
+        args.push(unmarked.to_str().unwrap());
+        let r = hm(&args).run();
+        r.code(1);
+        r.json_lines().into_iter().next().expect("one line")
+    };
+    let quick = look(&[]);
+    let slow = look(&["--exhaustive"]);
+    assert_eq!(slow["detected"], false, "{slow}");
+    assert!(
+        slow["attempts"].as_u64().unwrap() > quick["attempts"].as_u64().unwrap(),
+        "{quick} vs {slow}"
+    );
+    let marked = t.path("m.png");
+    hm(&[
+        "image",
+        "embed",
+        "--key",
+        &keys,
+        "--payload",
+        "0000111122223333",
+        unmarked.to_str().unwrap(),
+        "-o",
+        marked.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
+    let cropped = t.path("c.png");
+    let img = image::open(&marked).unwrap();
+    img.crop_imm(31, 17, 480, 320).save(&cropped).unwrap();
+    let r = hm(&[
+        "image",
+        "detect",
+        "--key",
+        &keys,
+        "--json",
+        "--exhaustive",
+        cropped.to_str().unwrap(),
+    ])
+    .run();
+    r.code(0);
+    assert_eq!(r.json_lines()[0]["payload"], "0000111122223333");
+}

@@ -16,6 +16,23 @@ fn detect(keys: &str, path: &std::path::Path) -> serde_json::Value {
     r.json_lines().into_iter().next().expect("one line")
 }
 
+/// `image embed --key KEYS --payload PAYLOAD SRC -o OUT`, which must succeed.
+fn embed(keys: &str, payload: &str, src: &std::path::Path, out: &std::path::Path) {
+    hm(&[
+        "image",
+        "embed",
+        "--key",
+        keys,
+        "--payload",
+        payload,
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .run()
+    .code(0);
+}
+
 #[test]
 fn round_trip_and_fast_attacks() {
     let t = TestDir::new();
@@ -211,19 +228,7 @@ fn watermark_and_manifest_from_different_images_are_not_consistent() {
     // The pixels carry watermark ID ...aaaa; the manifest's soft binding names ...bbbb (as if
     // a valid manifest of another stamped image had been re-signed over these pixels).
     let marked = t.path("marked.jpg");
-    hm(&[
-        "image",
-        "embed",
-        "--key",
-        &keys,
-        "--payload",
-        "000000000000aaaa",
-        src.to_str().unwrap(),
-        "-o",
-        marked.to_str().unwrap(),
-    ])
-    .run()
-    .code(0);
+    embed(&keys, "000000000000aaaa", &src, &marked);
     let def = t.path("def.json");
     std::fs::write(
         &def,
@@ -289,19 +294,12 @@ fn composites_are_located_and_mapped() {
     let t = TestDir::new();
     let keys = t.keygen();
     let marked = t.path("marked.png");
-    hm(&[
-        "image",
-        "embed",
-        "--key",
+    embed(
         &keys,
-        "--payload",
         "00000000c0ffee00",
-        photo("p06_seeding_1920x1080.jpg").to_str().unwrap(),
-        "-o",
-        marked.to_str().unwrap(),
-    ])
-    .run()
-    .code(0);
+        &photo("p06_seeding_1920x1080.jpg"),
+        &marked,
+    );
     let whole = detect(&keys, &marked);
     assert_eq!(whole["regions"]["partial"], false, "{whole}");
     assert_eq!(whole["regions"]["location"], "whole image", "{whole}");
@@ -392,19 +390,7 @@ fn exhaustive_search_is_a_second_look() {
         "{quick} vs {slow}"
     );
     let marked = t.path("m.png");
-    hm(&[
-        "image",
-        "embed",
-        "--key",
-        &keys,
-        "--payload",
-        "0000111122223333",
-        unmarked.to_str().unwrap(),
-        "-o",
-        marked.to_str().unwrap(),
-    ])
-    .run()
-    .code(0);
+    embed(&keys, "0000111122223333", &unmarked, &marked);
     let cropped = t.path("c.png");
     let img = image::open(&marked).unwrap();
     img.crop_imm(31, 17, 480, 320).save(&cropped).unwrap();

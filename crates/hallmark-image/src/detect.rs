@@ -379,16 +379,10 @@ impl Detector {
     pub fn detect_untouched_corner(&self, part: &DynamicImage, full: (u32, u32)) -> Detection {
         let start = Instant::now();
         let mut out = self.nothing_found();
-        let (pw, ph) = (part.width() as usize, part.height() as usize);
-        let (w, h) = (full.0 as usize, full.1 as usize);
-        if pw.min(ph) >= 64 && pw <= w && ph <= h {
-            let _keep = crate::plane::scratch::keep();
-            let (f, (ww, wh)) = working_size(w, h);
-            let side = |n: usize, whole: usize, working: usize| {
-                ((n as f64 * working as f64 / whole as f64).round() as usize).max(1)
-            };
-            let (r, calm) = residual_at(part, side(pw, w, ww), side(ph, h, wh));
-            self.try_untouched(&mut FftPlanner::new(), [&r, &calm], (w, h), f, &mut out);
+        let _keep = crate::plane::scratch::keep();
+        if let Some((f, r, calm)) = corner_residual(part, full) {
+            let size = (full.0 as usize, full.1 as usize);
+            self.try_untouched(&mut FftPlanner::new(), [&r, &calm], size, f, &mut out);
         }
         out.millis = start.elapsed().as_secs_f64() * 1e3;
         out
@@ -409,17 +403,10 @@ impl Detector {
         full: (u32, u32),
         payload: Payload,
     ) -> Option<f64> {
+        let _keep = crate::plane::scratch::keep();
+        let (_, r, calm) = corner_residual(part, full)?;
         let (pw, ph) = (part.width() as usize, part.height() as usize);
         let (w, h) = (full.0 as usize, full.1 as usize);
-        if pw.min(ph) < 64 || pw > w || ph > h {
-            return None;
-        }
-        let _keep = crate::plane::scratch::keep();
-        let (_, (ww, wh)) = working_size(w, h);
-        let side = |n: usize, whole: usize, working: usize| {
-            ((n as f64 * working as f64 / whole as f64).round() as usize).max(1)
-        };
-        let (r, calm) = residual_at(part, side(pw, w, ww), side(ph, h, wh));
         let mut planner = FftPlanner::new();
         let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
         let dl = scaled(&base, (M / MP) as f64);
@@ -1070,6 +1057,23 @@ fn working_residual(img: &DynamicImage) -> (f64, (usize, usize), Plane, Plane) {
     let (f, (ww, wh)) = working_size(w, h);
     let (r, calm) = residual_at(img, ww, wh);
     (f, (ww, wh), r, calm)
+}
+
+/// For the top-left corner `part` of a picture of `full` = (width, height): the whole
+/// picture's working scale, and the corner's residual and calm-weighted copy on the whole
+/// picture's working grid. `None` when the corner is under 64 px or larger than `full`.
+fn corner_residual(part: &DynamicImage, full: (u32, u32)) -> Option<(f64, Plane, Plane)> {
+    let (pw, ph) = (part.width() as usize, part.height() as usize);
+    let (w, h) = (full.0 as usize, full.1 as usize);
+    if pw.min(ph) < 64 || pw > w || ph > h {
+        return None;
+    }
+    let (f, (ww, wh)) = working_size(w, h);
+    let side = |n: usize, whole: usize, working: usize| {
+        ((n as f64 * working as f64 / whole as f64).round() as usize).max(1)
+    };
+    let (r, calm) = residual_at(part, side(pw, w, ww), side(ph, h, wh));
+    Some((f, r, calm))
 }
 
 /// The normalised residual of `img` resampled to `ww x wh`, and its calm-weighted copy.

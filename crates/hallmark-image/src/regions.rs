@@ -137,6 +137,39 @@ impl Cell {
     }
 }
 
+/// The 4-connected components of the cells in `state` equal to `which` (a `cols` x `rows`
+/// grid, row-major), each as its cell indices.
+fn components(state: &[u8], cols: usize, rows: usize, which: u8) -> Vec<Vec<usize>> {
+    let mut seen = vec![false; cols * rows];
+    let mut out = vec![];
+    for start in 0..cols * rows {
+        if state[start] != which || seen[start] {
+            continue;
+        }
+        let mut members = vec![];
+        let mut stack = vec![start];
+        seen[start] = true;
+        while let Some(i) = stack.pop() {
+            members.push(i);
+            let (cx, cy) = (i % cols, i / cols);
+            let neighbours = [
+                (cx > 0).then(|| i - 1),
+                (cx + 1 < cols).then(|| i + 1),
+                (cy > 0).then(|| i - cols),
+                (cy + 1 < rows).then(|| i + cols),
+            ];
+            for j in neighbours.into_iter().flatten() {
+                if state[j] == which && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        out.push(members);
+    }
+    out
+}
+
 /// Maps the mark over the working-copy residual `r` (image `size`, working scale `f`).
 pub(crate) fn locate(
     tile: &Tile,
@@ -304,40 +337,12 @@ pub(crate) fn locate(
     // unmarked area as a whole, on its interior (cells whose neighbours are all in it, so
     // a marked neighbour's edge does not leak in). An area that carries no mark sums to
     // noise; one that does stands out of it, and is marked.
-    let mut seen = vec![false; cols * rows];
-    for start in 0..cols * rows {
-        if state[start] != NOT || seen[start] {
-            continue;
-        }
-        let mut members = vec![];
-        let mut stack = vec![start];
-        seen[start] = true;
-        while let Some(i) = stack.pop() {
-            members.push(i);
-            let (cx, cy) = (i % cols, i / cols);
-            let mut visit = |j: usize| {
-                if state[j] == NOT && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            };
-            if cx > 0 {
-                visit(i - 1);
-            }
-            if cx + 1 < cols {
-                visit(i + 1);
-            }
-            if cy > 0 {
-                visit(i - cols);
-            }
-            if cy + 1 < rows {
-                visit(i + cols);
-            }
-        }
+    let before = state.clone();
+    for members in components(&before, cols, rows, NOT) {
         let interior = |i: usize| {
             let (cx, cy) = (i % cols, i / cols);
             (cy.saturating_sub(1)..(cy + 2).min(rows)).all(|y| {
-                (cx.saturating_sub(1)..(cx + 2).min(cols)).all(|x| state[y * cols + x] == NOT)
+                (cx.saturating_sub(1)..(cx + 2).min(cols)).all(|x| before[y * cols + x] == NOT)
             })
         };
         let (mut s, mut q) = (0.0, 0.0);
@@ -352,42 +357,13 @@ pub(crate) fn locate(
         }
     }
     // Marked areas: 4-connected marked cells, kept when they hold a seed.
-    let mut label = vec![usize::MAX; cols * rows];
-    let mut areas: Vec<(Vec<usize>, bool)> = vec![];
-    for start in 0..cols * rows {
-        if state[start] != MARKED || label[start] != usize::MAX {
-            continue;
-        }
-        let id = areas.len();
-        let mut members = vec![];
-        let mut has_seed = false;
-        let mut stack = vec![start];
-        label[start] = id;
-        while let Some(i) = stack.pop() {
-            members.push(i);
-            has_seed |= seed[i];
-            let (cx, cy) = (i % cols, i / cols);
-            let mut visit = |j: usize| {
-                if state[j] == MARKED && label[j] == usize::MAX {
-                    label[j] = id;
-                    stack.push(j);
-                }
-            };
-            if cx > 0 {
-                visit(i - 1);
-            }
-            if cx + 1 < cols {
-                visit(i + 1);
-            }
-            if cy > 0 {
-                visit(i - cols);
-            }
-            if cy + 1 < rows {
-                visit(i + cols);
-            }
-        }
-        areas.push((members, has_seed));
-    }
+    let areas: Vec<(Vec<usize>, bool)> = components(&state, cols, rows, MARKED)
+        .into_iter()
+        .map(|members| {
+            let has_seed = members.iter().any(|&i| seed[i]);
+            (members, has_seed)
+        })
+        .collect();
     let (w, h) = size;
     let px = CELL as f64 / f;
     let cell_area = |i: usize| -> f64 {

@@ -333,8 +333,7 @@ pub fn webp_corner_survives(
     method: u8,
 ) -> Option<bool> {
     let (w, h) = (image.width(), image.height());
-    let corner = image.crop_imm(0, 0, w.div_ceil(2), h.div_ceil(2));
-    let img = webp_round_trip(&corner, quality, method)?;
+    let img = webp_round_trip(&top_left_quarter(image), quality, method)?;
     Some(img.is_some_and(|i| detector.detect_untouched_corner(&i, (w, h)).payload == Some(payload)))
 }
 
@@ -349,9 +348,14 @@ pub fn webp_corner_snr(
     method: u8,
 ) -> Option<f64> {
     let (w, h) = (image.width(), image.height());
-    let corner = image.crop_imm(0, 0, w.div_ceil(2), h.div_ceil(2));
-    let img = webp_round_trip(&corner, quality, method)??;
+    let img = webp_round_trip(&top_left_quarter(image), quality, method)??;
     detector.corner_bit_snr(&img, (w, h), payload)
+}
+
+/// Half the width and half the height, from the top-left corner (where the codec's blocks
+/// and the mark's tiles start, as in the whole picture).
+fn top_left_quarter(image: &image::DynamicImage) -> image::DynamicImage {
+    image.crop_imm(0, 0, image.width().div_ceil(2), image.height().div_ceil(2))
 }
 
 /// Encodes with libwebp and decodes with libwebp's own decoder. `None`: WebP cannot hold

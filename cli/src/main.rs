@@ -1393,7 +1393,16 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                         "--map draws one image's map: give exactly one image",
                     ));
                 }
-                files::check_not_input(m, paths, false)?;
+                let same = |a: &std::path::Path, b: &std::path::Path| matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+                if paths.iter().any(|p| same(m, p)) {
+                    return Err(files::coded(
+                        hallmark::ErrorCode::InvalidParameter,
+                        format!(
+                            "--map {} is the image being read: name another file",
+                            m.display()
+                        ),
+                    ));
+                }
                 files::check_new(m, files::Replace::allowed_if(*force))?;
             }
             let key = keys::load_watermark_key(key)?;

@@ -339,3 +339,35 @@ fn jpeg_segments(b: &[u8], marker: u8) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// The C2PA organisation's Truepic sample excludes 0..206316 from its data hash while its
+/// manifest store is 13617..206316: the EXIF segment before the store is unprotected. c2pa
+/// 0.90 alone reads it Valid; the reference (c2pa-python on c2pa-rs 0.91.3, whose reading is
+/// stored beside the file) reads it Invalid. hallmark must flag everything the reference
+/// flags.
+#[test]
+fn an_exclusion_wider_than_the_manifest_store_is_invalid_as_in_the_reference() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/c2pa");
+    let file = dir.join("truepic-20230212-camera.jpg");
+    let reference: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("truepic-20230212-camera.c2pa-python.json")).unwrap(),
+    )
+    .unwrap();
+    let (r, v) = verify_json(&[file.to_str().unwrap()]);
+    r.code(3);
+    assert_eq!(v["c2pa"]["validation_state"], reference["state"], "{v}");
+    assert_eq!(v["verdict"], "tampered");
+    let ours = failure_codes(&v);
+    for code in reference["codes"]["failure"].as_array().unwrap() {
+        assert!(
+            ours.iter().any(|c| c == code.as_str().unwrap()),
+            "the reference flags {code}, hallmark only {ours:?}"
+        );
+    }
+    // c2pa's own report, printed by --c2pa-report, says the same.
+    assert_eq!(v["c2pa"]["report"]["validation_state"], "Invalid");
+    assert!(
+        v["summary"].as_str().unwrap().contains("unprotected"),
+        "{v}"
+    );
+}

@@ -9,6 +9,7 @@
 //! which returns a [`Verification`] or `None` when there is no manifest.
 #![deny(missing_docs)]
 
+mod exclusions;
 mod keys;
 mod sign;
 mod verify;

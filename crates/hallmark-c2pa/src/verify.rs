@@ -235,7 +235,55 @@ pub fn verify(
         }
         (Err(e), None) => return Ok(Some(unreadable(&e, true))),
     };
-    Ok(Some(summarise(&reader, is_embedded)))
+    let mut v = summarise(&reader, is_embedded);
+    check_exclusions(&mut v, &reader, mime, asset);
+    Ok(Some(v))
+}
+
+/// Applies the data-hash exclusion rule c2pa 0.90 lacks (see `exclusions`): a hole makes the
+/// manifest Invalid, in the summary and in c2pa's own report alike.
+fn check_exclusions(v: &mut Verification, reader: &c2pa::Reader, mime: &str, asset: &[u8]) {
+    let Some(active) = v.active_manifest.clone() else {
+        return;
+    };
+    let Ok(detailed) = serde_json::from_str::<Value>(&reader.detailed_json()) else {
+        return;
+    };
+    match crate::exclusions::check(mime, asset, &detailed, &active) {
+        crate::exclusions::Outcome::Fine => {}
+        crate::exclusions::Outcome::Unchecked(e) => {
+            if let Some(list) = v
+                .report
+                .pointer_mut("/validation_results/activeManifest/informational")
+                .and_then(Value::as_array_mut)
+            {
+                list.push(json!(e));
+            }
+            v.informational.push(e);
+        }
+        crate::exclusions::Outcome::Hole(e) => {
+            v.validation_state = ValidationState::Invalid;
+            if let Some(report) = v.report.as_object_mut() {
+                report.insert("validation_state".into(), json!("Invalid"));
+                if let Some(list) = report
+                    .get_mut("validation_status")
+                    .and_then(Value::as_array_mut)
+                {
+                    list.push(json!(e));
+                } else {
+                    report.insert("validation_status".into(), json!([e]));
+                }
+            }
+            if let Some(list) = v
+                .report
+                .pointer_mut("/validation_results/activeManifest/failure")
+                .and_then(Value::as_array_mut)
+            {
+                list.push(json!(e));
+            }
+            v.failure.push(e);
+        }
+    }
 }
 
 /// Errors that say the asset itself is broken (not the manifest): these are the caller's

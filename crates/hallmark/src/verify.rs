@@ -305,6 +305,13 @@ fn judge(
             let codes: Vec<&str> = c.failure.iter().map(|s| s.code.as_str()).collect();
             let why = if c.expired() {
                 "the signing certificate has expired (no time stamp proves it was valid when signing)".to_string()
+            } else if codes.contains(&"assertion.dataHash.mismatch")
+                && c.success
+                    .iter()
+                    .any(|s| s.code == "assertion.dataHash.match")
+            {
+                // The hash matches, but what it leaves out is more than the manifest store.
+                "the signed hash leaves bytes outside the manifest unprotected, so they may have been changed".to_string()
             } else if codes.iter().any(|c| {
                 c.contains("dataHash") || c.contains("boxesHash") || c.contains("hash.mismatch")
             }) {

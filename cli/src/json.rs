@@ -232,6 +232,9 @@ pub struct SignOut {
     pub sidecar: Option<String>,
     /// Label of the new manifest.
     pub manifest_id: String,
+    /// What of the manifest definition was not used (also printed on stderr).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `hallmark strip`.

@@ -313,9 +313,16 @@ struct SignArgs {
     keys: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
-    /// A manifest definition in c2patool's JSON format to merge in.
+    /// A manifest definition in c2patool's JSON format to merge in: its title, claim
+    /// generator, assertions and actions are kept (its own c2pa.created action replaces
+    /// hallmark's); keys that choose the signer are ignored with a warning.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// The digital source type of the creating action: an IPTC term (digitalCapture,
+    /// trainedAlgorithmicMedia, compositeWithTrainedAlgorithmicMedia, ...) or a full IRI.
+    /// Default: the definition's own, else trainedAlgorithmicMedia.
+    #[arg(long, value_name = "TYPE")]
+    source_type: Option<String>,
     /// Allow the output to replace the input.
     #[arg(long)]
     in_place: bool,
@@ -1197,6 +1204,7 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
             .map(|n| n.to_string_lossy().into_owned()),
         model: a.model.model(),
         extra_definition: extra,
+        source_type: a.source_type.clone(),
         ..Default::default()
     };
     let embedding = if a.sidecar {
@@ -1206,6 +1214,9 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
     };
     let signed = hallmark::c2pa::sign(&signer, &spec, fmt.mime(), &bytes, embedding)
         .with_context(|| format!("cannot sign {}", a.input.display()))?;
+    for w in &signed.warnings {
+        errln!("hallmark: warning: {w}");
+    }
     if a.sidecar && dash_output(&a.output) {
         bail!("a sidecar needs a file name to sit beside: give -o FILE, not -o -");
     }
@@ -1265,6 +1276,7 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
                 output: asset_out.map(|p| p.display().to_string()),
                 sidecar: side_out.map(|p| p.display().to_string()),
                 manifest_id: signed.manifest_id.clone(),
+                warnings: signed.warnings.clone(),
             },
         )?;
     } else if !cli.quiet {

@@ -371,3 +371,65 @@ fn an_exclusion_wider_than_the_manifest_store_is_invalid_as_in_the_reference() {
         "{v}"
     );
 }
+
+/// A definition written for c2patool (its own generator, title, camera capture action and a
+/// signer key hallmark does not use) signs as written: Trusted, not called AI-generated,
+/// with a warning about the ignored key; `--source-type` relabels the capture.
+#[test]
+fn a_c2patool_definition_signs_as_written() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let p = t.write_png("a.png", 200, 200, 15);
+    let def = t.path("def.json");
+    std::fs::write(
+        &def,
+        r#"{"claim_generator_info": [{"name": "ACME camera app", "version": "2.1"}],
+            "title": "beach.png", "ta_url": "http://timestamp.example",
+            "assertions": [{"label": "c2pa.actions", "data": {"actions": [
+              {"action": "c2pa.created", "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}]}}]}"#,
+    )
+    .unwrap();
+    let out = t.path("s.png");
+    let args = |out: &std::path::Path, extra: &[&str]| {
+        let mut a = vec![
+            "sign".to_string(),
+            p.to_str().unwrap().into(),
+            "-o".into(),
+            out.to_str().unwrap().into(),
+            "--keys".into(),
+            keys.clone(),
+            "--manifest".into(),
+            def.to_str().unwrap().into(),
+            "--json".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let a = args(&out, &[]);
+    let r = hm(&a.iter().map(String::as_str).collect::<Vec<_>>()).run();
+    r.code(0);
+    assert!(r.stderr.contains("\"ta_url\" is ignored"), "{}", r.stderr);
+    assert!(
+        r.json_lines()[0]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("ta_url")
+    );
+    let (r, v) = verify_json(&[out.to_str().unwrap(), "--keys", &keys]);
+    r.code(0);
+    assert_eq!(v["c2pa"]["validation_state"], "Trusted", "{v}");
+    assert_eq!(v["c2pa"]["ai"], "not_declared");
+    assert_eq!(v["verdict"], "signed_no_ai_claim");
+    assert_eq!(v["c2pa"]["claim_generator"][0], "ACME camera app 2.1");
+    let out2 = t.path("s2.png");
+    let a = args(&out2, &["--source-type", "trainedAlgorithmicMedia"]);
+    hm(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        .run()
+        .code(0);
+    let (_, v) = verify_json(&[out2.to_str().unwrap(), "--keys", &keys]);
+    assert_eq!(v["c2pa"]["ai"], "generated", "{v}");
+    let a = args(&t.path("s3.png"), &["--source-type", "no such thing"]);
+    hm(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        .run()
+        .code(2);
+}

@@ -15,7 +15,7 @@ mod sign;
 mod verify;
 
 pub use keys::{CertInfo, CertOptions, GeneratedKeys, SigningCredential, generate, generate_at};
-pub use sign::{Embedding, ManifestSpec, Model, Signed, SoftBinding, sign};
+pub use sign::{Embedding, ManifestSpec, Model, Signed, SoftBinding, sign, source_type_iri};
 pub use verify::{
     AiStatus, IngredientSummary, SignerSummary, StatusEntry, TrustSettings, ValidationState,
     Verification, verify,

@@ -47,9 +47,17 @@ pub struct ManifestSpec {
     /// The original asset (same format) when `sign` is given re-encoded pixels: if it carries
     /// a manifest, that manifest is kept as the parent ingredient.
     pub parent_asset: Option<Vec<u8>>,
-    /// A manifest definition in c2patool's JSON format, merged in: its assertions are added,
-    /// its actions appended to ours, its other top-level fields kept unless hallmark sets them.
+    /// A manifest definition in c2patool's JSON format, merged in: its assertions are added;
+    /// its `c2pa.created` (or `c2pa.opened`) action, if it has one, replaces hallmark's and
+    /// its other actions follow; its `claim_generator_info` (the first entry) and `title`
+    /// replace hallmark's; keys that choose the signer (`alg`, `private_key`, `sign_cert`,
+    /// `ta_url`, `format`) are ignored with a warning ([`Signed::warnings`]).
     pub extra_definition: Option<Value>,
+    /// The digital source type of the inception action (an IPTC term such as
+    /// `digitalCapture` or a full IRI; see [`source_type_iri`]). `None`: the definition's
+    /// own, else `trainedAlgorithmicMedia` (or `compositeWithTrainedAlgorithmicMedia` for
+    /// new pixels from a labelled parent).
+    pub source_type: Option<String>,
 }
 
 /// Where the manifest goes.
@@ -70,6 +78,8 @@ pub struct Signed {
     pub manifest_store: Vec<u8>,
     /// The label (URN) of the new active manifest.
     pub manifest_id: String,
+    /// What of the manifest definition was not used, for the user to see.
+    pub warnings: Vec<String>,
 }
 
 fn now_rfc3339() -> String {
@@ -78,8 +88,46 @@ fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn definition(spec: &ManifestSpec, has_parent: bool) -> Result<Value, Error> {
+/// The IPTC digital source type for `name`: a full IRI is kept as it is, a bare term
+/// (`digitalCapture`, `trainedAlgorithmicMedia`) is expanded.
+///
+/// # Errors
+/// [`Error::Parameter`] for anything that is neither an `http(s)://` IRI nor a plain term.
+pub fn source_type_iri(name: &str) -> Result<String, Error> {
+    let n = name.trim();
+    if n.starts_with("http://") || n.starts_with("https://") {
+        return Ok(n.to_string());
+    }
+    if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Ok(format!(
+            "http://cv.iptc.org/newscodes/digitalsourcetype/{n}"
+        ));
+    }
+    Err(Error::Parameter(format!(
+        "{name:?} is not a digital source type: give an IPTC term such as digitalCapture or \
+         trainedAlgorithmicMedia, or a full IRI"
+    )))
+}
+
+/// Definition keys that say how to sign rather than what: the signer and the format are
+/// decided by hallmark's own options, so the definition's are ignored (with a warning).
+const SIGNER_KEYS: [&str; 5] = ["alg", "private_key", "sign_cert", "ta_url", "format"];
+
+fn is_inception(action: &Value) -> bool {
+    matches!(
+        action.get("action").and_then(Value::as_str),
+        Some("c2pa.created" | "c2pa.opened")
+    )
+}
+
+/// The manifest definition handed to c2pa, and warnings about what of the user's definition
+/// was not used.
+pub(crate) fn definition(
+    spec: &ManifestSpec,
+    has_parent: bool,
+) -> Result<(Value, Vec<String>), Error> {
     let when = now_rfc3339();
+    let mut warnings = vec![];
     let mut agent = json!({"name": "hallmark", "version": env!("CARGO_PKG_VERSION")});
     if let Some(m) = &spec.model {
         agent = json!({"name": m.name});
@@ -87,48 +135,10 @@ pub(crate) fn definition(spec: &ManifestSpec, has_parent: bool) -> Result<Value,
             agent["version"] = json!(v);
         }
     }
-    // A created asset has no parent; a re-signed one is an edit whose parent keeps the old
-    // manifest, and our action says what the model did. New pixels made from a labelled
-    // parent (an img2img or inpainting output stamped again) are a composite with
-    // AI-generated content.
-    let source_type = if has_parent && spec.parent_asset.is_some() {
-        COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
-    } else {
-        TRAINED_ALGORITHMIC_MEDIA
-    };
-    let mut actions = vec![json!({
-        "action": if has_parent { "c2pa.edited" } else { "c2pa.created" },
-        "digitalSourceType": source_type,
-        "softwareAgent": agent,
-        "when": when,
-    })];
-    if spec.watermarked {
-        actions.push(json!({
-            "action": "c2pa.watermarked",
-            "softwareAgent": {"name": "hallmark", "version": env!("CARGO_PKG_VERSION")},
-            "when": when,
-            "description": "invisible image watermark carrying the soft-binding value",
-        }));
-    }
+    let mut user_actions: Vec<Value> = vec![];
     let mut assertions = vec![];
-    for sb in &spec.soft_bindings {
-        use base64::Engine as _;
-        assertions.push(json!({
-            "label": "c2pa.soft-binding",
-            "data": {
-                "alg": sb.alg,
-                "blocks": [{"scope": {}, "value": base64::engine::general_purpose::STANDARD.encode(&sb.value)}],
-                "name": "hallmark image watermark",
-            },
-            "created": true,
-        }));
-    }
-    let mut def = json!({
-        "claim_generator_info": [{"name": "hallmark", "version": env!("CARGO_PKG_VERSION")}],
-    });
-    if let Some(t) = &spec.title {
-        def["title"] = json!(t);
-    }
+    let mut def = json!({});
+    let mut generator: Option<Value> = None;
     if let Some(extra) = &spec.extra_definition {
         let Value::Object(extra) = extra else {
             return Err(Error::Parameter(
@@ -146,9 +156,13 @@ pub(crate) fn definition(spec: &ManifestSpec, has_parent: bool) -> Result<Value,
                     for a in list {
                         let label = a.get("label").and_then(Value::as_str).unwrap_or_default();
                         if label.starts_with("c2pa.actions") {
-                            if let Some(user) = a.pointer("/data/actions").and_then(Value::as_array)
-                            {
-                                actions.extend(user.iter().cloned());
+                            match a.pointer("/data/actions") {
+                                Some(Value::Array(user)) => user_actions.extend(user.iter().cloned()),
+                                _ => {
+                                    return Err(Error::Parameter(format!(
+                                        "the {label} assertion in the manifest definition has no \"actions\" array"
+                                    )));
+                                }
                             }
                         } else if label.is_empty() {
                             return Err(Error::Parameter(
@@ -159,29 +173,130 @@ pub(crate) fn definition(spec: &ManifestSpec, has_parent: bool) -> Result<Value,
                         }
                     }
                 }
-                "claim_generator_info" => {
-                    if let (Some(ours), Some(theirs)) =
-                        (def["claim_generator_info"].as_array_mut(), v.as_array())
-                    {
-                        ours.extend(theirs.iter().cloned());
+                // A claim has one generator (C2PA 2.x): the definition's names the product
+                // that signs, so it replaces hallmark's.
+                "claim_generator_info" => match v {
+                    Value::Array(list) if !list.is_empty() => {
+                        if list.len() > 1 {
+                            warnings.push(format!(
+                                "the manifest definition lists {} claim_generator_info entries; a claim has one, so only the first is used",
+                                list.len()
+                            ));
+                        }
+                        generator = Some(list[0].clone());
                     }
-                }
-                // The signer and format are decided here, never by the definition.
-                "alg" | "private_key" | "sign_cert" | "ta_url" | "format" => {}
-                _ => {
-                    if def.get(k).is_none() {
-                        def[k] = v.clone();
+                    Value::Object(_) => generator = Some(v.clone()),
+                    _ => {
+                        return Err(Error::Parameter(
+                            "\"claim_generator_info\" in the manifest definition must be a list of {name, version} objects".into(),
+                        ));
                     }
-                }
+                },
+                "claim_generator" => warnings.push(
+                    "the manifest definition's \"claim_generator\" string is ignored (C2PA 2.x claims use claim_generator_info)".into(),
+                ),
+                k if SIGNER_KEYS.contains(&k) => warnings.push(format!(
+                    "the manifest definition's {k:?} is ignored: hallmark's own options choose the signer, time stamp and format"
+                )),
+                _ => def[k] = v.clone(),
             }
         }
+    }
+    if let Some(g) = &generator
+        && g.get("name")
+            .and_then(Value::as_str)
+            .is_none_or(|n| n.trim().is_empty())
+    {
+        return Err(Error::Parameter(
+            "the manifest definition's claim_generator_info has no name".into(),
+        ));
+    }
+    def["claim_generator_info"] = json!([generator
+        .unwrap_or_else(|| json!({"name": "hallmark", "version": env!("CARGO_PKG_VERSION")}))]);
+    // The definition's title wins over the file name hallmark would use.
+    if def.get("title").is_none()
+        && let Some(t) = &spec.title
+    {
+        def["title"] = json!(t);
+    }
+
+    let source_override = spec
+        .source_type
+        .as_deref()
+        .map(source_type_iri)
+        .transpose()?;
+    let user_inception = user_actions.iter().position(is_inception);
+    if user_actions.iter().filter(|a| is_inception(a)).count() > 1 {
+        return Err(Error::Parameter(
+            "the manifest definition has more than one c2pa.created or c2pa.opened action; a manifest has exactly one".into(),
+        ));
+    }
+    let mut actions = vec![];
+    match user_inception {
+        Some(_) if has_parent => {
+            return Err(Error::Parameter(
+                "the manifest definition has its own c2pa.created or c2pa.opened action, but the asset already carries a manifest: signing it again is an edit, which c2pa opens itself. Drop that action from the definition (or strip the old manifest first)".into(),
+            ));
+        }
+        Some(i) => {
+            // The user's own inception action stands (a camera's digitalCapture is not AI);
+            // --source-type overrides its type, and the model names the agent if it has none.
+            let mut a = user_actions.remove(i);
+            if let Some(t) = &source_override {
+                a["digitalSourceType"] = json!(t);
+            } else if a.get("digitalSourceType").is_none() && a["action"] == "c2pa.created" {
+                a["digitalSourceType"] = json!(TRAINED_ALGORITHMIC_MEDIA);
+            }
+            if spec.model.is_some() && a.get("softwareAgent").is_none() {
+                a["softwareAgent"] = agent.clone();
+            }
+            actions.push(a);
+        }
+        None => {
+            // A created asset has no parent; a re-signed one is an edit whose parent keeps
+            // the old manifest, and our action says what the model did. New pixels made
+            // from a labelled parent (an img2img or inpainting output stamped again) are a
+            // composite with AI-generated content.
+            let default_type = if has_parent && spec.parent_asset.is_some() {
+                COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+            } else {
+                TRAINED_ALGORITHMIC_MEDIA
+            };
+            actions.push(json!({
+                "action": if has_parent { "c2pa.edited" } else { "c2pa.created" },
+                "digitalSourceType": source_override.clone().unwrap_or_else(|| default_type.to_string()),
+                "softwareAgent": agent,
+                "when": when,
+            }));
+        }
+    }
+    actions.extend(user_actions);
+    if spec.watermarked {
+        actions.push(json!({
+            "action": "c2pa.watermarked",
+            "softwareAgent": {"name": "hallmark", "version": env!("CARGO_PKG_VERSION")},
+            "when": when,
+            "description": "invisible image watermark carrying the soft-binding value",
+        }));
+    }
+    for sb in &spec.soft_bindings {
+        use base64::Engine as _;
+        assertions.push(json!({
+            "label": "c2pa.soft-binding",
+            "data": {
+                "alg": sb.alg,
+                "blocks": [{"scope": {}, "value": base64::engine::general_purpose::STANDARD.encode(&sb.value)}],
+                "name": "hallmark image watermark",
+            },
+            "created": true,
+        }));
     }
     assertions.insert(
         0,
         json!({"label": "c2pa.actions", "data": {"actions": actions}, "created": true}),
     );
     def["assertions"] = Value::Array(assertions);
-    Ok(def)
+    Ok((def, warnings))
 }
 
 /// Signs `asset` (of MIME type or extension `format`) with a manifest built from `spec`.
@@ -206,7 +321,7 @@ pub fn sign(
         None => crate::verify::has_manifest(mime, asset).then_some(asset),
     };
     let has_parent = parent.is_some();
-    let def = definition(spec, has_parent)?;
+    let (def, warnings) = definition(spec, has_parent)?;
     let ctx = crate::context(json!({
         "verify": {
             "verify_after_sign": true,
@@ -254,5 +369,6 @@ pub fn sign(
         asset: out,
         manifest_store: store,
         manifest_id,
+        warnings,
     })
 }

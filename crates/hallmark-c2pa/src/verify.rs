@@ -237,7 +237,81 @@ pub fn verify(
     };
     let mut v = summarise(&reader, is_embedded);
     check_exclusions(&mut v, &reader, mime, asset);
+    check_inception(&mut v);
     Ok(Some(v))
+}
+
+/// Records a failure found by hallmark's own checks: the manifest is Invalid, in the summary
+/// and in c2pa's report (what `--c2pa-report` prints) alike.
+fn fail(v: &mut Verification, e: StatusEntry) {
+    v.validation_state = ValidationState::Invalid;
+    if let Some(report) = v.report.as_object_mut() {
+        report.insert("validation_state".into(), json!("Invalid"));
+        match report
+            .get_mut("validation_status")
+            .and_then(Value::as_array_mut)
+        {
+            Some(list) => list.push(json!(e)),
+            None => {
+                report.insert("validation_status".into(), json!([e]));
+            }
+        }
+    }
+    if let Some(list) = v
+        .report
+        .pointer_mut("/validation_results/activeManifest/failure")
+        .and_then(Value::as_array_mut)
+    {
+        list.push(json!(e));
+    }
+    v.failure.push(e);
+}
+
+/// A manifest has exactly one inception action, `c2pa.created` or `c2pa.opened` (C2PA 2.x,
+/// actions validation). c2pa 0.90 only checks that the first action is one; c2pa-rs 0.91
+/// (c2pa-python 0.38) also rejects a second one with `assertion.action.malformed`.
+fn check_inception(v: &mut Verification) {
+    let Some(active) = v.active_manifest.clone() else {
+        return;
+    };
+    let count = v
+        .report
+        .get("manifests")
+        .and_then(|m| m.get(&active))
+        .and_then(|m| m.get("assertions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| {
+            a.get("label")
+                .and_then(Value::as_str)
+                .is_some_and(|l| l.starts_with("c2pa.actions"))
+        })
+        .flat_map(|a| {
+            a.pointer("/data/actions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|a| {
+            matches!(
+                a.get("action").and_then(Value::as_str),
+                Some("c2pa.created" | "c2pa.opened")
+            )
+        })
+        .count();
+    if count > 1 {
+        fail(
+            v,
+            StatusEntry {
+                code: "assertion.action.malformed".into(),
+                url: Some(active),
+                explanation: Some(format!(
+                    "cannot have more than one c2pa.created or c2pa.opened action (this manifest has {count})"
+                )),
+            },
+        );
+    }
 }
 
 /// Applies the data-hash exclusion rule c2pa 0.90 lacks (see `exclusions`): a hole makes the
@@ -261,28 +335,7 @@ fn check_exclusions(v: &mut Verification, reader: &c2pa::Reader, mime: &str, ass
             }
             v.informational.push(e);
         }
-        crate::exclusions::Outcome::Hole(e) => {
-            v.validation_state = ValidationState::Invalid;
-            if let Some(report) = v.report.as_object_mut() {
-                report.insert("validation_state".into(), json!("Invalid"));
-                if let Some(list) = report
-                    .get_mut("validation_status")
-                    .and_then(Value::as_array_mut)
-                {
-                    list.push(json!(e));
-                } else {
-                    report.insert("validation_status".into(), json!([e]));
-                }
-            }
-            if let Some(list) = v
-                .report
-                .pointer_mut("/validation_results/activeManifest/failure")
-                .and_then(Value::as_array_mut)
-            {
-                list.push(json!(e));
-            }
-            v.failure.push(e);
-        }
+        crate::exclusions::Outcome::Hole(e) => fail(v, e),
     }
 }
 

@@ -176,6 +176,7 @@ pub fn stamp_as(
         watermarked: true,
         parent_asset: Some(input.to_vec()),
         extra_definition: None,
+        source_type: None,
     };
     let signed = hallmark_c2pa::sign(
         &s.signer,

@@ -156,3 +156,143 @@ fn sidecar_is_refused_when_the_asset_carries_a_broken_manifest_box() {
         assert_eq!(v.validation_state, ValidationState::Invalid);
     }
 }
+
+fn trust(keys: &GeneratedKeys) -> TrustSettings {
+    TrustSettings {
+        anchors_pem: Some(keys.ca_pem.clone()),
+    }
+}
+
+/// A c2patool user's definition: its own generator, title and `c2pa.created` action (a
+/// camera capture, not AI) and a CreativeWork assertion. hallmark keeps all of it: one
+/// inception action, the user's source type, and reports the signer keys it ignored.
+#[test]
+fn a_c2patool_definition_keeps_its_generator_title_and_created_action() {
+    let keys = generate(&CertOptions::default()).unwrap();
+    let def = serde_json::json!({
+        "claim_generator_info": [{"name": "ACME camera app", "version": "2.1"}],
+        "title": "beach.jpg",
+        "alg": "es256",
+        "private_key": "es256.pem",
+        "assertions": [
+            {"label": "c2pa.actions", "data": {"actions": [
+                {"action": "c2pa.created", "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"},
+                {"action": "c2pa.color_adjustments"}
+            ]}},
+            {"label": "stds.schema-org.CreativeWork", "data": {"@context": "https://schema.org", "@type": "CreativeWork", "author": [{"@type": "Person", "name": "Jane Doe"}]}}
+        ]
+    });
+    let spec = ManifestSpec {
+        title: Some("upload.png".into()),
+        extra_definition: Some(def.clone()),
+        ..Default::default()
+    };
+    let s = sign(&cred(&keys), &spec, "png", &png(), Embedding::Embedded).unwrap();
+    assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    assert!(s.warnings.iter().any(|w| w.contains("\"alg\"")));
+    let v = verify("png", &s.asset, None, &trust(&keys))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        v.validation_state,
+        ValidationState::Trusted,
+        "{:?}",
+        v.failure
+    );
+    assert_eq!(v.ai, AiStatus::NotDeclared);
+    assert_eq!(v.claim_generator, vec!["ACME camera app 2.1".to_string()]);
+    let m = &v.report["manifests"][v.active_manifest.as_deref().unwrap()];
+    assert_eq!(m["title"], "beach.jpg");
+    assert!(m.to_string().contains("Jane Doe"));
+    let actions: Vec<String> = m["assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["label"].as_str().unwrap().starts_with("c2pa.actions"))
+        .flat_map(|a| a["data"]["actions"].as_array().unwrap().clone())
+        .map(|a| a["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actions, ["c2pa.created", "c2pa.color_adjustments"]);
+
+    // --source-type overrides the definition's type.
+    let spec = ManifestSpec {
+        extra_definition: Some(def),
+        source_type: Some("compositeWithTrainedAlgorithmicMedia".into()),
+        ..Default::default()
+    };
+    let s = sign(&cred(&keys), &spec, "png", &png(), Embedding::Embedded).unwrap();
+    let v = verify("png", &s.asset, None, &trust(&keys))
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.ai, AiStatus::Edited);
+    assert!(source_type_iri("not a type!").is_err());
+}
+
+/// A definition with two inception actions is refused before signing.
+#[test]
+fn two_created_actions_are_refused_when_signing() {
+    let keys = generate(&CertOptions::default()).unwrap();
+    let spec = ManifestSpec {
+        extra_definition: Some(serde_json::json!({"assertions": [
+            {"label": "c2pa.actions", "data": {"actions": [
+                {"action": "c2pa.created", "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"},
+                {"action": "c2pa.created", "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"}
+            ]}}
+        ]})),
+        ..Default::default()
+    };
+    let e = sign(&cred(&keys), &spec, "png", &png(), Embedding::Embedded).unwrap_err();
+    assert!(e.to_string().contains("more than one"), "{e}");
+}
+
+/// A manifest written by another tool (c2pa's own builder here) with a second
+/// `c2pa.created` after the first: c2pa 0.90 accepts it, the reference (c2pa-rs 0.91,
+/// c2pa-python 0.38) does not, and neither does hallmark.
+#[test]
+fn a_second_created_action_from_another_signer_is_invalid() {
+    let keys = generate(&CertOptions::default()).unwrap();
+    let created = |t: &str| {
+        serde_json::json!({"action": "c2pa.created",
+            "digitalSourceType": format!("http://cv.iptc.org/newscodes/digitalsourcetype/{t}")})
+    };
+    let def = serde_json::json!({
+        "claim_generator_info": [{"name": "other tool", "version": "1"}],
+        "assertions": [{"label": "c2pa.actions", "created": true, "data": {"actions": [
+            created("trainedAlgorithmicMedia"), created("digitalCapture")
+        ]}}]
+    });
+    let signer = c2pa::create_signer::from_keys(
+        keys.chain_pem.as_bytes(),
+        keys.key_pem.as_bytes(),
+        c2pa::SigningAlg::Ed25519,
+        None,
+    )
+    .unwrap();
+    let ctx = c2pa::Context::new()
+        .with_settings(serde_json::json!({"builder": {"thumbnail": {"enabled": false}}}))
+        .unwrap()
+        .into_shared();
+    let mut b = c2pa::Builder::from_shared_context(&ctx)
+        .with_definition(def.to_string())
+        .unwrap();
+    let mut out = std::io::Cursor::new(vec![]);
+    b.sign(
+        signer.as_ref(),
+        "image/png",
+        &mut std::io::Cursor::new(png()),
+        &mut out,
+    )
+    .unwrap();
+    let v = verify("png", out.get_ref(), None, &trust(&keys))
+        .unwrap()
+        .unwrap();
+    assert_eq!(v.validation_state, ValidationState::Invalid);
+    assert!(
+        v.failure
+            .iter()
+            .any(|f| f.code == "assertion.action.malformed"),
+        "{:?}",
+        v.failure
+    );
+    assert_eq!(v.report["validation_state"], "Invalid");
+}

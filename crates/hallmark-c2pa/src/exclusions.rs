@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn an_exclusion_wider_than_the_store_is_a_hole() {
         let first = app11(7, 1, &c2pa_box_head());
-        let j = jpeg_with(&[first.clone()]);
+        let j = jpeg_with(std::slice::from_ref(&first));
         let store = 20u64..(20 + first.len()) as u64;
         let detailed = |start: u64, length: u64| {
             serde_json::json!({"manifests": {"urn:x": {"assertion_store": {

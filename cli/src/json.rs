@@ -21,6 +21,8 @@ use serde_json::Value;
 
 /// `hallmark keygen`.
 pub const KEYGEN: &str = "hallmark.keygen/1";
+/// `hallmark cert check`.
+pub const CERT_CHECK: &str = "hallmark.cert-check/1";
 /// `hallmark stamp`, one object per image.
 pub const STAMP: &str = "hallmark.stamp/1";
 /// `hallmark verify`, one object per image.
@@ -485,6 +487,7 @@ pub fn schemas() -> BTreeMap<&'static str, schemars::Schema> {
     }
     let mut m = BTreeMap::new();
     m.insert(KEYGEN, of::<Item<KeygenOut>>());
+    m.insert(CERT_CHECK, of::<Item<hallmark::c2pa::ChainReport>>());
     m.insert(STAMP, of::<Item<StampOut<'static>>>());
     m.insert(REPORT, of::<VerifyOut<'static>>());
     m.insert(SIGN, of::<Item<SignOut>>());

@@ -48,6 +48,8 @@ pub struct LabelArgs {
     /// Keys folder written by `hallmark keygen`.
     #[arg(long)]
     keys: PathBuf,
+    #[command(flatten)]
+    signer: crate::keys::SignerArgs,
     /// Generating model recorded in every manifest.
     #[arg(long)]
     model: Option<String>,
@@ -388,7 +390,7 @@ pub fn label(
         name: n.clone(),
         version: a.model_version.clone(),
     });
-    let mut stamper = crate::stamper(&a.keys, model, None)?;
+    let mut stamper = crate::stamper(&a.keys, &a.signer, model, None)?;
     stamper.limits = limits;
     stamper.check_readback = !a.no_check;
     if a.no_webp_check {
@@ -399,7 +401,7 @@ pub fn label(
             crate::ledger::ensure_parent(p)?;
             Some(Mutex::new(crate::ledger::LedgerWriter::open(
                 p,
-                stamper.signer(),
+                crate::ledger::record_key(stamper.signer())?,
             )?))
         }
         None => None,

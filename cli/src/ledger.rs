@@ -31,7 +31,7 @@ impl LedgerWriter {
     /// newline is kept when it is a complete record that continues the chain (the newline is
     /// added); when it is a torn fragment left by a killed writer, it is cut off (that stamp
     /// was never completed, see `stamp`'s order).
-    pub fn open(path: &Path, cred: &hallmark::c2pa::SigningCredential) -> Result<Self> {
+    pub fn open(path: &Path, key: &hallmark::c2pa::RecordKey) -> Result<Self> {
         let file = fs::OpenOptions::new()
             .read(true)
             .append(true)
@@ -45,7 +45,7 @@ impl LedgerWriter {
             len: 0,
             next_line: 1,
         };
-        w.locked(|w| w.catch_up(Some(cred.public_key())))?;
+        w.locked(|w| w.catch_up(Some(key.public_key())))?;
         Ok(w)
     }
 
@@ -141,11 +141,11 @@ impl LedgerWriter {
     pub fn append(
         &mut self,
         entry: ledger::Entry,
-        cred: &hallmark::c2pa::SigningCredential,
+        key: &hallmark::c2pa::RecordKey,
     ) -> Result<Record> {
         self.locked(|w| {
-            w.catch_up(Some(cred.public_key()))?;
-            let r = ledger::next_record(w.last.as_ref(), entry, cred);
+            w.catch_up(Some(key.public_key()))?;
+            let r = ledger::next_record(w.last.as_ref(), entry, key);
             let line = format!("{}\n", serde_json::to_string(&r)?);
             let res = w
                 .file
@@ -279,7 +279,7 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
                 .as_deref()
                 .map(crate::keys::load_signer)
                 .transpose()?
-                .map(|c| c.public_key());
+                .and_then(|c| c.public_key());
             let recs = load(file, key)?;
             if recs.is_empty() {
                 bail!("{} holds no records: nothing to push", file.display());
@@ -316,8 +316,9 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
             registry_token,
         } => {
             let cred = crate::keys::load_signer(keys)?;
-            let recs = load(file, Some(cred.public_key()))?;
-            let cp = ledger::checkpoint(&recs, &cred);
+            let key = record_key(&cred)?;
+            let recs = load(file, Some(key.public_key()))?;
+            let cp = ledger::checkpoint(&recs, key);
             if let Some(url) = registry {
                 crate::registry::Client::new(url, registry_token.clone())?
                     .push_checkpoint(&cp)
@@ -350,7 +351,7 @@ pub fn run(json_out: bool, quiet: bool, cmd: &LedgerCmd) -> Result<i32> {
                 .as_deref()
                 .map(crate::keys::load_signer)
                 .transpose()?
-                .map(|c| c.public_key());
+                .and_then(|c| c.public_key());
             let checkpoint = expect.as_deref().map(read_checkpoint).transpose()?;
             let text = read_ledger(file)?;
             let verified = ledger::verify_chain(&text, key).and_then(|recs| {
@@ -443,4 +444,17 @@ pub fn ensure_parent(path: &Path) -> Result<()> {
 /// (512 MiB, about 800,000 records).
 fn read_ledger(path: &Path) -> Result<String> {
     crate::files::read_text_capped(path, crate::files::check::MAX_LEDGER_BYTES, "the ledger")
+}
+
+/// The key that signs ledger records for `cred`, or a clear error when it has none.
+pub fn record_key(cred: &hallmark::c2pa::SigningCredential) -> Result<&hallmark::c2pa::RecordKey> {
+    cred.record_key().ok_or_else(|| {
+        crate::json::coded(
+            hallmark::ErrorCode::Key,
+            format!(
+                "the ledger is signed with an Ed25519 key, and this {} credential has none: give --keys DIR too (its ledger.key, or its signing key when that is Ed25519, signs the records)",
+                cred.alg()
+            ),
+        )
+    })
 }

@@ -113,6 +113,9 @@ enum Cmd {
   hallmark keygen --out keys --org \"ACME\" --name \"ACME image model\"
   hallmark keygen --out keys-text --text-scheme robust")]
     Keygen(keys::KeygenArgs),
+    /// Certificates: what a C2PA validator will say about a signing chain.
+    #[command(subcommand)]
+    Cert(keys::CertCmd),
     /// Watermark and sign images in one pass (the main job).
     #[command(after_help = "Examples:
   hallmark stamp render.png -o render.stamped.png --keys keys --model acme-diffusion
@@ -222,6 +225,8 @@ struct StampArgs {
     #[arg(long)]
     keys: PathBuf,
     #[command(flatten)]
+    signer: keys::SignerArgs,
+    #[command(flatten)]
     model: ModelArgs,
     /// Watermark payload, 16 hex digits (default: a fresh random ID per image).
     #[arg(long)]
@@ -308,9 +313,11 @@ struct SignArgs {
     /// Write the manifest to a sidecar `.c2pa` file beside the output (or the input).
     #[arg(long)]
     sidecar: bool,
-    /// Keys folder written by `hallmark keygen`.
-    #[arg(long)]
-    keys: PathBuf,
+    /// Keys folder written by `hallmark keygen` (not needed with --cert).
+    #[arg(long, required_unless_present = "cert")]
+    keys: Option<PathBuf>,
+    #[command(flatten)]
+    signer: keys::SignerArgs,
     #[command(flatten)]
     model: ModelArgs,
     /// A manifest definition in c2patool's JSON format to merge in: its title, claim
@@ -444,6 +451,7 @@ fn json_inputs(cmd: &Cmd) -> Option<(&'static str, Vec<String>)> {
     let all = |ps: &[PathBuf]| ps.iter().map(|p| show(p)).collect();
     Some(match cmd {
         Cmd::Keygen(a) => (json::KEYGEN, vec![show(&a.out)]),
+        Cmd::Cert(keys::CertCmd::Check { chain }) => (json::CERT_CHECK, vec![show(chain)]),
         Cmd::Stamp(a) => (json::STAMP, all(&a.inputs)),
         Cmd::Verify(a) => (json::REPORT, all(&a.files)),
         Cmd::Label(a) => (json::LABEL_SUMMARY, vec![show(&a.dir)]),
@@ -521,6 +529,7 @@ fn run(cli: &Cli) -> Result<i32> {
     }
     match &cli.cmd {
         Cmd::Keygen(a) => keys::keygen(a, cli.json, cli.quiet),
+        Cmd::Cert(c) => keys::cert(c, cli.json, cli.quiet),
         Cmd::Stamp(a) => stamp(cli, a),
         Cmd::Verify(a) => verify(cli, a),
         Cmd::Label(a) => label::label(cli.json, cli.quiet, limits(cli), a),
@@ -615,10 +624,11 @@ pub(crate) fn unreadable_warning(out: &Path) -> String {
 
 pub(crate) fn stamper(
     keys: &Path,
+    signer: &keys::SignerArgs,
     model: Option<hallmark::c2pa::Model>,
     quality: Option<u8>,
 ) -> Result<hallmark::Stamper> {
-    let mut s = files::check::stamper(keys)?;
+    let mut s = files::check::stamper_with(keys, &signer.source(Some(keys))?)?;
     s.model = model;
     s.jpeg_quality = quality;
     Ok(s)
@@ -650,7 +660,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         .map(parse_payload)
         .transpose()?
         .flatten();
-    let mut s = stamper(&a.keys, a.model.model(), a.quality)?;
+    let mut s = stamper(&a.keys, &a.signer, a.model.model(), a.quality)?;
     s.limits = limits(cli);
     s.check_readback = !a.no_check;
     if a.no_webp_check {
@@ -659,7 +669,10 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     let mut ledger_w = match &a.ledger {
         Some(p) => {
             ledger::ensure_parent(p)?;
-            Some(ledger::LedgerWriter::open(p, s.signer())?)
+            Some(ledger::LedgerWriter::open(
+                p,
+                ledger::record_key(s.signer())?,
+            )?)
         }
         None => None,
     };
@@ -870,7 +883,10 @@ pub(crate) fn commit_with_record(
         return staged.commit_as(replace).map(|()| None);
     };
     let rec = l
-        .append(hallmark::ledger::entry_for(st, s), s.signer())
+        .append(
+            hallmark::ledger::entry_for(st, s),
+            ledger::record_key(s.signer())?,
+        )
         .with_context(|| format!("nothing was written to {}", out.display()))?;
     staged.commit_as(replace).with_context(|| {
         format!(
@@ -1188,7 +1204,7 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
     // if it were whole. Decode it first, as `stamp` does (the pixels are then dropped).
     hallmark::io::decode(&bytes, &limits(cli))
         .with_context(|| format!("cannot sign {}", a.input.display()))?;
-    let signer = keys::load_signer(&a.keys)?;
+    let signer = keys::load_credential(&a.signer.source(a.keys.as_deref())?)?;
     let extra = a
         .manifest
         .as_ref()

@@ -397,9 +397,14 @@ impl Registration {
         s: &hallmark::Stamper,
         ledger_record: Option<Record>,
     ) -> Result<()> {
-        let record = ledger_record.unwrap_or_else(|| {
-            hallmark::ledger::next_record(None, hallmark::ledger::entry_for(st, s), s.signer())
-        });
+        let record = match ledger_record {
+            Some(r) => r,
+            None => hallmark::ledger::next_record(
+                None,
+                hallmark::ledger::entry_for(st, s),
+                crate::ledger::record_key(s.signer())?,
+            ),
+        };
         self.queue.push(&record, &st.manifest_store)
     }
 

@@ -865,7 +865,8 @@ fn kill_during_ingestion(t: &TestDir, db: &str) {
                         key_id: "k".into(),
                         signer: "s".into(),
                     };
-                    let rec = hallmark::ledger::next_record(None, entry, &cred);
+                    let rec =
+                        hallmark::ledger::next_record(None, entry, cred.record_key().unwrap());
                     let a = agent();
                     let r = a
                         .post(&format!("{url}/v1/records"))
@@ -911,7 +912,7 @@ fn kill_during_ingestion(t: &TestDir, db: &str) {
         key_id: "k".into(),
         signer: "s".into(),
     };
-    let rec = hallmark::ledger::next_record(None, entry, &cred);
+    let rec = hallmark::ledger::next_record(None, entry, cred.record_key().unwrap());
     let (s, _) = post_json(
         &format!("{}/v1/records", srv.url),
         Some(&tok),

@@ -1,8 +1,9 @@
 //! Sign and verify C2PA manifests that label content as AI-generated.
 //!
 //! Everything works over bytes in memory: the caller decodes nothing here and this crate opens
-//! no files. Signing is fully offline (Ed25519 via ed25519-dalek, no time-stamp authority, no
-//! OCSP), and verification never fetches remote manifests.
+//! no files. Signing is offline unless asked otherwise: the key is in memory (Ed25519, ECDSA
+//! or RSA-PSS) or held by an external signer command, and a time-stamp authority is called
+//! only when one is configured ([`TimeStamper`]); verification never fetches anything.
 //!
 //! Main types: [`SigningCredential`] (a key and its chain), [`ManifestSpec`] (what a manifest
 //! says: model, soft bindings, extra c2patool-style definition), [`sign`] and [`verify`],
@@ -10,11 +11,17 @@
 #![deny(missing_docs)]
 
 mod exclusions;
+mod external;
 mod keys;
+mod profile;
 mod sign;
 mod verify;
 
-pub use keys::{CertInfo, CertOptions, GeneratedKeys, SigningCredential, generate, generate_at};
+pub use keys::{
+    CertInfo, CertOptions, GeneratedKeys, KeyAlg, RecordKey, SignerCommand, SigningCredential,
+    TimeStamper, generate, generate_at, generate_for,
+};
+pub use profile::{CertReport, ChainReport, check_chain};
 pub use sign::{Embedding, ManifestSpec, Model, Signed, SoftBinding, sign, source_type_iri};
 pub use verify::{
     AiStatus, IngredientSummary, SignerSummary, StatusEntry, TrustSettings, ValidationState,

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::{
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, Error, SigningCredential, TRAINED_ALGORITHMIC_MEDIA,
-    keys::Ed25519Signer,
+    keys::CredentialSigner,
 };
 
 /// The generating model, recorded as the software agent of the creating action.
@@ -353,7 +353,7 @@ pub fn sign(
     if embedding == Embedding::Sidecar {
         builder.set_no_embed(true);
     }
-    let signer = Ed25519Signer(cred);
+    let signer = CredentialSigner(cred);
     let mut src = Cursor::new(asset);
     let mut dst = Cursor::new(Vec::with_capacity(asset.len() + 16 * 1024));
     let store = builder

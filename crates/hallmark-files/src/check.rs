@@ -117,7 +117,7 @@ pub fn verifier(
         let key = keys_dir
             .map(keys::load_signer)
             .transpose()?
-            .map(|c| c.public_key());
+            .and_then(|c| c.public_key());
         v.ledger = Some(load_ledger(l, key)?);
     }
     Ok(v)
@@ -155,7 +155,20 @@ pub fn verify_path(f: &Path, walked: bool, verifier: &Verifier) -> Result<Option
 /// # Errors
 /// Unreadable or malformed keys.
 pub fn stamper(keys_dir: &Path) -> Result<hallmark::Stamper> {
+    stamper_with(keys_dir, &keys::CredentialSource::default())
+}
+
+/// A stamper with the watermark key of `keys_dir` and the signing credential `signer`
+/// describes (its `keys` filled in with `keys_dir` when empty).
+///
+/// # Errors
+/// As [`keys::load_watermark_key`] and [`keys::load_credential`].
+pub fn stamper_with(keys_dir: &Path, signer: &keys::CredentialSource) -> Result<hallmark::Stamper> {
     let wm = keys::load_watermark_key(keys_dir)?;
-    let signer = keys::load_signer(keys_dir)?;
+    let mut src = signer.clone();
+    if src.keys.is_none() {
+        src.keys = Some(keys_dir.to_path_buf());
+    }
+    let signer = keys::load_credential(&src)?;
     Ok(hallmark::Stamper::new(&wm, signer))
 }

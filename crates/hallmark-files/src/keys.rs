@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use hallmark::{
     ErrorCode, WatermarkKey,
-    c2pa::{CertInfo, CertOptions, SigningCredential},
+    c2pa::{
+        CertInfo, CertOptions, KeyAlg, RecordKey, SignerCommand, SigningCredential, TimeStamper,
+    },
     text::Config,
 };
 
@@ -15,8 +17,10 @@ use crate::{MAX_CONFIG_BYTES, MAX_KEY_BYTES, coded, read_secret, read_text_cappe
 
 /// The watermark key (secret).
 pub const WATERMARK_KEY: &str = "watermark.key";
-/// The C2PA signing key, Ed25519 PKCS#8 (secret).
+/// The C2PA signing key, PKCS#8 (secret): Ed25519 unless `keygen --alg` chose another.
 pub const SIGNING_KEY: &str = "c2pa-signing.key";
+/// The Ed25519 key that signs ledger records when the signing key is not Ed25519 (secret).
+pub const LEDGER_KEY: &str = "ledger.key";
 /// The signing certificate chain, end entity first.
 pub const CHAIN: &str = "c2pa-chain.pem";
 /// The CA certificate: the trust anchor verifiers are given.
@@ -43,6 +47,9 @@ pub struct KeyFiles {
     pub trust_anchor: String,
     /// The text watermark configuration.
     pub text_config: String,
+    /// The ledger's Ed25519 key (secret, 0600), written when the signing key is not Ed25519.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_key: Option<String>,
 }
 
 /// What [`generate`] made (also the content of `keys.json`).
@@ -91,6 +98,7 @@ pub fn generate(dir: &Path, opts: &CertOptions, text: &Config, force: bool) -> R
         CA,
         PUBLIC_INFO,
         TEXT_CONFIG,
+        LEDGER_KEY,
     ];
     let paths: Vec<PathBuf> = names.iter().map(|f| dir.join(f)).collect();
     if !force {
@@ -113,6 +121,22 @@ pub fn generate(dir: &Path, opts: &CertOptions, text: &Config, force: bool) -> R
     let certs = hallmark::c2pa::generate(opts)?;
     write_atomic(&paths[0], wm.to_file_string().as_bytes(), Some(0o600))?;
     write_atomic(&paths[1], certs.key_pem.as_bytes(), Some(0o600))?;
+    // The ledger signs with Ed25519: a folder whose signing key is another algorithm gets its
+    // own ledger key (and a stale one from an earlier Ed25519 folder goes).
+    let ledger_key = if opts.alg == KeyAlg::Ed25519 {
+        if force && paths[6].exists() {
+            std::fs::remove_file(&paths[6])
+                .with_context(|| format!("cannot remove {}", paths[6].display()))?;
+        }
+        None
+    } else {
+        write_atomic(
+            &paths[6],
+            RecordKey::generate_pem()?.as_bytes(),
+            Some(0o600),
+        )?;
+        Some(paths[6].display().to_string())
+    };
     write_atomic(&paths[2], certs.chain_pem.as_bytes(), Some(0o644))?;
     write_atomic(&paths[3], certs.ca_pem.as_bytes(), Some(0o644))?;
     write_atomic(
@@ -130,6 +154,7 @@ pub fn generate(dir: &Path, opts: &CertOptions, text: &Config, force: bool) -> R
             certificate_chain: paths[2].display().to_string(),
             trust_anchor: paths[3].display().to_string(),
             text_config: paths[5].display().to_string(),
+            ledger_key,
         },
     };
     write_atomic(
@@ -159,15 +184,133 @@ pub fn load_watermark_key(path: &Path) -> Result<WatermarkKey> {
     })
 }
 
-/// Reads the signing credential from a keys folder.
+/// Reads the signing credential from a keys folder (with its ledger key, when the signing
+/// key is not Ed25519).
 ///
 /// # Errors
 /// `not_found`, or `key` when the key and chain are unusable or do not match.
 pub fn load_signer(dir: &Path) -> Result<SigningCredential> {
     let chain = read_text_capped(&dir.join(CHAIN), MAX_KEY_BYTES, "the certificate chain")?;
     let key = read_secret(&dir.join(SIGNING_KEY), "the signing key")?;
-    SigningCredential::from_pem(&chain, &key)
-        .with_context(|| format!("the signing credential in {} is unusable", dir.display()))
+    let cred = SigningCredential::from_pem(&chain, &key)
+        .with_context(|| format!("the signing credential in {} is unusable", dir.display()))?;
+    with_ledger_key(cred, Some(dir))
+}
+
+/// Gives `cred` the ledger key of the keys folder `dir` when it has none of its own: the
+/// folder's `ledger.key`, or its signing key when that is Ed25519.
+fn with_ledger_key(cred: SigningCredential, dir: Option<&Path>) -> Result<SigningCredential> {
+    if cred.record_key().is_some() {
+        return Ok(cred);
+    }
+    let Some(dir) = dir else {
+        return Ok(cred);
+    };
+    for name in [LEDGER_KEY, SIGNING_KEY] {
+        let p = dir.join(name);
+        if !p.exists() {
+            continue;
+        }
+        let pem = read_secret(&p, "the ledger key")?;
+        if RecordKey::from_pkcs8_pem(&pem).is_ok() {
+            return Ok(cred.with_record_key(&pem)?);
+        }
+    }
+    Ok(cred)
+}
+
+/// Where the signing credential comes from: a keys folder, or a certificate chain with a
+/// private key file or an external signer command (the folder, if given too, still supplies
+/// the watermark key and the ledger key); and an optional time-stamp authority.
+#[derive(Clone, Debug, Default)]
+pub struct CredentialSource {
+    /// The keys folder.
+    pub keys: Option<PathBuf>,
+    /// A PEM certificate chain, end-entity first.
+    pub cert: Option<PathBuf>,
+    /// A PKCS#8 PEM private key for `cert`.
+    pub private_key: Option<PathBuf>,
+    /// An external signer for `cert` (see [`SignerCommand`]).
+    pub signer_command: Option<String>,
+    /// How long one external signature may take.
+    pub signer_timeout: Option<std::time::Duration>,
+    /// An RFC 3161 time-stamp authority's URL.
+    pub tsa_url: Option<String>,
+    /// How long a time stamp may take.
+    pub tsa_timeout: Option<std::time::Duration>,
+}
+
+/// The default deadline for an external signer or a time-stamp authority.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Loads the credential `src` describes, checked before anything is signed (see
+/// [`SigningCredential::from_pem`], [`SigningCredential::from_command`]).
+///
+/// # Errors
+/// `invalid_parameter` for an incomplete or contradictory source; `not_found`, `key` and
+/// `crypto` errors from loading and checking.
+pub fn load_credential(src: &CredentialSource) -> Result<SigningCredential> {
+    let bad = |m: &str| coded(ErrorCode::InvalidParameter, m.to_string());
+    let cred = match (&src.cert, &src.private_key, &src.signer_command) {
+        (None, None, None) => {
+            let Some(dir) = &src.keys else {
+                return Err(bad(
+                    "no signing credential: give --keys DIR, or --cert CHAIN.pem with --private-key KEY.pem or --signer-command CMD",
+                ));
+            };
+            load_signer(dir)?
+        }
+        (Some(_), Some(_), Some(_)) => {
+            return Err(bad(
+                "--private-key and --signer-command both sign: give one of them",
+            ));
+        }
+        (None, _, _) => {
+            return Err(bad(
+                "--private-key and --signer-command need the certificate chain they sign for: add --cert CHAIN.pem",
+            ));
+        }
+        (Some(_), None, None) => {
+            return Err(bad(
+                "--cert needs what signs for it: --private-key KEY.pem or --signer-command CMD",
+            ));
+        }
+        (Some(cert), key, command) => {
+            let chain = read_text_capped(cert, MAX_KEY_BYTES, "the certificate chain")?;
+            let cred = if let Some(k) = key {
+                let pem = read_secret(k, "the private key")?;
+                SigningCredential::from_pem(&chain, &pem).with_context(|| {
+                    format!(
+                        "{} and {} cannot sign together",
+                        cert.display(),
+                        k.display()
+                    )
+                })?
+            } else {
+                SigningCredential::from_command(
+                    &chain,
+                    SignerCommand {
+                        command: command.clone().unwrap_or_default(),
+                        timeout: src.signer_timeout.unwrap_or(DEFAULT_TIMEOUT),
+                    },
+                )
+                .with_context(|| format!("the signer command cannot sign for {}", cert.display()))?
+            };
+            with_ledger_key(cred, src.keys.as_deref())?
+        }
+    };
+    Ok(match &src.tsa_url {
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad("--tsa-url must be an http:// or https:// URL"));
+            }
+            cred.with_time_stamper(TimeStamper {
+                url: url.clone(),
+                timeout: src.tsa_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            })
+        }
+        None => cred,
+    })
 }
 
 /// The text scheme: `scheme` (a preset or header) when given, else the text-watermark.conf in

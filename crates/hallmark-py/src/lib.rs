@@ -117,7 +117,8 @@ fn rgb(raw: &[u8], width: u32, height: u32) -> Result<image::RgbImage> {
 
 /// Writes a new keys folder; returns `keys.json` as JSON text.
 #[pyfunction]
-#[pyo3(signature = (dir, org, name, validity_days, text_scheme, force))]
+#[pyo3(signature = (dir, org, name, validity_days, text_scheme, force, alg = None))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each
 fn keygen(
     py: Python<'_>,
     dir: PathBuf,
@@ -126,15 +127,21 @@ fn keygen(
     validity_days: u32,
     text_scheme: String,
     force: bool,
+    alg: Option<String>,
 ) -> PyResult<String> {
     run(py, || {
         let text = keys::parse_scheme(&text_scheme)?;
+        let alg = match alg.as_deref() {
+            Some(a) => a.parse()?,
+            None => hallmark::c2pa::KeyAlg::default(),
+        };
         let folder = keys::generate(
             &dir,
             &CertOptions {
                 org,
                 name,
                 validity_days,
+                alg,
             },
             &text,
             force,
@@ -167,7 +174,7 @@ impl NativeKeys {
             let signer = keys::load_signer(&dir)?;
             let text = keys::text_config(None, Some(&dir))?;
             Ok(NativeKeys {
-                signer_public_key: hex::encode(signer.public_key()),
+                signer_public_key: signer.public_key().map(hex::encode).unwrap_or_default(),
                 dir,
                 watermark,
                 text,

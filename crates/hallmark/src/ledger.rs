@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
-use hallmark_c2pa::SigningCredential;
+use hallmark_c2pa::RecordKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -103,12 +103,12 @@ fn digest(seq: u64, prev: &str, entry: &Entry, public_key: &str) -> String {
 }
 
 /// Makes the record that follows `last` (or the first record).
-pub fn next_record(last: Option<&Record>, entry: Entry, cred: &SigningCredential) -> Record {
+pub fn next_record(last: Option<&Record>, entry: Entry, cred: &RecordKey) -> Record {
     let seq = last.map_or(0, |r| r.seq + 1);
     let prev = last.map_or_else(|| GENESIS.to_string(), |r| r.hash.clone());
     let public_key = hex::encode(cred.public_key());
     let hash = digest(seq, &prev, &entry, &public_key);
-    let sig = base64::engine::general_purpose::STANDARD.encode(cred.sign_bytes(hash.as_bytes()));
+    let sig = base64::engine::general_purpose::STANDARD.encode(cred.sign(hash.as_bytes()));
     Record {
         seq,
         prev,
@@ -247,7 +247,7 @@ impl Checkpoint {
 
 /// Makes a signed checkpoint of a verified ledger (`records` as [`verify_chain`] returns
 /// them).
-pub fn checkpoint(records: &[Record], cred: &SigningCredential) -> Checkpoint {
+pub fn checkpoint(records: &[Record], cred: &RecordKey) -> Checkpoint {
     let mut cp = Checkpoint {
         schema: CHECKPOINT_SCHEMA.to_string(),
         records: records.len() as u64,
@@ -260,7 +260,7 @@ pub fn checkpoint(records: &[Record], cred: &SigningCredential) -> Checkpoint {
         public_key: hex::encode(cred.public_key()),
         sig: String::new(),
     };
-    cp.sig = base64::engine::general_purpose::STANDARD.encode(cred.sign_bytes(&cp.message()));
+    cp.sig = base64::engine::general_purpose::STANDARD.encode(cred.sign(&cp.message()));
     cp
 }
 
@@ -365,9 +365,8 @@ pub fn entry_for(st: &crate::Stamped, s: &crate::Stamper) -> Entry {
 mod tests {
     use super::*;
 
-    fn cred() -> SigningCredential {
-        let k = hallmark_c2pa::generate(&hallmark_c2pa::CertOptions::default()).expect("keys");
-        SigningCredential::from_pem(&k.chain_pem, &k.key_pem).expect("cred")
+    fn cred() -> RecordKey {
+        RecordKey::from_pkcs8_pem(&RecordKey::generate_pem().expect("pem")).expect("key")
     }
 
     fn entry(i: u64) -> Entry {
@@ -383,7 +382,7 @@ mod tests {
         }
     }
 
-    fn ledger(c: &SigningCredential, n: u64) -> Vec<String> {
+    fn ledger(c: &RecordKey, n: u64) -> Vec<String> {
         let mut last: Option<Record> = None;
         let mut lines = vec![];
         for i in 0..n {

@@ -122,7 +122,7 @@ fn main() {
                 signer: cred.subject(),
             };
             NewRecord {
-                record: next_record(None, entry, &cred),
+                record: next_record(None, entry, cred.record_key().expect("Ed25519 key")),
                 manifest_store: Some(vec![0u8; 8 * 1024]),
                 source: "stamp",
             }
@@ -154,7 +154,7 @@ fn main() {
     let rec = next_record(
         None,
         hallmark::ledger::entry_for(&st, &stamper),
-        stamper.signer(),
+        stamper.signer().record_key().expect("Ed25519 key"),
     );
     rt.block_on(store.insert(&NewRecord {
         record: rec,

@@ -66,10 +66,13 @@ class Keys:
         validity_days: int = 3650,
         text_scheme: str = "gumbel",
         force: bool = False,
+        alg: str = "ed25519",
     ) -> "Keys":
         """Writes fresh keys into ``dir`` (created if missing) and loads them. Existing key
-        files are replaced only with ``force=True`` (else :class:`OutputExistsError`)."""
-        _native.keygen(os.fspath(dir), org, name, validity_days, text_scheme, force)
+        files are replaced only with ``force=True`` (else :class:`OutputExistsError`).
+        ``alg`` is the signing key's algorithm: ed25519, es256, es384 or ps256 (the CA is
+        always ECDSA P-256, as the C2PA certificate policy asks)."""
+        _native.keygen(os.fspath(dir), org, name, validity_days, text_scheme, force, alg)
         return cls.load(dir)
 
     @classmethod

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod c2pa_cases;
+mod c2pa_production;
 mod contract;
 mod hostile;
 mod keygen;

@@ -3,6 +3,8 @@
 
 use hallmark_c2pa::*;
 
+mod tsa;
+
 fn png() -> Vec<u8> {
     let img = image::RgbImage::from_fn(64, 48, |x, y| {
         image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
@@ -287,4 +289,115 @@ fn a_second_created_action_from_another_signer_is_invalid() {
         v.failure
     );
     assert_eq!(v.report["validation_state"], "Invalid");
+}
+
+fn codes(list: &[StatusEntry]) -> Vec<&str> {
+    list.iter().map(|s| s.code.as_str()).collect()
+}
+
+/// With a time stamp from a (local, real) RFC 3161 authority, a manifest outlives its
+/// certificate; without one, it turns Invalid the moment the certificate expires.
+#[test]
+fn a_time_stamp_keeps_a_manifest_valid_after_its_certificate_expires() {
+    let tsa = tsa::LocalTsa::start();
+    let opts = CertOptions {
+        alg: KeyAlg::Es256,
+        ..Default::default()
+    };
+    // generate_for starts validity five minutes back: this certificate has 5 s left.
+    let keys = generate_for(
+        &opts,
+        time::OffsetDateTime::now_utc(),
+        time::Duration::minutes(5) + time::Duration::seconds(5),
+    )
+    .unwrap();
+    let stamper = TimeStamper {
+        url: tsa.url.clone(),
+        timeout: std::time::Duration::from_secs(20),
+    };
+    let with = cred(&keys).with_time_stamper(stamper);
+    let stamped = sign(
+        &with,
+        &ManifestSpec::default(),
+        "png",
+        &png(),
+        Embedding::Embedded,
+    )
+    .unwrap();
+    let plain = sign(
+        &cred(&keys),
+        &ManifestSpec::default(),
+        "png",
+        &png(),
+        Embedding::Embedded,
+    )
+    .unwrap();
+    let trust = TrustSettings {
+        anchors_pem: Some(format!("{}{}", keys.ca_pem, tsa.root_pem())),
+    };
+    let v = verify("png", &stamped.asset, None, &trust)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        v.validation_state,
+        ValidationState::Trusted,
+        "{:?}",
+        v.failure
+    );
+    assert!(
+        codes(&v.success).contains(&"timeStamp.validated"),
+        "{:?}",
+        v.success
+    );
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let v = verify("png", &plain.asset, None, &trust).unwrap().unwrap();
+    assert_eq!(v.validation_state, ValidationState::Invalid);
+    assert!(v.expired(), "{:?}", v.failure);
+    let v = verify("png", &stamped.asset, None, &trust)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        v.validation_state,
+        ValidationState::Trusted,
+        "a time-stamped manifest must outlive its certificate: {:?}",
+        v.failure
+    );
+    assert!(!v.expired());
+}
+
+/// An authority that is down, or answers garbage, fails the signing with a clear error.
+#[test]
+fn an_unreachable_or_broken_time_stamp_authority_fails_signing_clearly() {
+    let keys = generate(&CertOptions::default()).unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let garbage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let garbage_url = format!("http://{}/", garbage.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in garbage.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/timestamp-reply\r\nContent-Length: 5\r\n\r\nhello");
+        }
+    });
+    for url in [format!("http://127.0.0.1:{port}/"), garbage_url] {
+        let c = cred(&keys).with_time_stamper(TimeStamper {
+            url: url.clone(),
+            timeout: std::time::Duration::from_secs(5),
+        });
+        let e = sign(
+            &c,
+            &ManifestSpec::default(),
+            "png",
+            &png(),
+            Embedding::Embedded,
+        )
+        .expect_err(&url);
+        assert!(e.to_string().contains("time-stamp authority"), "{url}: {e}");
+    }
 }

@@ -265,10 +265,30 @@ struct VerifyArgs {
     /// Files (or folders) to check.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// PEM trust anchors for C2PA signers (also: $HALLMARK_TRUST_ANCHORS, or
-    /// ~/.config/hallmark/trust-anchors.pem).
+    /// PEM trust anchors for C2PA signers (also: $HALLMARK_TRUST_ANCHORS, the trust
+    /// settings' user_anchors, or ~/.config/hallmark/trust-anchors.pem).
     #[arg(long, value_name = "PEM")]
     trust: Option<PathBuf>,
+    /// A PEM trust list, such as the C2PA trust list: c2patool's --trust_anchors (also:
+    /// $C2PATOOL_TRUST_ANCHORS, the trust settings' trust_anchors).
+    #[arg(long, value_name = "PEM")]
+    trust_anchors: Option<PathBuf>,
+    /// Signing certificates trusted as they are: PEM certificates or base64 SHA-256 hashes
+    /// of them, one per line; c2patool's --allowed_list (also: $HALLMARK_ALLOWED_LIST,
+    /// $C2PATOOL_ALLOWED_LIST, the trust settings' allowed_list).
+    #[arg(long, value_name = "FILE")]
+    allowed_list: Option<PathBuf>,
+    /// Extra extended key usages a signing certificate may carry, one OID per line;
+    /// c2patool's --trust_config (also: $HALLMARK_TRUST_CONFIG, $C2PATOOL_TRUST_CONFIG, the
+    /// trust settings' trust_config).
+    #[arg(long, value_name = "FILE")]
+    trust_config: Option<PathBuf>,
+    /// A trust settings file (TOML, or JSON by its extension) in c2pa's layout: a [trust]
+    /// table with user_anchors, trust_anchors, allowed_list, trust_config, each the content
+    /// or a path relative to the file (also: $HALLMARK_TRUST_SETTINGS, or
+    /// ~/.config/hallmark/trust.toml).
+    #[arg(long, value_name = "FILE")]
+    trust_settings: Option<PathBuf>,
     /// Watermark key file(s) or keys folder(s) to look for watermarks with.
     #[arg(long = "key", value_name = "KEY")]
     keys: Vec<PathBuf>,
@@ -290,7 +310,7 @@ struct VerifyArgs {
     exclude: Vec<String>,
     /// Have this hallmark service verify the files (POST URL/v1/verify): it looks for the
     /// watermark with its keys and recovers a stripped manifest from its registry.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["keys", "keys_dir", "ledger", "trust"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["keys", "keys_dir", "ledger", "trust", "trust_anchors", "allowed_list", "trust_config", "trust_settings"])]
     resolve: Option<String>,
     /// A token for a service that keeps reads private (`hallmark serve --private-reads`).
     #[arg(
@@ -903,12 +923,15 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
     if let Some(url) = &a.resolve {
         return verify_remote(cli, a, url);
     }
-    let mut verifier = files::check::verifier(
-        &a.keys,
-        a.keys_dir.as_deref(),
-        a.trust.as_deref(),
-        a.ledger.as_deref(),
-    )?;
+    let trust = files::check::TrustOptions {
+        anchors: a.trust.clone(),
+        trust_list: a.trust_anchors.clone(),
+        allowed_list: a.allowed_list.clone(),
+        trust_config: a.trust_config.clone(),
+        settings: a.trust_settings.clone(),
+    };
+    let mut verifier =
+        files::check::verifier(&a.keys, a.keys_dir.as_deref(), &trust, a.ledger.as_deref())?;
     verifier.limits = limits(cli);
     // Files named on the command line are checked whatever they are; files found in a folder
     // are checked only if they are images (by their bytes), not `.orig` backups, and pass

@@ -275,3 +275,95 @@ fn tsa_url_time_stamps_the_manifest() {
     assert!(r.stderr.contains("time-stamp authority"), "{}", r.stderr);
     assert!(!none.exists());
 }
+
+/// c2patool's trust options: anchors, a trust list, an allowed list (certificates or their
+/// hashes), a trust config, from flags, environment variables and a settings file; the
+/// report names the rule that made the signer trusted.
+#[test]
+fn trust_comes_from_anchors_lists_and_settings_and_the_report_names_the_rule() {
+    let t = TestDir::new();
+    let keys = keygen_alg(&t, "es256");
+    let img = t.write_png("a.png", 240, 180, 7);
+    let out = t.path("s.png");
+    hm(&[
+        "sign",
+        img.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run()
+    .code(0);
+    let chain = std::fs::read_to_string(format!("{keys}/c2pa-chain.pem")).unwrap();
+    let ee_pem = chain
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .next()
+        .unwrap();
+    let allowed = t.path("allowed.pem");
+    std::fs::write(&allowed, ee_pem).unwrap();
+    let ca = format!("{keys}/c2pa-ca.pem");
+    let rule = |v: &serde_json::Value| v["c2pa"]["trusted_by"]["rule"].as_str().map(str::to_string);
+
+    let v = verify(&out, &[]);
+    assert_eq!(v["c2pa"]["validation_state"], "Valid");
+    assert_eq!(rule(&v), None);
+    let v = verify(&out, &["--trust", &ca]);
+    assert_eq!(rule(&v).as_deref(), Some("user_anchor"), "{v}");
+    assert!(
+        v["c2pa"]["trusted_by"]["anchor"]
+            .as_str()
+            .unwrap()
+            .contains("local CA")
+    );
+    let v = verify(&out, &["--trust-anchors", &ca]);
+    assert_eq!(rule(&v).as_deref(), Some("trust_list"), "{v}");
+    let v = verify(&out, &["--allowed-list", allowed.to_str().unwrap()]);
+    assert_eq!(v["c2pa"]["validation_state"], "Trusted", "{v}");
+    assert_eq!(rule(&v).as_deref(), Some("allowed_list"));
+    assert!(v["summary"].as_str().unwrap().contains("allowed list"));
+    // c2patool's environment variable names work too.
+    let r = hm(&["verify", "--json", out.to_str().unwrap()])
+        .env("C2PATOOL_ALLOWED_LIST", allowed.to_str().unwrap())
+        .run();
+    assert_eq!(rule(&r.json_lines()[0]).as_deref(), Some("allowed_list"));
+    // A settings file in c2pa's layout, with a path relative to it and inline content.
+    let settings = t.path("trust.toml");
+    std::fs::write(
+        &settings,
+        "[trust]\nuser_anchors = \"keys-es256/c2pa-ca.pem\"\ntrust_config = \"1.3.6.1.5.5.7.3.36\\n1.3.6.1.5.5.7.3.4\\n\"\n",
+    )
+    .unwrap();
+    let v = verify(&out, &["--trust-settings", settings.to_str().unwrap()]);
+    assert_eq!(rule(&v).as_deref(), Some("user_anchor"), "{v}");
+    // Malformed inputs are clear errors, not a quiet "untrusted".
+    std::fs::write(&settings, "[trust]\nno_such_key = 1\n").unwrap();
+    hm(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--trust-settings",
+        settings.to_str().unwrap(),
+    ])
+    .run()
+    .code(2);
+    let eku = t.path("eku.cfg");
+    std::fs::write(&eku, "documentSigning\n").unwrap();
+    let r = hm(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--trust-config",
+        eku.to_str().unwrap(),
+    ])
+    .run();
+    r.code(2);
+    assert!(r.stderr.contains("not an OID"), "{}", r.stderr);
+    let r = hm(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--allowed-list",
+        "https://example.com/list.pem",
+    ])
+    .run();
+    r.code(2);
+    assert!(r.stderr.contains("offline"), "{}", r.stderr);
+}

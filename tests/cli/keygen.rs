@@ -1,6 +1,5 @@
 use std::os::unix::fs::PermissionsExt;
 
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use x509_parser::prelude::*;
 
 use crate::util::*;
@@ -108,28 +107,23 @@ fn chain_carries_what_c2pa_requires_and_the_ca_signed_it() {
     assert!(ee.validity().not_before <= now && now < ee.validity().not_after);
     let years = (ee.validity().not_after.timestamp() - now.timestamp()) / (365 * 86400);
     assert!(years >= 9, "{years}");
-    // The CA's Ed25519 key verifies the end-entity signature.
-    let ca_key: [u8; 32] = ca
-        .public_key()
-        .subject_public_key
-        .data
-        .as_ref()
-        .try_into()
-        .unwrap();
-    let vk = VerifyingKey::from_bytes(&ca_key).unwrap();
-    let sig = Signature::from_slice(ee.signature_value.data.as_ref()).unwrap();
+    // The CA key is ECDSA P-256 (the C2PA certificate policy: no Ed25519 CAs), and it
+    // verifies the end-entity certificate's signature.
+    use p256::ecdsa::{Signature as EcSignature, VerifyingKey as EcKey, signature::Verifier as _};
+    assert_eq!(
+        ca.public_key().algorithm.algorithm.to_id_string(),
+        "1.2.840.10045.2.1",
+        "id-ecPublicKey"
+    );
+    let vk = EcKey::from_sec1_bytes(ca.public_key().subject_public_key.data.as_ref()).unwrap();
+    let sig = EcSignature::from_der(ee.signature_value.data.as_ref()).unwrap();
     vk.verify(ee.tbs_certificate.as_ref(), &sig)
         .expect("CA signed the end-entity");
-    // A corrupted signature does not verify (the check can fail).
-    let mut bad = ee.signature_value.data.to_vec();
-    bad[0] ^= 1;
-    assert!(
-        vk.verify(
-            ee.tbs_certificate.as_ref(),
-            &Signature::from_slice(&bad).unwrap()
-        )
-        .is_err()
-    );
+    // A changed certificate body does not verify (the check can fail).
+    let mut bad = ee.tbs_certificate.as_ref().to_vec();
+    let n = bad.len();
+    bad[n - 10] ^= 1;
+    assert!(vk.verify(&bad, &sig).is_err());
 }
 
 #[test]

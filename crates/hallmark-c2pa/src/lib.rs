@@ -24,8 +24,8 @@ pub use keys::{
 pub use profile::{CertReport, ChainReport, check_chain};
 pub use sign::{Embedding, ManifestSpec, Model, Signed, SoftBinding, sign, source_type_iri};
 pub use verify::{
-    AiStatus, IngredientSummary, SignerSummary, StatusEntry, TrustSettings, ValidationState,
-    Verification, verify,
+    AiStatus, IngredientSummary, SignerSummary, StatusEntry, TrustRule, TrustSettings,
+    ValidationState, Verification, verify,
 };
 
 /// The IRI of the IPTC digital source type for media created by a trained model.

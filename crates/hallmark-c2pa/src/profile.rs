@@ -270,3 +270,31 @@ pub(crate) fn cose_signature(alg: KeyAlg, sig: Vec<u8>) -> Vec<u8> {
     };
     fixed.unwrap_or(sig)
 }
+
+/// The subject of the certificate in `anchors_pem` that the PEM `chain` leads to: one that
+/// is in the chain, or that issued its last certificate.
+pub(crate) fn anchor_for(chain: &str, anchors_pem: &str) -> Option<String> {
+    let der = |p: &str| -> Vec<Vec<u8>> {
+        pem::parse_many(p)
+            .map(|v| {
+                v.into_iter()
+                    .filter(|p| p.tag() == "CERTIFICATE")
+                    .map(|p| p.into_contents())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let chain = der(chain);
+    let anchors = der(anchors_pem);
+    let last = chain.last()?;
+    let (_, last) = X509Certificate::from_der(last).ok()?;
+    for a in &anchors {
+        let Ok((_, cert)) = X509Certificate::from_der(a) else {
+            continue;
+        };
+        if chain.contains(a) || cert.subject() == last.issuer() {
+            return Some(cert.subject().to_string());
+        }
+    }
+    None
+}

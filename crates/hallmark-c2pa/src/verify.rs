@@ -16,11 +16,33 @@ pub enum ValidationState {
     Invalid,
 }
 
-/// Where trust anchors come from.
+/// What makes a signer trusted, with c2patool's `trust` options' meaning.
 #[derive(Clone, Debug, Default)]
 pub struct TrustSettings {
-    /// PEM certificates whose chains are trusted (for example a keygen `c2pa-ca.pem`).
+    /// The user's PEM trust anchors (for example a keygen `c2pa-ca.pem`): c2pa's
+    /// `trust.user_anchors`.
     pub anchors_pem: Option<String>,
+    /// A PEM trust list (for example the C2PA trust list): c2pa's `trust.trust_anchors`,
+    /// what c2patool's `--trust_anchors` sets.
+    pub trust_list_pem: Option<String>,
+    /// End-entity certificates trusted as they are, whatever issued them: PEM certificates
+    /// or base64 SHA-256 hashes of their DER, one per line (c2patool's `--allowed_list`).
+    pub allowed_list: Option<String>,
+    /// Extended key usages a signing certificate may have, one OID per line, added to the
+    /// C2PA defaults (c2patool's `--trust_config`).
+    pub trust_config: Option<String>,
+}
+
+/// Which rule made a signer trusted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct TrustRule {
+    /// `user_anchor` (the user's anchors: `--trust`, a keys folder's CA), `trust_list` (a
+    /// trust list such as the C2PA one: `--trust-anchors`) or `allowed_list` (the signing
+    /// certificate itself is on the allowed list).
+    pub rule: String,
+    /// The subject of the anchor the chain leads to (for the anchor rules), when found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<String>,
 }
 
 /// One C2PA status entry, verbatim from the validator.
@@ -105,6 +127,9 @@ pub struct Verification {
     pub watermarked_action: bool,
     /// Ingredients of the active manifest.
     pub ingredients: Vec<IngredientSummary>,
+    /// What made the signer trusted (only when it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_by: Option<TrustRule>,
     /// c2pa's full report (c2patool's JSON), for `--json` consumers.
     pub report: Value,
 }
@@ -129,8 +154,19 @@ fn reader_context(trust: &TrustSettings) -> Result<std::sync::Arc<c2pa::Context>
         "core": {"max_decompressed_manifest_size_in_mb": 16},
         "builder": {"thumbnail": {"enabled": false}},
     });
-    if let Some(pem) = &trust.anchors_pem {
-        settings["trust"] = json!({"user_anchors": pem});
+    let mut t = serde_json::Map::new();
+    for (k, v) in [
+        ("user_anchors", &trust.anchors_pem),
+        ("trust_anchors", &trust.trust_list_pem),
+        ("allowed_list", &trust.allowed_list),
+        ("trust_config", &trust.trust_config),
+    ] {
+        if let Some(v) = v {
+            t.insert(k.into(), json!(v));
+        }
+    }
+    if !t.is_empty() {
+        settings["trust"] = Value::Object(t);
     }
     crate::context(settings)
 }
@@ -238,7 +274,41 @@ pub fn verify(
     let mut v = summarise(&reader, is_embedded);
     check_exclusions(&mut v, &reader, mime, asset);
     check_inception(&mut v);
+    if v.validation_state == ValidationState::Trusted {
+        v.trusted_by = trust_rule(&v, &reader, trust);
+    }
     Ok(Some(v))
+}
+
+/// Which rule c2pa trusted the signer by (its `signingCredential.trusted` entry names the
+/// list), and the anchor the chain leads to.
+fn trust_rule(v: &Verification, reader: &c2pa::Reader, trust: &TrustSettings) -> Option<TrustRule> {
+    let why = v
+        .success
+        .iter()
+        .find(|s| s.code == "signingCredential.trusted")?
+        .explanation
+        .clone()
+        .unwrap_or_default();
+    let (rule, list) = if why.contains("EndEntity") {
+        ("allowed_list", None)
+    } else if why.contains("System") {
+        ("trust_list", trust.trust_list_pem.as_deref())
+    } else {
+        ("user_anchor", trust.anchors_pem.as_deref())
+    };
+    let anchor = list.and_then(|pem| {
+        let chain = reader
+            .active_manifest()?
+            .signature_info()?
+            .cert_chain()
+            .to_string();
+        crate::profile::anchor_for(&chain, pem)
+    });
+    Some(TrustRule {
+        rule: rule.into(),
+        anchor,
+    })
 }
 
 /// Records a failure found by hallmark's own checks: the manifest is Invalid, in the summary
@@ -380,6 +450,7 @@ fn bare(
         soft_bindings: vec![],
         watermarked_action: false,
         ingredients: vec![],
+        trusted_by: None,
         report: Value::Null,
     }
 }

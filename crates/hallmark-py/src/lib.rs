@@ -321,7 +321,7 @@ fn verify(
         let v = check::verifier(
             &watermark_keys,
             keys_dir.as_deref(),
-            trust.as_deref(),
+            &check::TrustOptions::anchors(trust.as_deref()),
             ledger.as_deref(),
         )?;
         let report = match (data, &path) {

@@ -201,7 +201,10 @@ pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Repo
         // Still refuse files that are not decodable images, so bad input is an error.
         damage = io::decode_lenient(bytes, &v.limits)?.1;
     }
-    let mut report = judge(format, c2pa, watermark, v.trust.anchors_pem.is_some());
+    let anchors_given = v.trust.anchors_pem.is_some()
+        || v.trust.trust_list_pem.is_some()
+        || v.trust.allowed_list.is_some();
+    let mut report = judge(format, c2pa, watermark, anchors_given);
     if let Some(why) = damage {
         report.reasons.push(format!(
             "the image is damaged: {why}; the watermark was looked for in what could be decoded"
@@ -338,12 +341,26 @@ fn judge(
                 .or_else(|| c.signer.common_name.clone())
                 .unwrap_or_else(|| "unknown".into());
             let trust = if c.validation_state == ValidationState::Trusted {
-                format!("trusted signer {signer}")
+                let by = match &c.trusted_by {
+                    Some(r) => {
+                        let rule = match r.rule.as_str() {
+                            "allowed_list" => "its certificate is on the allowed list",
+                            "trust_list" => "it chains to the trust list",
+                            _ => "it chains to a trust anchor given",
+                        };
+                        match &r.anchor {
+                            Some(a) => format!(" ({rule}: {a})"),
+                            None => format!(" ({rule})"),
+                        }
+                    }
+                    None => String::new(),
+                };
+                format!("trusted signer {signer}{by}")
             } else {
                 format!(
                     "signer {signer} (valid signature, signer not trusted: {})",
                     if anchors_given {
-                        "it does not chain to any of the trust anchors given"
+                        "it does not chain to any of the trust anchors given, nor is it on an allowed list"
                     } else {
                         "no trust anchor given"
                     }

@@ -15,6 +15,7 @@ fn main() {
     let cred = SigningCredential::from_pem(&keys.chain_pem, &keys.key_pem).unwrap();
     let trust = TrustSettings {
         anchors_pem: Some(keys.ca_pem.clone()),
+        ..Default::default()
     };
     let fhd = image::open(photos_dir().join("p06_seeding_1920x1080.jpg")).unwrap();
     let mut jpg = vec![];

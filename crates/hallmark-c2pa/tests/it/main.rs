@@ -34,6 +34,7 @@ fn expired_certificate_reads_invalid_with_the_expired_code() {
     let keys = generate_at(&opts, start).unwrap();
     let trust = TrustSettings {
         anchors_pem: Some(keys.ca_pem.clone()),
+        ..Default::default()
     };
     let s = sign(
         &cred(&keys),
@@ -107,6 +108,7 @@ fn soft_binding_and_model_read_back_exactly() {
         None,
         &TrustSettings {
             anchors_pem: Some(keys.ca_pem.clone()),
+            ..Default::default()
         },
     )
     .unwrap()
@@ -126,6 +128,7 @@ fn sidecar_is_refused_when_the_asset_carries_a_broken_manifest_box() {
     let keys = generate(&CertOptions::default()).unwrap();
     let trust = TrustSettings {
         anchors_pem: Some(keys.ca_pem.clone()),
+        ..Default::default()
     };
     let plain = png();
     let side = sign(
@@ -154,6 +157,7 @@ fn sidecar_is_refused_when_the_asset_carries_a_broken_manifest_box() {
 fn trust(keys: &GeneratedKeys) -> TrustSettings {
     TrustSettings {
         anchors_pem: Some(keys.ca_pem.clone()),
+        ..Default::default()
     }
 }
 
@@ -334,6 +338,7 @@ fn a_time_stamp_keeps_a_manifest_valid_after_its_certificate_expires() {
     .unwrap();
     let trust = TrustSettings {
         anchors_pem: Some(format!("{}{}", keys.ca_pem, tsa.root_pem())),
+        ..Default::default()
     };
     let v = verify("png", &stamped.asset, None, &trust)
         .unwrap()

@@ -210,6 +210,100 @@ impl ModelArgs {
     }
 }
 
+/// What a manifest says beyond hallmark's own statements, as c2patool users give it.
+#[derive(clap::Args, Debug, Default)]
+struct ManifestArgs {
+    /// A manifest definition in c2patool's JSON format: its title, claim generator,
+    /// assertions, actions, ingredients, `ingredient_paths` and `thumbnail` (files relative
+    /// to the definition) are kept; its own c2pa.created action replaces hallmark's; keys
+    /// that choose the signer are ignored with a warning.
+    #[arg(long, value_name = "JSON")]
+    manifest: Option<PathBuf>,
+    /// The file this asset was made from, recorded as its parent ingredient (with its
+    /// manifest, if it has one); c2patool's --parent.
+    #[arg(long, value_name = "FILE")]
+    parent: Option<PathBuf>,
+    /// A file that is part of this asset, recorded as a componentOf ingredient (repeatable).
+    #[arg(long, value_name = "FILE")]
+    ingredient: Vec<PathBuf>,
+    /// The digital source type of the creating action: an IPTC term (digitalCapture,
+    /// trainedAlgorithmicMedia, compositeWithTrainedAlgorithmicMedia, ...) or a full IRI.
+    /// Default: the definition's own, else trainedAlgorithmicMedia.
+    #[arg(long, value_name = "TYPE")]
+    source_type: Option<String>,
+}
+
+impl ManifestArgs {
+    /// The manifest specification these flags describe (files read, paths in the
+    /// definition resolved against its folder).
+    fn spec(&self) -> Result<hallmark::c2pa::ManifestSpec> {
+        use hallmark::c2pa::{Ingredient, Relationship};
+        let ingredient = |p: &Path, rel: Relationship| -> Result<Ingredient> {
+            let bytes = files::read_input(p)?;
+            let fmt = hallmark::io::Format::sniff(&bytes)
+                .map(|f| f.mime().to_string())
+                .or_else(|| p.extension().map(|e| e.to_string_lossy().into_owned()))
+                .with_context(|| format!("{}: cannot tell the ingredient's format", p.display()))?;
+            Ok(Ingredient {
+                bytes,
+                format: fmt,
+                title: p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                relationship: rel,
+            })
+        };
+        let mut spec = hallmark::c2pa::ManifestSpec {
+            source_type: self.source_type.clone(),
+            ..Default::default()
+        };
+        if let Some(t) = &self.source_type {
+            hallmark::c2pa::source_type_iri(t).context("--source-type")?;
+        }
+        if let Some(p) = &self.parent {
+            spec.parent = Some(ingredient(p, Relationship::ParentOf)?);
+        }
+        for p in &self.ingredient {
+            spec.ingredients
+                .push(ingredient(p, Relationship::ComponentOf)?);
+        }
+        if let Some(p) = &self.manifest {
+            let t = files::read_text_capped(p, files::MAX_CONFIG_BYTES, "the manifest definition")?;
+            let mut def: serde_json::Value = serde_json::from_str(&t)
+                .with_context(|| format!("{} is not valid JSON", p.display()))?;
+            let base = p.parent().unwrap_or(Path::new("."));
+            // c2patool's ingredient_paths: files relative to the definition.
+            if let Some(list) = def
+                .as_object_mut()
+                .and_then(|o| o.remove("ingredient_paths"))
+            {
+                for q in list.as_array().into_iter().flatten() {
+                    let q = q.as_str().context(
+                        "ingredient_paths in the manifest definition must be file names",
+                    )?;
+                    spec.ingredients
+                        .push(ingredient(&base.join(q), Relationship::ComponentOf)?);
+                }
+            }
+            // A thumbnail given as a file (c2patool resolves its identifier as a path).
+            if let Some(id) = def
+                .pointer("/thumbnail/identifier")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+            {
+                let f = base.join(&id);
+                if f.is_file() {
+                    let bytes = files::read_input(&f)?;
+                    spec.resources.push((id, bytes));
+                }
+            }
+            spec.extra_definition = Some(def);
+        }
+        Ok(spec)
+    }
+}
+
 #[derive(clap::Args, Debug)]
 struct StampArgs {
     /// Images to stamp.
@@ -228,6 +322,8 @@ struct StampArgs {
     signer: keys::SignerArgs,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    manifest: ManifestArgs,
     /// Watermark payload, 16 hex digits (default: a fresh random ID per image).
     #[arg(long)]
     payload: Option<String>,
@@ -289,6 +385,14 @@ struct VerifyArgs {
     /// ~/.config/hallmark/trust.toml).
     #[arg(long, value_name = "FILE")]
     trust_settings: Option<PathBuf>,
+    /// Print c2pa's report on each file's manifest store instead of hallmark's verdict: the
+    /// JSON c2patool prints (manifests, assertions, validation results), with hallmark's own
+    /// checks' failures added. The exit code is verify's.
+    #[arg(long, conflicts_with = "resolve")]
+    c2pa_report: bool,
+    /// With --c2pa-report: the detailed form, as `c2patool --detailed` prints it.
+    #[arg(long, requires = "c2pa_report")]
+    detailed: bool,
     /// Watermark key file(s) or keys folder(s) to look for watermarks with.
     #[arg(long = "key", value_name = "KEY")]
     keys: Vec<PathBuf>,
@@ -340,16 +444,8 @@ struct SignArgs {
     signer: keys::SignerArgs,
     #[command(flatten)]
     model: ModelArgs,
-    /// A manifest definition in c2patool's JSON format to merge in: its title, claim
-    /// generator, assertions and actions are kept (its own c2pa.created action replaces
-    /// hallmark's); keys that choose the signer are ignored with a warning.
-    #[arg(long)]
-    manifest: Option<PathBuf>,
-    /// The digital source type of the creating action: an IPTC term (digitalCapture,
-    /// trainedAlgorithmicMedia, compositeWithTrainedAlgorithmicMedia, ...) or a full IRI.
-    /// Default: the definition's own, else trainedAlgorithmicMedia.
-    #[arg(long, value_name = "TYPE")]
-    source_type: Option<String>,
+    #[command(flatten)]
+    manifest: ManifestArgs,
     /// Allow the output to replace the input.
     #[arg(long)]
     in_place: bool,
@@ -681,6 +777,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
         .transpose()?
         .flatten();
     let mut s = stamper(&a.keys, &a.signer, a.model.model(), a.quality)?;
+    s.manifest = a.manifest.spec()?;
     s.limits = limits(cli);
     s.check_readback = !a.no_check;
     if a.no_webp_check {
@@ -740,6 +837,7 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     let replace = files::Replace::allowed_if(a.force || a.in_place);
     let mut worst = 0;
     let mut stdout_closed = false;
+    let mut warned = false;
     for (input, out) in a.inputs.iter().zip(outs) {
         let started = std::time::Instant::now();
         let res = (|| -> Result<hallmark::Stamped> {
@@ -812,6 +910,13 @@ fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
                 }
                 if st.watermark_readable == Some(false) {
                     errln!("{}", unreadable_warning(&out));
+                }
+                // The definition's warnings are the same for every file: say them once.
+                if !warned {
+                    for w in &st.warnings {
+                        errln!("hallmark: warning: {w}");
+                    }
+                    warned = true;
                 }
                 if let Some(prev) = st.previous_watermark
                     && !cli.quiet
@@ -1002,7 +1107,9 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
                             .to_string(),
                     )
                     .or_default() += 1;
-                if cli.json {
+                if a.c2pa_report {
+                    print_c2pa_report(f, &rep, a.detailed)?;
+                } else if cli.json {
                     json::emit_value(&json::VerifyOut {
                         file: f.display().to_string(),
                         report: &rep,
@@ -1042,6 +1149,45 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
         }
     }
     Ok(combine(&codes))
+}
+
+/// `verify --c2pa-report`: c2pa's JSON report on the manifest store, pretty-printed as
+/// c2patool prints it; characters that could reorder or hide text on a terminal (bidi
+/// controls, line separators) are written as JSON escapes, which read back the same.
+fn print_c2pa_report(f: &Path, rep: &hallmark::Report, detailed: bool) -> Result<()> {
+    let Some(c) = &rep.c2pa else {
+        errln!("{}: no C2PA manifest", f.display());
+        return Ok(());
+    };
+    let doc = if detailed {
+        &c.detailed_report
+    } else {
+        &c.report
+    };
+    if doc.is_null() {
+        errln!(
+            "{}: the manifest store cannot be read: {}",
+            f.display(),
+            c.failure
+                .first()
+                .and_then(|e| e.explanation.clone())
+                .unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let text = serde_json::to_string_pretty(doc)?;
+    let mut safe = String::with_capacity(text.len());
+    for ch in text.chars() {
+        let cp = ch as u32;
+        let risky = matches!(cp, 0x7f..=0x9f | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x206f | 0xfeff | 0xfff9..=0xfffb);
+        if risky {
+            safe.push_str(&format!("\\u{cp:04x}"));
+        } else {
+            safe.push(ch);
+        }
+    }
+    out::raw_line(&safe)?;
+    Ok(())
 }
 
 /// `verify --resolve URL`: each file is verified by the service, which recovers a stripped
@@ -1228,24 +1374,12 @@ fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
     hallmark::io::decode(&bytes, &limits(cli))
         .with_context(|| format!("cannot sign {}", a.input.display()))?;
     let signer = keys::load_credential(&a.signer.source(a.keys.as_deref())?)?;
-    let extra = a
-        .manifest
-        .as_ref()
-        .map(|p| -> Result<serde_json::Value> {
-            let t = files::read_text_capped(p, files::MAX_CONFIG_BYTES, "the manifest definition")?;
-            serde_json::from_str(&t).with_context(|| format!("{} is not valid JSON", p.display()))
-        })
-        .transpose()?;
-    let spec = hallmark::c2pa::ManifestSpec {
-        title: a
-            .input
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned()),
-        model: a.model.model(),
-        extra_definition: extra,
-        source_type: a.source_type.clone(),
-        ..Default::default()
-    };
+    let mut spec = a.manifest.spec()?;
+    spec.title = a
+        .input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    spec.model = a.model.model();
     let embedding = if a.sidecar {
         hallmark::c2pa::Embedding::Sidecar
     } else {

@@ -433,3 +433,113 @@ fn a_c2patool_definition_signs_as_written() {
         .run()
         .code(2);
 }
+
+/// c2patool's definition features on `stamp`: ingredient_paths and a thumbnail file
+/// (relative to the definition), --parent and --ingredient; `verify --c2pa-report` prints
+/// c2pa's report (c2patool's JSON) and `--detailed` the detailed one.
+#[test]
+fn stamp_takes_c2patool_ingredients_and_thumbnails_and_verify_prints_c2pas_report() {
+    let t = TestDir::new();
+    let keys = t.keygen();
+    let img = t.write_png("a.png", 256, 192, 16);
+    let parent = t.write_png("parent.png", 256, 192, 17);
+    let layer = t.write_png("layer.png", 64, 64, 18);
+    let other = t.write_jpeg("other.jpg", 64, 64, 19);
+    let thumb = t.write_jpeg("thumb.jpg", 32, 24, 20);
+    let def = t.path("def.json");
+    std::fs::write(
+        &def,
+        format!(
+            r#"{{"title": "final.png", "ingredient_paths": ["layer.png"],
+                "thumbnail": {{"format": "image/jpeg", "identifier": "{}"}}}}"#,
+            thumb.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = t.path("s.png");
+    hm(&[
+        "stamp",
+        img.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--manifest",
+        def.to_str().unwrap(),
+        "--parent",
+        parent.to_str().unwrap(),
+        "--ingredient",
+        other.to_str().unwrap(),
+        "--no-webp-check",
+    ])
+    .run()
+    .code(0);
+    let (r, v) = verify_json(&[out.to_str().unwrap(), "--keys", &keys]);
+    r.code(0);
+    assert_eq!(v["c2pa"]["validation_state"], "Trusted", "{v}");
+    let rels: Vec<(String, String)> = v["c2pa"]["ingredients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["title"].as_str().unwrap().to_string(),
+                i["relationship"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("parent.png", "parentOf"),
+        ("layer.png", "componentOf"),
+        ("other.jpg", "componentOf"),
+    ] {
+        assert!(
+            rels.contains(&(want.0.to_string(), want.1.to_string())),
+            "{rels:?}"
+        );
+    }
+    // c2pa's report, as c2patool prints it: the manifest's title and thumbnail.
+    let r = hm(&[
+        "verify",
+        "--c2pa-report",
+        out.to_str().unwrap(),
+        "--keys",
+        &keys,
+    ])
+    .run();
+    r.code(0);
+    let rep: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let m = &rep["manifests"][rep["active_manifest"].as_str().unwrap()];
+    assert_eq!(m["title"], "final.png");
+    assert_eq!(m["thumbnail"]["format"], "image/jpeg", "{m}");
+    assert_eq!(rep["validation_state"], "Trusted");
+    let r = hm(&[
+        "verify",
+        "--c2pa-report",
+        "--detailed",
+        out.to_str().unwrap(),
+    ])
+    .run();
+    let det: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        det.to_string().contains("c2pa.hash.data"),
+        "the detailed report shows the assertion store"
+    );
+    // A second parent is refused: the stamped file's own manifest is already its parent.
+    let again = t.path("again.png");
+    let r = hm(&[
+        "stamp",
+        out.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+        "--keys",
+        &keys,
+        "--parent",
+        parent.to_str().unwrap(),
+        "--no-webp-check",
+    ])
+    .run();
+    r.code(2);
+    assert!(r.stderr.contains("second parent"), "{}", r.stderr);
+    assert!(!again.exists());
+}

@@ -22,7 +22,10 @@ pub use keys::{
     TimeStamper, generate, generate_at, generate_for,
 };
 pub use profile::{CertReport, ChainReport, check_chain};
-pub use sign::{Embedding, ManifestSpec, Model, Signed, SoftBinding, sign, source_type_iri};
+pub use sign::{
+    Embedding, Ingredient, ManifestSpec, Model, Relationship, Signed, SoftBinding, sign,
+    source_type_iri,
+};
 pub use verify::{
     AiStatus, IngredientSummary, SignerSummary, StatusEntry, TrustRule, TrustSettings,
     ValidationState, Verification, verify,

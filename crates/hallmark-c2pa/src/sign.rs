@@ -33,6 +33,42 @@ pub struct SoftBinding {
     pub value: Vec<u8>,
 }
 
+/// How an ingredient relates to the asset (C2PA ingredient relationships).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relationship {
+    /// The asset is a derivation of this one (at most one per manifest).
+    ParentOf,
+    /// The ingredient is part of the asset (a layer, a placed image).
+    ComponentOf,
+    /// The ingredient was an input to the process (a prompt image, a reference).
+    InputTo,
+}
+
+impl Relationship {
+    fn name(self) -> &'static str {
+        match self {
+            Relationship::ParentOf => "parentOf",
+            Relationship::ComponentOf => "componentOf",
+            Relationship::InputTo => "inputTo",
+        }
+    }
+}
+
+/// A file added to a manifest as an ingredient: c2patool's `--parent`, and the files of a
+/// definition's `ingredient_paths`. If it carries a manifest, that manifest stays in the
+/// chain.
+#[derive(Clone, Debug)]
+pub struct Ingredient {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// Its format: an extension or MIME type c2pa reads.
+    pub format: String,
+    /// Its title (usually the file name).
+    pub title: String,
+    /// How it relates to the asset.
+    pub relationship: Relationship,
+}
+
 /// What a manifest says about the asset.
 #[derive(Clone, Debug, Default)]
 pub struct ManifestSpec {
@@ -47,6 +83,15 @@ pub struct ManifestSpec {
     /// The original asset (same format) when `sign` is given re-encoded pixels: if it carries
     /// a manifest, that manifest is kept as the parent ingredient.
     pub parent_asset: Option<Vec<u8>>,
+    /// An explicit parent ingredient (c2patool's `--parent`): the asset is an edit of it.
+    /// Refused when the asset (or `parent_asset`) carries a manifest of its own, which is
+    /// already its parent.
+    pub parent: Option<Ingredient>,
+    /// Further ingredients (components, inputs).
+    pub ingredients: Vec<Ingredient>,
+    /// Resources the definition refers to by identifier, such as a thumbnail file's bytes
+    /// under the `identifier` its `thumbnail` names.
+    pub resources: Vec<(String, Vec<u8>)>,
     /// A manifest definition in c2patool's JSON format, merged in: its assertions are added;
     /// its `c2pa.created` (or `c2pa.opened`) action, if it has one, replaces hallmark's and
     /// its other actions follow; its `claim_generator_info` (the first entry) and `title`
@@ -125,6 +170,7 @@ fn is_inception(action: &Value) -> bool {
 pub(crate) fn definition(
     spec: &ManifestSpec,
     has_parent: bool,
+    from_parent: bool,
 ) -> Result<(Value, Vec<String>), Error> {
     let when = now_rfc3339();
     let mut warnings = vec![];
@@ -257,7 +303,7 @@ pub(crate) fn definition(
             // the old manifest, and our action says what the model did. New pixels made
             // from a labelled parent (an img2img or inpainting output stamped again) are a
             // composite with AI-generated content.
-            let default_type = if has_parent && spec.parent_asset.is_some() {
+            let default_type = if has_parent && from_parent {
                 COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
             } else {
                 TRAINED_ALGORITHMIC_MEDIA
@@ -320,8 +366,14 @@ pub fn sign(
         Some(_) => None,
         None => crate::verify::has_manifest(mime, asset).then_some(asset),
     };
-    let has_parent = parent.is_some();
-    let (def, warnings) = definition(spec, has_parent)?;
+    if parent.is_some() && spec.parent.is_some() {
+        return Err(Error::Parameter(
+            "the asset carries a manifest of its own, which becomes its parent ingredient: a second parent (--parent) is not allowed".into(),
+        ));
+    }
+    let has_parent = parent.is_some() || spec.parent.is_some();
+    let from_parent = spec.parent_asset.is_some() || spec.parent.is_some();
+    let (def, warnings) = definition(spec, has_parent, from_parent)?;
     let ctx = crate::context(json!({
         "verify": {
             "verify_after_sign": true,
@@ -349,6 +401,42 @@ pub fn sign(
                 )
                 .map_err(Error::C2pa)?;
         }
+    }
+    let mut extra: Vec<&Ingredient> = spec.parent.iter().collect();
+    extra.extend(spec.ingredients.iter());
+    if extra
+        .iter()
+        .filter(|i| i.relationship == Relationship::ParentOf)
+        .count()
+        > 1
+    {
+        return Err(Error::Parameter(
+            "a manifest has at most one parent ingredient".into(),
+        ));
+    }
+    for ing in extra {
+        if ing.relationship == Relationship::ParentOf {
+            builder.set_intent(c2pa::BuilderIntent::Edit);
+        }
+        let fmt = crate::embeddable_mime(&ing.format)
+            .ok_or_else(|| Error::Unsupported(ing.format.clone()))?;
+        builder
+            .add_ingredient_from_stream(
+                json!({"title": ing.title, "relationship": ing.relationship.name()}).to_string(),
+                fmt,
+                &mut Cursor::new(&ing.bytes),
+            )
+            .map_err(|e| {
+                Error::Parameter(format!(
+                    "the ingredient {:?} cannot be added: {e}",
+                    ing.title
+                ))
+            })?;
+    }
+    for (id, bytes) in &spec.resources {
+        builder
+            .add_resource(id, Cursor::new(bytes.clone()))
+            .map_err(|e| Error::Parameter(format!("the resource {id:?} cannot be added: {e}")))?;
     }
     if embedding == Embedding::Sidecar {
         builder.set_no_embed(true);

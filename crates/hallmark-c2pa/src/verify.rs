@@ -132,6 +132,11 @@ pub struct Verification {
     pub trusted_by: Option<TrustRule>,
     /// c2pa's full report (c2patool's JSON), for `--json` consumers.
     pub report: Value,
+    /// c2pa's detailed report (c2patool's `--detailed` JSON: the claims and assertion
+    /// stores as stored), with the same failures added.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub detailed_report: Value,
 }
 
 impl Verification {
@@ -272,7 +277,8 @@ pub fn verify(
         (Err(e), None) => return Ok(Some(unreadable(&e, true))),
     };
     let mut v = summarise(&reader, is_embedded);
-    check_exclusions(&mut v, &reader, mime, asset);
+    v.detailed_report = serde_json::from_str(&reader.detailed_json()).unwrap_or(Value::Null);
+    check_exclusions(&mut v, mime, asset);
     check_inception(&mut v);
     if v.validation_state == ValidationState::Trusted {
         v.trusted_by = trust_rule(&v, &reader, trust);
@@ -315,24 +321,25 @@ fn trust_rule(v: &Verification, reader: &c2pa::Reader, trust: &TrustSettings) ->
 /// and in c2pa's report (what `--c2pa-report` prints) alike.
 fn fail(v: &mut Verification, e: StatusEntry) {
     v.validation_state = ValidationState::Invalid;
-    if let Some(report) = v.report.as_object_mut() {
-        report.insert("validation_state".into(), json!("Invalid"));
-        match report
-            .get_mut("validation_status")
-            .and_then(Value::as_array_mut)
-        {
-            Some(list) => list.push(json!(e)),
-            None => {
-                report.insert("validation_status".into(), json!([e]));
+    for r in [&mut v.report, &mut v.detailed_report] {
+        if let Some(report) = r.as_object_mut() {
+            report.insert("validation_state".into(), json!("Invalid"));
+            match report
+                .get_mut("validation_status")
+                .and_then(Value::as_array_mut)
+            {
+                Some(list) => list.push(json!(e)),
+                None => {
+                    report.insert("validation_status".into(), json!([e]));
+                }
             }
         }
-    }
-    if let Some(list) = v
-        .report
-        .pointer_mut("/validation_results/activeManifest/failure")
-        .and_then(Value::as_array_mut)
-    {
-        list.push(json!(e));
+        if let Some(list) = r
+            .pointer_mut("/validation_results/activeManifest/failure")
+            .and_then(Value::as_array_mut)
+        {
+            list.push(json!(e));
+        }
     }
     v.failure.push(e);
 }
@@ -386,14 +393,11 @@ fn check_inception(v: &mut Verification) {
 
 /// Applies the data-hash exclusion rule c2pa 0.90 lacks (see `exclusions`): a hole makes the
 /// manifest Invalid, in the summary and in c2pa's own report alike.
-fn check_exclusions(v: &mut Verification, reader: &c2pa::Reader, mime: &str, asset: &[u8]) {
+fn check_exclusions(v: &mut Verification, mime: &str, asset: &[u8]) {
     let Some(active) = v.active_manifest.clone() else {
         return;
     };
-    let Ok(detailed) = serde_json::from_str::<Value>(&reader.detailed_json()) else {
-        return;
-    };
-    match crate::exclusions::check(mime, asset, &detailed, &active) {
+    match crate::exclusions::check(mime, asset, &v.detailed_report, &active) {
         crate::exclusions::Outcome::Fine => {}
         crate::exclusions::Outcome::Unchecked(e) => {
             if let Some(list) = v
@@ -452,6 +456,7 @@ fn bare(
         ingredients: vec![],
         trusted_by: None,
         report: Value::Null,
+        detailed_report: Value::Null,
     }
 }
 

@@ -19,6 +19,10 @@ pub struct Stamper {
     signer: SigningCredential,
     /// The generating model recorded in the manifest.
     pub model: Option<Model>,
+    /// What else every manifest says: a c2patool-style definition, a parent and other
+    /// ingredients, resources, the source type. `stamp` sets the model, the soft binding,
+    /// the watermark action and the input as parent asset itself.
+    pub manifest: ManifestSpec,
     /// Decoding limits.
     pub limits: Limits,
     /// JPEG quality override (default: the input's estimated quality).
@@ -56,6 +60,7 @@ impl Stamper {
             key_id: watermark.id(),
             signer,
             model: None,
+            manifest: ManifestSpec::default(),
             limits: Limits::default(),
             jpeg_quality: None,
             check_readback: true,
@@ -112,6 +117,9 @@ pub struct Stamped {
     /// manifest stays as the new one's parent ingredient.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_watermark: Option<Payload>,
+    /// What of the manifest definition was not used (see [`hallmark_c2pa::Signed::warnings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Stamps one image: watermark carrying `payload` (random when `None`) plus a signed C2PA
@@ -175,8 +183,7 @@ pub fn stamp_as(
         }],
         watermarked: true,
         parent_asset: Some(input.to_vec()),
-        extra_definition: None,
-        source_type: None,
+        ..s.manifest.clone()
     };
     let signed = hallmark_c2pa::sign(
         &s.signer,
@@ -199,6 +206,7 @@ pub fn stamp_as(
         watermark_survives_webp,
         watermark_reinforced,
         manifest_id: signed.manifest_id,
+        warnings: signed.warnings,
     })
 }
 

@@ -443,7 +443,7 @@ fn stamp_takes_c2patool_ingredients_and_thumbnails_and_verify_prints_c2pas_repor
     let keys = t.keygen();
     let img = t.write_png("a.png", 256, 192, 16);
     let parent = t.write_png("parent.png", 256, 192, 17);
-    let layer = t.write_png("layer.png", 64, 64, 18);
+    t.write_png("layer.png", 64, 64, 18);
     let other = t.write_jpeg("other.jpg", 64, 64, 19);
     let thumb = t.write_jpeg("thumb.jpg", 32, 24, 20);
     let def = t.path("def.json");

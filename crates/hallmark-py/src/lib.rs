@@ -212,7 +212,8 @@ struct NativeStamper {
 #[pymethods]
 impl NativeStamper {
     #[new]
-    #[pyo3(signature = (keys_dir, model=None, model_version=None, check=true, jpeg_quality=None))]
+    #[pyo3(signature = (keys_dir, model=None, model_version=None, check=true, jpeg_quality=None, cert=None, private_key=None, signer_command=None, signer_timeout=None, tsa_url=None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, one each
     fn new(
         py: Python<'_>,
         keys_dir: PathBuf,
@@ -220,9 +221,35 @@ impl NativeStamper {
         model_version: Option<String>,
         check: bool,
         jpeg_quality: Option<u8>,
+        cert: Option<PathBuf>,
+        private_key: Option<PathBuf>,
+        signer_command: Option<String>,
+        signer_timeout: Option<f64>,
+        tsa_url: Option<String>,
     ) -> PyResult<Self> {
         run(py, || {
-            let mut s = check::stamper(&keys_dir)?;
+            let timeout = signer_timeout
+                .map(|t| {
+                    if t.is_finite() && t > 0.0 && t <= 86_400.0 {
+                        Ok(std::time::Duration::from_secs_f64(t))
+                    } else {
+                        Err(bad(
+                            hallmark::ErrorCode::InvalidParameter,
+                            "signer_timeout must be between 0 and 86400 seconds",
+                        ))
+                    }
+                })
+                .transpose()?;
+            let source = keys::CredentialSource {
+                keys: Some(keys_dir.clone()),
+                cert,
+                private_key,
+                signer_command,
+                signer_timeout: timeout,
+                tsa_url,
+                tsa_timeout: None,
+            };
+            let mut s = check::stamper_with(&keys_dir, &source)?;
             s.model = model.map(|name| Model {
                 name,
                 version: model_version,

@@ -147,3 +147,23 @@ def test_bad_input_raises_clear_errors(keys, tmp_path):
         hallmark.image.detect(np.zeros((200, 200, 3), np.uint8), str(bad_key))
     with pytest.raises(TypeError):
         hallmark.image.detect(np.zeros((200, 200, 3), np.uint8), 42)
+
+
+def test_own_chain_and_external_signer_from_python(keys, tmp_path):
+    """A pipeline signs with its CA's chain: an ES256 key file, or a signer command (the key
+    stays outside); the watermark key is the keys folder's. A key for another certificate is
+    refused before anything is signed."""
+    ca = hallmark.Keys.generate(tmp_path / "ca", alg="es256")
+    chain = os.path.join(ca.dir, "c2pa-chain.pem")
+    key = os.path.join(ca.dir, "c2pa-signing.key")
+    assert os.path.exists(os.path.join(ca.dir, "ledger.key"))
+    src = str(photo("p02_coffee_600x400.png"))
+    for kwargs in ({"private_key": key}, {"signer_command": f"openssl dgst -sha256 -sign {key}"}):
+        st = hallmark.Stamper(keys, cert=chain, check=False, **kwargs).stamp(src)
+        rep = hallmark.verify(st.data, keys=keys, trust=os.path.join(ca.dir, "c2pa-ca.pem"))
+        assert rep.c2pa["validation_state"] == "Trusted", rep.reasons
+        assert rep.c2pa["signer"]["alg"].lower() == "es256"
+        assert rep.watermark["payload"] == st.payload
+    with pytest.raises(hallmark.Error) as e:
+        hallmark.Stamper(keys, cert=chain, private_key=os.path.join(keys.dir, "c2pa-signing.key"))
+    assert "cannot sign" in str(e.value)

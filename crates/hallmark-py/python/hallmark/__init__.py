@@ -144,8 +144,21 @@ class Stamper:
         *,
         check: bool = True,
         jpeg_quality: Optional[int] = None,
+        cert: Optional[PathLike] = None,
+        private_key: Optional[PathLike] = None,
+        signer_command: Optional[str] = None,
+        signer_timeout: Optional[float] = None,
+        tsa_url: Optional[str] = None,
     ) -> None:
-        self._native = _native.NativeStamper(key_path(keys), model, model_version, check, jpeg_quality)
+        """``cert`` with ``private_key`` or ``signer_command`` signs with your own chain
+        instead of the keys folder's (the watermark key stays the folder's); ``tsa_url``
+        time-stamps every manifest. The same as the CLI's ``--cert``, ``--private-key``,
+        ``--signer-command``, ``--signer-timeout``, ``--tsa-url``."""
+        fs = lambda p: None if p is None else os.fspath(p)
+        self._native = _native.NativeStamper(
+            key_path(keys), model, model_version, check, jpeg_quality,
+            fs(cert), fs(private_key), signer_command, signer_timeout, tsa_url,
+        )
 
     def stamp(self, image: Any, format: Optional[str] = None, payload: Optional[str] = None) -> Stamped:
         """Stamps ``image``: encoded bytes, a path, a ``PIL.Image.Image`` or an ``HxWx3``

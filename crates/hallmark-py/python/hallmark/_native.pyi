@@ -58,6 +58,11 @@ class NativeStamper:
         model_version: Optional[str] = ...,
         check: bool = ...,
         jpeg_quality: Optional[int] = ...,
+        cert: Optional[_Path] = ...,
+        private_key: Optional[_Path] = ...,
+        signer_command: Optional[str] = ...,
+        signer_timeout: Optional[float] = ...,
+        tsa_url: Optional[str] = ...,
     ) -> None: ...
     def stamp(self, data: bytes, format: Optional[str] = ..., payload: Optional[str] = ...) -> Tuple[bytes, str]: ...
 

@@ -77,14 +77,18 @@ pub fn cert(c: &CertCmd, json_out: bool, quiet: bool) -> Result<i32> {
             }
         );
         for (i, c) in report.certificates.iter().enumerate() {
-            outln!(
-                "  [{i}] {} {} ({}; {} to {})",
-                c.role,
-                c.subject,
-                c.key,
-                c.not_before,
-                c.not_after
-            );
+            if c.subject.is_empty() {
+                outln!("  [{i}] {} (unreadable)", c.role);
+            } else {
+                outln!(
+                    "  [{i}] {} {} ({}; {} to {})",
+                    c.role,
+                    c.subject,
+                    c.key,
+                    c.not_before,
+                    c.not_after
+                );
+            }
             for p in &c.problems {
                 outln!("      problem: {p}");
             }

@@ -346,4 +346,56 @@ mod tests {
             Outcome::Unchecked(_)
         ));
     }
+
+    /// Hostile containers: seeded random corruptions and truncations of valid JPEG, PNG and
+    /// RIFF layouts never panic, and a found range always lies inside the file.
+    #[test]
+    fn corrupt_containers_never_panic_and_ranges_stay_inside() {
+        let jpeg = jpeg_with(&[app11(7, 1, &c2pa_box_head()), app11(7, 2, &[5u8; 40])]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        for (kind, len) in [
+            (b"IHDR", 13usize),
+            (b"caBX", 60),
+            (b"IDAT", 20),
+            (b"IEND", 0),
+        ] {
+            png.extend_from_slice(&(len as u32).to_be_bytes());
+            png.extend_from_slice(kind);
+            png.extend(std::iter::repeat_n(7u8, len + 4));
+        }
+        let mut riff = b"RIFF\0\0\0\0WEBP".to_vec();
+        for (kind, len) in [(b"VP8X", 10usize), (b"C2PA", 33), (b"VP8 ", 20)] {
+            riff.extend_from_slice(kind);
+            riff.extend_from_slice(&(len as u32).to_le_bytes());
+            riff.extend(std::iter::repeat_n(3u8, len + (len & 1)));
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (mime, base) in [
+            ("image/jpeg", jpeg),
+            ("image/png", png),
+            ("image/webp", riff),
+        ] {
+            assert!(matches!(store_at(mime, &base), StoreAt::Found(_)), "{mime}");
+            for _ in 0..3000 {
+                let mut b = base.clone();
+                for _ in 0..1 + next() % 4 {
+                    let i = (next() as usize) % b.len();
+                    b[i] = next() as u8;
+                }
+                let cut = (next() as usize) % (b.len() + 1);
+                if next() % 3 == 0 {
+                    b.truncate(cut);
+                }
+                if let StoreAt::Found(r) = store_at(mime, &b) {
+                    assert!(r.start <= r.end && r.end <= b.len() as u64, "{mime}: {r:?}");
+                }
+            }
+        }
+    }
 }

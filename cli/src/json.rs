@@ -287,6 +287,8 @@ pub struct DetectOut<'a> {
     /// What is damaged in the image data, when something is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damage: Option<String>,
+    /// How many keys were looked for; the p-value is multiplied by their number.
+    pub keys: usize,
 }
 
 /// `hallmark keygen` (also the content of `keys.json`).
@@ -413,6 +415,15 @@ pub struct TextGenerateOut {
 pub struct TextDetectOut {
     /// The p-value is below `--threshold`.
     pub detected: bool,
+    /// The key that scored best (its public ID): with several keys, the one that matched.
+    pub key_id: String,
+    /// How many keys were checked; the p-values are corrected for them.
+    pub keys: usize,
+    /// The case reading that scored best (`as_is`, `sentence_starts`, `sentence_case`).
+    pub case: hallmark_lm::CaseReading,
+    /// How many distinct case readings the text has, all scored; the p-values are corrected
+    /// for them.
+    pub case_readings: usize,
     /// The test's p-value (exact).
     pub p_value: f64,
     /// The whole-text p-value.

@@ -499,9 +499,11 @@ enum ImageCmd {
         after_help = "Examples:\n  hallmark image detect --key keys suspicious.jpg\n  hallmark image detect --key keys --jsonl uploads/*.jpg > found.jsonl"
     )]
     Detect {
-        /// Watermark key file or keys folder.
-        #[arg(long)]
-        key: PathBuf,
+        /// Watermark key file or keys folder; repeat it, or name a folder of keys folders
+        /// and key files, to look for many keys' marks (the p-value is multiplied by the
+        /// number of keys; `key_id` names the key that matched).
+        #[arg(long, required = true)]
+        key: Vec<PathBuf>,
         /// Images.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -1590,12 +1592,15 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 }
                 files::check_new(m, files::Replace::allowed_if(*force))?;
             }
-            let key = keys::load_watermark_key(key)?;
-            let det = hallmark::image_mark::Detector::new(&key).with_search(if *exhaustive {
+            let search = if *exhaustive {
                 hallmark::image_mark::Search::Exhaustive
             } else {
                 hallmark::image_mark::Search::Screened
-            });
+            };
+            let dets: Vec<hallmark::image_mark::Detector> = files::keys::load_watermark_keys(key)?
+                .iter()
+                .map(|(k, _)| hallmark::image_mark::Detector::new(k).with_search(search))
+                .collect();
             let mut codes = vec![];
             for p in paths {
                 let r = files::read_input(p).and_then(|b| {
@@ -1604,7 +1609,9 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 });
                 match r {
                     Ok((d, damage)) => {
-                        let res = det.detect(&d.image);
+                        let Some(res) = hallmark::detect_any(&dets, &d.image) else {
+                            bail!("no watermark key to detect with");
+                        };
                         if let (Some(m), Some(regions)) = (map, &res.regions) {
                             let mut png = vec![];
                             image::DynamicImage::ImageRgb8(regions.overlay(&d.image))
@@ -1637,6 +1644,7 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                                 &json::DetectOut {
                                     detection: &res,
                                     damage,
+                                    keys: dets.len(),
                                 },
                             )?;
                         } else if !cli.quiet {

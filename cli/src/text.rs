@@ -7,7 +7,7 @@ use crate::out::{errln, outln};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hallmark::text::{Config, Sampler, TextMark};
-use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextDetection, TextTokenizer, detect_text};
+use hallmark_lm::{GenerateOptions, LoadOptions, Model, TextDetection, TextTokenizer};
 
 use crate::{files, keys};
 
@@ -112,9 +112,11 @@ pub struct GenerateArgs {
 
 #[derive(Args, Debug)]
 pub struct DetectArgs {
-    /// Watermark key file or keys folder.
-    #[arg(long)]
-    key: PathBuf,
+    /// Watermark key file or keys folder; repeat it, or name a folder of keys folders and
+    /// key files, to check many keys at once (the p-value is corrected for their number, and
+    /// the output names the key that matched).
+    #[arg(long, required = true)]
+    key: Vec<PathBuf>,
     /// The tokenizer the text was generated with: the GGUF model or a tokenizer.json.
     #[arg(long)]
     tokenizer: PathBuf,
@@ -307,9 +309,18 @@ fn rand_seed() -> u64 {
 }
 
 /// One text's result, as printed.
-fn result_json(d: &TextDetection, threshold: f64, header: &str) -> crate::json::TextDetectOut {
+fn result_json(
+    d: &TextDetection,
+    threshold: f64,
+    header: &str,
+    key_id: &str,
+) -> crate::json::TextDetectOut {
     let det = &d.detection;
     crate::json::TextDetectOut {
+        key_id: key_id.to_string(),
+        keys: d.keys,
+        case: d.case,
+        case_readings: d.case_readings,
         detected: det.p_value < threshold,
         p_value: det.p_value,
         p_value_whole: det.p_value_whole,
@@ -376,14 +387,46 @@ fn read_text(input: Option<&Path>) -> Result<String> {
     String::from_utf8(buf).context("the text is not valid UTF-8")
 }
 
+/// The keys `text detect` checks: each with its scheme (`--scheme`, else its folder's).
+struct KeySet {
+    marks: Vec<TextMark>,
+    ids: Vec<String>,
+    headers: Vec<String>,
+}
+
+impl KeySet {
+    fn load(a: &DetectArgs) -> Result<KeySet> {
+        let keys = files::keys::load_watermark_keys(&a.key)?;
+        let mut set = KeySet {
+            marks: vec![],
+            ids: vec![],
+            headers: vec![],
+        };
+        for (k, from) in keys {
+            let config = resolve_config(&a.scheme, Some(&from))?;
+            set.marks.push(TextMark::new(&k, config));
+            set.ids.push(k.id().to_string());
+            set.headers.push(config.to_header());
+        }
+        Ok(set)
+    }
+
+    fn detect(
+        &self,
+        tok: &TextTokenizer,
+        text: &str,
+        prompt: Option<&str>,
+    ) -> Result<(usize, hallmark_lm::TextDetection), hallmark_lm::Error> {
+        let refs: Vec<&TextMark> = self.marks.iter().collect();
+        hallmark_lm::detect_text_keys(&refs, tok, text, prompt)
+    }
+}
+
 fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
     if !(a.threshold > 0.0 && a.threshold < 1.0) {
         bail!("--threshold must be in (0, 1)");
     }
-    let config = resolve_config(&a.scheme, Some(&a.key))?;
-    let key = keys::load_watermark_key(&a.key)?;
-    let mark = TextMark::new(&key, config);
-    let header = config.to_header();
+    let set = KeySet::load(a)?;
     let tok = TextTokenizer::from_file(&a.tokenizer)
         .with_context(|| format!("cannot load the tokenizer {}", a.tokenizer.display()))?;
     let prompt = match &a.prompt_file {
@@ -395,11 +438,12 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
         None => None,
     };
     if a.jsonl {
-        return detect_jsonl(&mark, &tok, prompt.as_deref(), a, &header);
+        return detect_jsonl(&set, &tok, prompt.as_deref(), a);
     }
     let text = read_text(a.input.as_deref())?;
-    let td = detect_text(&mark, &tok, &text, prompt.as_deref())?;
-    let v = result_json(&td, a.threshold, &header);
+    let (ki, td) = set.detect(&tok, &text, prompt.as_deref())?;
+    let header = &set.headers[ki];
+    let v = result_json(&td, a.threshold, header, &set.ids[ki]);
     let d = &td.detection;
     let detected = d.p_value < a.threshold;
     if json {
@@ -409,21 +453,32 @@ fn detect(json: bool, quiet: bool, a: &DetectArgs) -> Result<i32> {
             .z_score
             .map(|z| format!(", z = {z:.2}"))
             .unwrap_or_default();
-        if detected {
-            outln!(
-                "watermark detected: p-value {:.2e}{z} over {} scored tokens ({header}, key {})",
-                d.p_value,
-                d.tokens_scored,
-                key.id()
-            );
+        let key = if set.marks.len() > 1 {
+            format!(
+                "key {}, the best of {} keys; corrected for them",
+                set.ids[ki],
+                set.marks.len()
+            )
         } else {
-            outln!(
-                "no watermark detected: p-value {:.2e}{z} over {} scored tokens ({header}, key {})",
-                d.p_value,
-                d.tokens_scored,
-                key.id()
-            );
-        }
+            format!("key {}", set.ids[ki])
+        };
+        let case = match td.case {
+            hallmark_lm::CaseReading::AsIs => String::new(),
+            hallmark_lm::CaseReading::SentenceStarts => {
+                ", read with sentences capitalised".to_string()
+            }
+            hallmark_lm::CaseReading::SentenceCase => ", read in sentence case".to_string(),
+        };
+        outln!(
+            "{}: p-value {:.2e}{z} over {} scored tokens ({header}, {key}{case})",
+            if detected {
+                "watermark detected"
+            } else {
+                "no watermark detected"
+            },
+            d.p_value,
+            d.tokens_scored,
+        );
         for s in &v.spans {
             outln!(
                 "  watermarked span: characters {}..{} (corrected p-value {:.2e})",
@@ -483,11 +538,10 @@ fn read_line_capped(r: &mut dyn BufRead, cap: u64) -> std::io::Result<Option<Lin
 }
 
 fn detect_jsonl(
-    mark: &TextMark,
+    set: &KeySet,
     tok: &TextTokenizer,
     prompt: Option<&str>,
     a: &DetectArgs,
-    header: &str,
 ) -> Result<i32> {
     let reader: Box<dyn BufRead> = match a.input.as_deref() {
         None => Box::new(std::io::stdin().lock()),
@@ -533,9 +587,9 @@ fn detect_jsonl(
                 ),
                 None,
             ),
-            Ok((id, text)) => match detect_text(mark, tok, &text, prompt) {
-                Ok(d) => {
-                    let mut v = result_json(&d, a.threshold, header);
+            Ok((id, text)) => match set.detect(tok, &text, prompt) {
+                Ok((ki, d)) => {
+                    let mut v = result_json(&d, a.threshold, &set.headers[ki], &set.ids[ki]);
                     v.id = Some(id);
                     v.line = Some(i + 1);
                     (

@@ -524,3 +524,53 @@ fn a_models_tokenizer_exported_as_json_detects_the_same() {
         .run()
         .code(2);
 }
+
+/// Many keys at once (`--key` repeated, or a folder of keys folders): the key that matched
+/// is named, and the p-value is the single key's times the number of keys (family-wise).
+#[test]
+fn many_keys_name_the_one_that_matched_with_a_corrected_p_value() {
+    let x = setup();
+    x.generate("marked.txt", 3, &[]);
+    let pool = x.t.dir("pool");
+    let mut others = vec![];
+    for i in 0..3 {
+        let d = pool.join(format!("provider{i}"));
+        hm(&["keygen", "--out", d.to_str().unwrap(), "-q"])
+            .run()
+            .code(0);
+        others.push(d.to_str().unwrap().to_string());
+    }
+    let (_, one) = x.detect_json("marked.txt", &[]);
+    let own_id = one["key_id"].as_str().unwrap().to_string();
+    assert_eq!(one["keys"], 1);
+    let (code, many) = x.detect_json("marked.txt", &["--key", &others[0], "--key", &others[1]]);
+    assert_eq!(code, Some(0), "{many}");
+    assert_eq!(many["keys"], 3);
+    assert_eq!(many["key_id"], own_id.as_str());
+    let (p1, p3) = (
+        one["p_value"].as_f64().unwrap(),
+        many["p_value"].as_f64().unwrap(),
+    );
+    assert!((p3 / p1 - 3.0).abs() < 1e-6 || p3 == 1.0, "{p1} {p3}");
+    // A folder of keys folders, with the marking key copied in among them.
+    let copy = pool.join("ours");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["watermark.key", "text-watermark.conf"] {
+        std::fs::copy(std::path::Path::new(&x.keys).join(f), copy.join(f)).unwrap();
+    }
+    let (code, v) = x.detect_json_with(pool.to_str().unwrap(), "marked.txt", &[]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["keys"], 4);
+    assert_eq!(v["key_id"], own_id.as_str());
+    // Only other providers' keys: nothing found.
+    let (code, v) = x.detect_json_with(
+        &others[2],
+        "marked.txt",
+        &["--key", &others[0], "--threshold", "1e-6"],
+    );
+    assert_eq!(code, Some(1), "{v}");
+    // A folder without keys is a clear error.
+    let empty = x.t.dir("empty");
+    let (code, _) = x.detect_json_with(empty.to_str().unwrap(), "marked.txt", &[]);
+    assert_eq!(code, Some(2));
+}

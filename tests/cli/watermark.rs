@@ -407,3 +407,52 @@ fn exhaustive_search_is_a_second_look() {
     r.code(0);
     assert_eq!(r.json_lines()[0]["payload"], "0000111122223333");
 }
+
+/// Several keys at once: the key that matched is named and the p-value is multiplied by the
+/// number of keys (family-wise); other providers' keys alone find nothing.
+#[test]
+fn many_keys_name_the_one_that_matched() {
+    let t = TestDir::new();
+    let ours = t.keygen();
+    let a = t.keygen_in("a");
+    let b = t.keygen_in("b");
+    let src = photo("p02_coffee_600x400.png");
+    let out = t.path("m.png");
+    embed(&ours, "00000000000000aa", &src, &out);
+    let one = detect(&ours, &out);
+    assert_eq!(one["keys"], 1);
+    let r = hm(&[
+        "image",
+        "detect",
+        "--json",
+        "--key",
+        &a,
+        "--key",
+        &b,
+        "--key",
+        &ours,
+        out.to_str().unwrap(),
+    ])
+    .run();
+    r.code(0);
+    let many = &r.json_lines()[0];
+    assert_eq!(many["payload"], "00000000000000aa");
+    assert_eq!(many["key_id"], one["key_id"]);
+    assert_eq!(many["keys"], 3);
+    let (p1, p3) = (
+        one["p_value"].as_f64().unwrap(),
+        many["p_value"].as_f64().unwrap(),
+    );
+    assert!((p3 / p1 - 3.0).abs() < 1e-9, "{p1} {p3}");
+    let r = hm(&[
+        "image",
+        "detect",
+        "--key",
+        &a,
+        "--key",
+        &b,
+        out.to_str().unwrap(),
+    ])
+    .run();
+    r.code(1);
+}

@@ -184,6 +184,53 @@ pub fn load_watermark_key(path: &Path) -> Result<WatermarkKey> {
     })
 }
 
+/// The watermark keys `paths` name: key files, keys folders, and folders of them (every
+/// keys folder and `*.key` watermark key file directly inside, in name order). Each comes
+/// with the path its text scheme is looked up from. A key named twice is kept once.
+///
+/// # Errors
+/// `not_found` for a path that is not there or a folder without keys; key errors.
+pub fn load_watermark_keys(paths: &[PathBuf]) -> Result<Vec<(WatermarkKey, PathBuf)>> {
+    let mut out: Vec<(WatermarkKey, PathBuf)> = vec![];
+    let push = |k: WatermarkKey, p: PathBuf, out: &mut Vec<(WatermarkKey, PathBuf)>| {
+        if out.iter().all(|(o, _)| o.id() != k.id()) {
+            out.push((k, p));
+        }
+    };
+    for p in paths {
+        if !p.is_dir() || p.join(WATERMARK_KEY).is_file() {
+            push(load_watermark_key(p)?, p.clone(), &mut out);
+            continue;
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .with_context(|| format!("cannot read the folder {}", p.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        let before = out.len();
+        for e in entries {
+            if e.is_dir() && e.join(WATERMARK_KEY).is_file() {
+                push(load_watermark_key(&e)?, e, &mut out);
+            } else if e.is_file() && e.extension().is_some_and(|x| x == "key") {
+                // Other .key files (a C2PA signing key) are not watermark keys: skip them.
+                if let Ok(k) = load_watermark_key(&e) {
+                    push(k, e, &mut out);
+                }
+            }
+        }
+        if out.len() == before {
+            return Err(coded(
+                ErrorCode::NotFound,
+                format!(
+                    "{} holds no watermark key (neither watermark.key, keys folders, nor *.key key files)",
+                    p.display()
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Reads the signing credential from a keys folder (with its ledger key, when the signing
 /// key is not Ed25519).
 ///

@@ -22,13 +22,98 @@ pub struct CharSpan {
 /// The outcome of detection on a text.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TextDetection {
-    /// Scores over token ids.
+    /// Scores over token ids, of the case reading that scored best; its p-values are
+    /// multiplied by the number of readings tried (Bonferroni), so they hold for the search.
     #[serde(flatten)]
     pub detection: Detection,
     /// Tokens in the (canonical) text.
     pub tokens: usize,
     /// Watermarked spans as character ranges of the input.
     pub char_spans: Vec<CharSpan>,
+    /// The case reading that scored best (see [`CaseReading`]).
+    pub case: CaseReading,
+    /// How many distinct case readings the text has, all scored (1 to 3).
+    pub case_readings: usize,
+    /// How many keys were tried (the p-values are corrected for them too).
+    pub keys: usize,
+}
+
+/// How detection reads the letters' case. Reposted text is often shouted (all capitals) or
+/// title-cased, which re-tokenizes every word; generated text is mostly sentence case, so
+/// reading the text back in sentence case recovers most of its tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseReading {
+    /// The text as it is.
+    AsIs,
+    /// The first letter of every sentence capitalised, the rest as it is.
+    SentenceStarts,
+    /// All lower-case, then the first letter of every sentence and the word "i" capitalised.
+    SentenceCase,
+}
+
+/// `c` in the other case when that is one character (so character offsets are kept).
+fn one_char(mut it: impl Iterator<Item = char>, c: char) -> char {
+    match (it.next(), it.next()) {
+        (Some(x), None) => x,
+        _ => c,
+    }
+}
+
+/// The text read as `reading`; the same number of characters, so spans map back unchanged.
+pub fn read_case(text: &str, reading: CaseReading) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    // A sentence starts at the beginning, after a newline, and after . ! ? followed by
+    // whitespace (closing quotes and brackets in between are allowed).
+    let mut at_start = true;
+    let mut after_end = false;
+    for (i, &c) in chars.iter().enumerate() {
+        let mut x = match reading {
+            CaseReading::AsIs => c,
+            CaseReading::SentenceStarts => c,
+            CaseReading::SentenceCase => one_char(c.to_lowercase(), c),
+        };
+        if reading != CaseReading::AsIs && at_start && c.is_alphabetic() {
+            x = one_char(c.to_uppercase(), c);
+        }
+        if reading == CaseReading::SentenceCase && (c == 'i' || c == 'I') {
+            let before = i == 0 || !chars[i - 1].is_alphanumeric();
+            let after = chars.get(i + 1).is_none_or(|n| !n.is_alphanumeric());
+            if before && after {
+                x = 'I';
+            }
+        }
+        out.push(x);
+        if c.is_alphanumeric() {
+            at_start = false;
+            after_end = false;
+        }
+        if matches!(c, '.' | '!' | '?') {
+            after_end = true;
+        } else if c == '\n' {
+            at_start = true;
+        } else if c.is_whitespace() && after_end {
+            at_start = true;
+        }
+    }
+    out
+}
+
+/// The distinct readings of `text`, the text as it is first.
+pub fn case_readings(text: &str) -> Vec<(CaseReading, String)> {
+    let mut out: Vec<(CaseReading, String)> = vec![];
+    for r in [
+        CaseReading::AsIs,
+        CaseReading::SentenceStarts,
+        CaseReading::SentenceCase,
+    ] {
+        let t = read_case(text, r);
+        if out.iter().all(|(_, u)| *u != t) {
+            out.push((r, t));
+        }
+    }
+    out
 }
 
 /// Whitespace made canonical: every run of whitespace becomes one space, or one newline when it
@@ -73,18 +158,86 @@ pub fn detect_text(
     text: &str,
     exclude: Option<&str>,
 ) -> Result<TextDetection, Error> {
+    detect_text_keys(&[mark], tok, text, exclude).map(|(_, d)| d)
+}
+
+/// [`detect_text`] under several keys at once (a platform holding many providers' keys):
+/// the text is tokenized once per case reading and its key-independent bookkeeping done once
+/// per configuration ([`TextMark::detect_many`]), so each further key costs only its keyed
+/// scores. Returns the index of the key that scored best and its detection, whose p-values
+/// are multiplied by the number of keys and of case readings (family-wise, Bonferroni).
+///
+/// # Errors
+/// [`Error::Input`] for an empty text, one too short to score, or no keys.
+pub fn detect_text_keys(
+    marks: &[&TextMark],
+    tok: &TextTokenizer,
+    text: &str,
+    exclude: Option<&str>,
+) -> Result<(usize, TextDetection), Error> {
+    if marks.is_empty() {
+        return Err(Error::Input("no watermark key to detect with".into()));
+    }
     let (canon, map) = canonical_whitespace(text);
     if canon.is_empty() {
         return Err(Error::Input("the text is empty".into()));
     }
-    let enc = tok.encode(&canon)?;
-    let ex = match exclude {
-        Some(p) => tok.encode(&canonical_whitespace(p).0)?.ids,
-        None => vec![],
+    // Every distinct case reading is scored under every key; the best counts, its p-values
+    // multiplied by the number of (reading, key) pairs (the search is part of the test).
+    let readings = case_readings(&canon);
+    let k = readings.len() * marks.len();
+    let mut best: Option<(CaseReading, usize, crate::tokenizer::Encoded, Detection)> = None;
+    let mut first_err = None;
+    for (reading, t) in &readings {
+        let enc = tok.encode(t)?;
+        let ex = match exclude {
+            Some(p) => {
+                tok.encode(&read_case(&canonical_whitespace(p).0, *reading))?
+                    .ids
+            }
+            None => vec![],
+        };
+        let mut best_here: Option<(usize, Detection)> = None;
+        for (ki, r) in TextMark::detect_many(marks, &enc.ids, 0, &ex)
+            .into_iter()
+            .enumerate()
+        {
+            match r {
+                Ok(d) => {
+                    if best_here
+                        .as_ref()
+                        .is_none_or(|(_, b)| d.p_value < b.p_value)
+                    {
+                        best_here = Some((ki, d));
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        if let Some((ki, d)) = best_here
+            && best
+                .as_ref()
+                .is_none_or(|(_, _, _, b)| d.p_value < b.p_value)
+        {
+            best = Some((*reading, ki, enc, d));
+        }
+    }
+    let Some((case, key, enc, mut detection)) = best else {
+        return Err(Error::Input(
+            first_err.map_or_else(|| "the text is empty".into(), |e| e.to_string()),
+        ));
     };
-    let detection = mark
-        .detect_excluding(&enc.ids, 0, &ex)
-        .map_err(|e| Error::Input(e.to_string()))?;
+    let kf = k as f64;
+    detection.p_value = (detection.p_value * kf).min(1.0);
+    detection.p_value_whole = (detection.p_value_whole * kf).min(1.0);
+    for s in &mut detection.spans {
+        s.p_value = (s.p_value * kf).min(1.0);
+    }
+    detection
+        .spans
+        .retain(|s| s.p_value < hallmark_text::SPAN_ALPHA);
     let orig = |c: usize, end: bool| -> usize {
         if end {
             c.checked_sub(1)
@@ -109,16 +262,51 @@ pub fn detect_text(
             }
         })
         .collect();
-    Ok(TextDetection {
-        detection,
-        tokens: enc.ids.len(),
-        char_spans,
-    })
+    Ok((
+        key,
+        TextDetection {
+            detection,
+            tokens: enc.ids.len(),
+            char_spans,
+            case,
+            case_readings: readings.len(),
+            keys: marks.len(),
+        },
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn case_readings_restore_sentence_case_and_keep_offsets() {
+        let shouted =
+            "THE CAT SAT ON THE MAT. IT WAS HAPPY! \"I THINK SO,\" SAID I.\nNEW LINE HERE";
+        assert_eq!(
+            read_case(shouted, CaseReading::SentenceCase),
+            "The cat sat on the mat. It was happy! \"I think so,\" said I.\nNew line here"
+        );
+        let titled = "The Cat Sat On The Mat. It Was Happy.";
+        assert_eq!(
+            read_case(titled, CaseReading::SentenceCase),
+            "The cat sat on the mat. It was happy."
+        );
+        let lowered_starts = "the cat sat. it was happy. Paris is far.";
+        assert_eq!(
+            read_case(lowered_starts, CaseReading::SentenceStarts),
+            "The cat sat. It was happy. Paris is far."
+        );
+        for t in [shouted, titled, lowered_starts, "STRASSE ß İstanbul ǅ"] {
+            for (_, r) in case_readings(t) {
+                assert_eq!(r.chars().count(), t.chars().count(), "{t:?} -> {r:?}");
+            }
+        }
+        // Distinct readings only: a text already in sentence case has one.
+        assert_eq!(case_readings("The cat sat. It was happy.").len(), 1);
+        assert_eq!(case_readings(shouted).len(), 2);
+        assert_eq!(case_readings("the cat sat. It Was Happy.").len(), 3);
+    }
 
     #[test]
     fn whitespace_is_canonical_and_mapped() {

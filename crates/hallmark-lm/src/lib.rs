@@ -12,7 +12,10 @@ mod model;
 pub mod tiny;
 mod tokenizer;
 
-pub use detect::{CharSpan, TextDetection, canonical_whitespace, detect_text};
+pub use detect::{
+    CaseReading, CharSpan, TextDetection, canonical_whitespace, case_readings, detect_text,
+    detect_text_keys, read_case,
+};
 pub use model::{GenerateOptions, Generation, LoadOptions, Model};
 pub use tokenizer::{Encoded, TextTokenizer};
 

@@ -40,7 +40,7 @@ pub struct Detection {
 pub(crate) const WINDOWS: [usize; 4] = [50, 100, 200, 400];
 
 /// Corrected p-value below which a window is reported as a span.
-pub(crate) const SPAN_ALPHA: f64 = 1e-3;
+pub const SPAN_ALPHA: f64 = 1e-3;
 
 /// Texts at least this long (tokens after the skipped prefix) get their context widths by
 /// sorting rather than one map lookup per position.
@@ -161,6 +161,61 @@ pub(crate) fn detect_with(
     exclude: &[u32],
     long_text: usize,
 ) -> Result<Detection, Error> {
+    let start = skip.max(m.config.context);
+    let bulk = (tokens.len() > start && tokens.len() - start >= long_text)
+        .then(|| bookkeeping(&m.config, tokens, start));
+    detect_planned(m, tokens, skip, exclude, bulk.as_ref())
+}
+
+/// The key-independent part of detection: each position's context width and whether its
+/// (context, token) pair is new, by sorting. Shared by every key of one configuration.
+fn bookkeeping(config: &crate::Config, tokens: &[u32], start: usize) -> novel::LongText {
+    let (h, hmax) = (config.context, config.max_context);
+    let scheme = config.scheme;
+    let stream = exp_stream(scheme);
+    let pairwise = hmax == h;
+    let want_widths = stream.is_some() && !pairwise;
+    let want_pairs = scheme.green().is_some() || pairwise;
+    novel::long_text(tokens, start, h, hmax, want_widths, want_pairs)
+}
+
+/// Detection under many keys at once: the text's key-independent bookkeeping is done once per
+/// configuration, then each key only computes its keyed scores. The answers are those of
+/// [`detect`] key by key. (Family-wise correction over the keys is the caller's.)
+pub(crate) fn detect_many(
+    marks: &[&TextMark],
+    tokens: &[u32],
+    skip: usize,
+    exclude: &[u32],
+) -> Vec<Result<Detection, Error>> {
+    let mut plans: Vec<(crate::Config, Option<novel::LongText>)> = vec![];
+    marks
+        .iter()
+        .map(|m| {
+            let start = skip.max(m.config.context);
+            if tokens.len() <= start {
+                return detect_planned(m, tokens, skip, exclude, None);
+            }
+            let idx = match plans.iter().position(|(c, _)| *c == m.config) {
+                Some(i) => i,
+                None => {
+                    plans.push((m.config, Some(bookkeeping(&m.config, tokens, start))));
+                    plans.len() - 1
+                }
+            };
+            detect_planned(m, tokens, skip, exclude, plans[idx].1.as_ref())
+        })
+        .collect()
+}
+
+/// Detection with the bookkeeping given (`Some`: the long-text path) or done per position.
+fn detect_planned(
+    m: &TextMark,
+    tokens: &[u32],
+    skip: usize,
+    exclude: &[u32],
+    planned: Option<&novel::LongText>,
+) -> Result<Detection, Error> {
     let (h, hmax) = (m.config.context, m.config.max_context);
     let start = skip.max(h);
     if tokens.len() <= start {
@@ -207,14 +262,14 @@ pub(crate) fn detect_with(
     // noise, and a passage pasted after other text keeps all its pairs). With several widths,
     // the width comes from the context rule, whose keyed contexts never repeat.
     let pairwise = hmax == h;
-    // Long texts: the set then only holds the excluded prompt's pairs.
-    let long = tokens.len() - start >= long_text;
-    // Long texts: each position's context width and whether its (context, token) pair is new,
-    // all at once by sorting (same answers, fewer cache misses than a map lookup per position).
+    // Long texts (and many keys): each position's context width and whether its (context,
+    // token) pair is new, all at once by sorting (same answers, fewer cache misses than a map
+    // lookup per position); the set then only holds the excluded prompt's pairs.
+    let long = planned.is_some();
     let want_widths = stream.is_some() && !pairwise;
     let want_pairs = green.is_some() || pairwise;
-    let bulk = long.then(|| novel::long_text(tokens, start, h, hmax, want_widths, want_pairs));
-    let first_pairs = bulk.as_ref().filter(|_| want_pairs).map(|b| &b.first_pairs);
+    let bulk = planned;
+    let first_pairs = bulk.filter(|_| want_pairs).map(|b| &b.first_pairs);
     let excluded_green = if long {
         std::mem::take(&mut seen)
     } else {
@@ -228,7 +283,7 @@ pub(crate) fn detect_with(
     if stream.is_some() && !pairwise && !long {
         novelty.reserve(tokens.len() - start);
     }
-    let sorted = bulk.as_ref().filter(|_| want_widths).map(|b| &b.widths);
+    let sorted = bulk.filter(|_| want_widths).map(|b| &b.widths);
     // Prefix sums over positions: evidence counts and score.
     let n = tokens.len();
     let mut cnt = vec![Counts::default(); n + 1];

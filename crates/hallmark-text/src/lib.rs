@@ -41,7 +41,7 @@ mod detect;
 mod novel;
 mod prf;
 
-pub use detect::{Detection, Span};
+pub use detect::{Detection, SPAN_ALPHA, Span};
 pub use prf::Prf;
 
 use hallmark_core::WatermarkKey;
@@ -468,6 +468,20 @@ impl TextMark {
         exclude: &[u32],
     ) -> Result<Detection, Error> {
         detect::detect(self, tokens, skip, exclude)
+    }
+
+    /// [`TextMark::detect_excluding`] under each of `marks` at once: the text's key-independent
+    /// bookkeeping (context widths, first occurrences) is shared by every key of one
+    /// configuration, so many keys cost little more than their keyed scores. One result per
+    /// mark, the same as detecting key by key; correcting for the number of keys (the best
+    /// p-value times their count) is the caller's.
+    pub fn detect_many(
+        marks: &[&TextMark],
+        tokens: &[u32],
+        skip: usize,
+        exclude: &[u32],
+    ) -> Vec<Result<Detection, Error>> {
+        detect::detect_many(marks, tokens, skip, exclude)
     }
 }
 

@@ -383,6 +383,47 @@ fn long_texts_score_as_short_ones_do() {
     }
 }
 
+#[test]
+fn many_keys_at_once_answer_as_each_key_alone() {
+    // Several keys of two configurations, the text watermarked under one of them; short and
+    // long texts, with and without a prompt: detect_many must give each key's own answer.
+    let configs = [Config::gumbel(), Config::kgw()];
+    let marks: Vec<TextMark> = (0..6u8)
+        .map(|i| {
+            let mut b = [0x33u8; 32];
+            b[0] = i;
+            TextMark::new(&WatermarkKey::from_bytes(b), configs[usize::from(i) % 2])
+        })
+        .collect();
+    let refs: Vec<&TextMark> = marks.iter().collect();
+    for n in [60usize, 300, 5000] {
+        let t = generate(Some(&marks[3]), n, n as u64, 1.0, 1.0);
+        let prompt = t[..10].to_vec();
+        for (skip, exclude) in [(0, &[][..]), (10, &prompt[..])] {
+            let many = TextMark::detect_many(&refs, &t, skip, exclude);
+            for (m, got) in marks.iter().zip(&many) {
+                let one = m.detect_excluding(&t, skip, exclude);
+                assert_eq!(format!("{got:?}"), format!("{one:?}"), "{n} tokens");
+            }
+            let best = many
+                .iter()
+                .enumerate()
+                .min_by(|a, b| {
+                    let pa = a.1.as_ref().map_or(1.0, |d| d.p_value);
+                    let pb = b.1.as_ref().map_or(1.0, |d| d.p_value);
+                    pa.total_cmp(&pb)
+                })
+                .map(|(i, _)| i);
+            if n >= 300 {
+                assert_eq!(best, Some(3), "the marking key scores best");
+            }
+        }
+    }
+    // Too short for one configuration's context: that key reports its own error.
+    let res = TextMark::detect_many(&refs, &[1, 2], 0, &[]);
+    assert_eq!(res.len(), refs.len());
+}
+
 /// A generation loop that samples by itself (as transformers' `generate` does), with the
 /// watermark applied as a logits processor.
 fn generate_with_processor(mark: &TextMark, n: usize, seed: u64, temp: f32) -> Vec<u32> {

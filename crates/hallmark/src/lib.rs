@@ -24,7 +24,7 @@ pub use stamp::{
 };
 pub use verify::{
     Candidate, Consistency, REPORT_SCHEMA, Recovery, Report, Verdict, Verifier, bound_watermark,
-    recover, verify,
+    detect_any, recover, verify,
 };
 
 pub use hallmark_c2pa as c2pa;

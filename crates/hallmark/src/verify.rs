@@ -42,18 +42,7 @@ impl Verifier {
             return Ok(None);
         }
         let (decoded, _) = io::decode_lenient(bytes, &self.limits)?;
-        let mut best = None;
-        for d in &self.detectors {
-            let det = d.detect(&decoded.image);
-            let found = det.detected;
-            if best.is_none() || found {
-                best = Some(det);
-            }
-            if found {
-                break;
-            }
-        }
-        Ok(best)
+        Ok(detect_any(&self.detectors, &decoded.image))
     }
 
     /// A verifier that looks for the watermarks of `keys` (may be empty: manifest only).
@@ -155,6 +144,29 @@ impl Report {
     }
 }
 
+/// Looks for the watermark of each detector's key in `image`, in order, until one finds it:
+/// that key's detection (its `key_id` names the key), else the first key's. With several
+/// keys the p-value is multiplied by their number: any of them could have matched by chance
+/// (family-wise, Bonferroni). `None` without detectors.
+pub fn detect_any(detectors: &[Detector], image: &image::DynamicImage) -> Option<Detection> {
+    let mut best: Option<Detection> = None;
+    for d in detectors {
+        let det = d.detect(image);
+        let found = det.detected;
+        if best.is_none() || found {
+            best = Some(det);
+        }
+        if found {
+            break;
+        }
+    }
+    let n = detectors.len() as f64;
+    best.map(|mut b| {
+        b.p_value = (b.p_value * n).min(1.0);
+        b
+    })
+}
+
 /// Verifies one file's bytes (and a sidecar manifest's bytes, if one sits beside it).
 ///
 /// # Errors
@@ -187,16 +199,7 @@ pub fn verify(bytes: &[u8], sidecar: Option<&[u8]>, v: &Verifier) -> Result<Repo
     if !v.detectors.is_empty() {
         let (decoded, dmg) = io::decode_lenient(bytes, &v.limits)?;
         damage = dmg;
-        for d in &v.detectors {
-            let det = d.detect(&decoded.image);
-            let found = det.detected;
-            if watermark.is_none() || found {
-                watermark = Some(det);
-            }
-            if found {
-                break;
-            }
-        }
+        watermark = detect_any(&v.detectors, &decoded.image);
     } else if c2pa.is_none() {
         // Still refuse files that are not decodable images, so bad input is an error.
         damage = io::decode_lenient(bytes, &v.limits)?.1;

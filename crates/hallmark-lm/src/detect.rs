@@ -91,9 +91,7 @@ pub fn read_case(text: &str, reading: CaseReading) -> String {
         }
         if matches!(c, '.' | '!' | '?') {
             after_end = true;
-        } else if c == '\n' {
-            at_start = true;
-        } else if c.is_whitespace() && after_end {
+        } else if c == '\n' || (c.is_whitespace() && after_end) {
             at_start = true;
         }
     }

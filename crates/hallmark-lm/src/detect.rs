@@ -188,10 +188,16 @@ pub fn detect_text_keys(
     let mut first_err = None;
     for (reading, t) in &readings {
         let enc = tok.encode(t)?;
+        // The prompt's pairs are not evidence, nor are those of the chat template the model
+        // wrapped it in (when it has one): both are excluded.
         let ex = match exclude {
             Some(p) => {
-                tok.encode(&read_case(&canonical_whitespace(p).0, *reading))?
-                    .ids
+                let p = read_case(&canonical_whitespace(p).0, *reading);
+                let mut ids = tok.encode(&p)?.ids;
+                if let Ok(Some(chat)) = tok.chat_prompt(&p) {
+                    ids.extend(tok.encode_prompt(&chat)?);
+                }
+                ids
             }
             None => vec![],
         };

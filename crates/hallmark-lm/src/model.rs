@@ -146,16 +146,20 @@ impl Model {
         &self.tokenizer
     }
 
-    /// Applies the chat template (ChatML when the tokenizer has its tokens) and tokenizes.
+    /// Applies the model's chat template (from its GGUF metadata; ChatML when it has none but
+    /// has ChatML's tokens; nothing for a plain completion model, or with `raw`) and
+    /// tokenizes.
     ///
     /// # Errors
-    /// [`Error::Tokenizer`] if tokenization fails.
+    /// [`Error::Tokenizer`] if the template does not render or tokenization fails.
     pub fn prompt_ids(&self, prompt: &str, raw: bool) -> Result<Vec<u32>, Error> {
-        if raw || !self.tokenizer.chatml() {
-            return self.tokenizer.encode_prompt(prompt);
-        }
-        let text = format!("<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n");
-        self.tokenizer.encode_prompt(&text)
+        let text = if raw {
+            None
+        } else {
+            self.tokenizer.chat_prompt(prompt)?
+        };
+        self.tokenizer
+            .encode_prompt(text.as_deref().unwrap_or(prompt))
     }
 
     /// Generates from `prompt_ids` with `sampler` (which carries the watermark, if any).

@@ -52,6 +52,10 @@ pub struct TextTokenizer {
     inner: Tokenizer,
     eos: Vec<u32>,
     chatml: bool,
+    /// The model's chat template (Jinja, GGUF `tokenizer.chat_template`), when it has one.
+    chat_template: Option<String>,
+    bos_token: String,
+    eos_token: String,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -126,7 +130,14 @@ impl TextTokenizer {
             .collect();
         let chatml = inner.token_to_id("<|im_start|>").is_some()
             && inner.token_to_id("<|im_end|>").is_some();
-        TextTokenizer { inner, eos, chatml }
+        TextTokenizer {
+            inner,
+            eos,
+            chatml,
+            chat_template: None,
+            bos_token: String::new(),
+            eos_token: String::new(),
+        }
     }
 
     /// Rebuilds the tokenizer stored in a GGUF file's metadata (gpt2 BPE; the "smollm",
@@ -233,7 +244,74 @@ impl TextTokenizer {
             .collect();
         tk.add_special_tokens(special)
             .map_err(|e| Error::Tokenizer(format!("cannot add special tokens: {e}")))?;
-        Ok(Self::wrap(tk))
+        let mut t = Self::wrap(tk);
+        t.chat_template = ct
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+            .filter(|s| !s.trim().is_empty())
+            .cloned();
+        let token = |k: &str| {
+            ct.metadata
+                .get(k)
+                .and_then(|v| v.to_u32().ok())
+                .and_then(|i| tokens.get(i as usize))
+                .cloned()
+                .unwrap_or_default()
+        };
+        t.bos_token = token("tokenizer.ggml.bos_token_id");
+        t.eos_token = token("tokenizer.ggml.eos_token_id");
+        Ok(t)
+    }
+
+    /// Whether the model has a chat template of its own (GGUF `tokenizer.chat_template`).
+    pub fn has_chat_template(&self) -> bool {
+        self.chat_template.is_some()
+    }
+
+    /// `prompt` as the model expects a user's turn: rendered with its chat template (one user
+    /// message, then the assistant's turn opened), else ChatML when the tokenizer has its
+    /// tokens, else `None` (a plain completion model).
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] when the template does not render (a syntax the engine lacks,
+    /// or the template raising an error).
+    pub fn chat_prompt(&self, prompt: &str) -> Result<Option<String>, Error> {
+        if let Some(t) = &self.chat_template {
+            let mut env = minijinja::Environment::new();
+            env.add_function(
+                "raise_exception",
+                |msg: String| -> Result<String, minijinja::Error> {
+                    Err(minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        msg,
+                    ))
+                },
+            );
+            env.add_template("chat", t).map_err(|e| {
+                Error::Tokenizer(format!("the model's chat template does not parse: {e}"))
+            })?;
+            let out = env
+                .get_template("chat")
+                .and_then(|tpl| {
+                    tpl.render(minijinja::context! {
+                        messages => vec![minijinja::context! { role => "user", content => prompt }],
+                        add_generation_prompt => true,
+                        bos_token => &self.bos_token,
+                        eos_token => &self.eos_token,
+                    })
+                })
+                .map_err(|e| {
+                    Error::Tokenizer(format!("the model's chat template does not render: {e}"))
+                })?;
+            return Ok(Some(out));
+        }
+        if self.chatml {
+            return Ok(Some(format!(
+                "<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
+            )));
+        }
+        Ok(None)
     }
 
     /// The tokenizer as `tokenizer.json` text (Hugging Face format), e.g. to detect without
@@ -382,6 +460,45 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(err.contains("tokens"), "{tokens:?} {types:?}: {err}");
+        }
+    }
+
+    /// SmolLM2-Instruct's template, as its GGUF carries it.
+    const SMOLLM2: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    #[test]
+    fn the_models_chat_template_renders_the_users_turn() {
+        let tokens = ["a", "b", "<|im_start|>", "<|im_end|>"];
+        let mut ct = content(&tokens, &[1, 1, 3, 3]);
+        let plain = TextTokenizer::from_gguf(&ct).expect("tokenizer");
+        assert!(!plain.has_chat_template());
+        // Without a template but with ChatML's tokens: ChatML.
+        assert_eq!(
+            plain.chat_prompt("hi").expect("renders").as_deref(),
+            Some("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
+        );
+        ct.metadata.insert(
+            "tokenizer.chat_template".to_string(),
+            Value::String(SMOLLM2.into()),
+        );
+        let t = TextTokenizer::from_gguf(&ct).expect("tokenizer");
+        assert!(t.has_chat_template());
+        let p = t
+            .chat_prompt("Write about bees.")
+            .expect("renders")
+            .expect("a template");
+        assert_eq!(
+            p,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nWrite about bees.<|im_end|>\n<|im_start|>assistant\n"
+        );
+        // A template that raises, or does not parse, is an error, not a panic.
+        for bad in ["{{ raise_exception('no system role') }}", "{% for x in %}"] {
+            ct.metadata.insert(
+                "tokenizer.chat_template".to_string(),
+                Value::String(bad.into()),
+            );
+            let t = TextTokenizer::from_gguf(&ct).expect("tokenizer");
+            assert!(t.chat_prompt("x").is_err(), "{bad}");
         }
     }
 }

@@ -205,9 +205,11 @@ fn main() {
         "report" => report(&a),
         "null" => null_only(&a),
         "speed" => speed_only(&a),
+        "keys" => keys_speed(&a),
+        "paraphrase" => paraphrase(&a),
         _ => {
             eprintln!(
-                "usage: text-eval (generate|report|null|speed) [--schemes HEADER;HEADER] [--only NAME,NAME] [--topics FILE] [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
+                "usage: text-eval (generate|paraphrase|report|null|speed|keys) [--schemes HEADER;HEADER] [--only NAME,NAME] [--topics FILE] [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
             );
             std::process::exit(2);
         }
@@ -317,6 +319,78 @@ fn generate(a: &Args) -> Res<()> {
                         job_id(p, t, name),
                         t0.elapsed().as_secs_f64()
                     );
+                }
+            }));
+        }
+        for h in hs {
+            h.join().map_err(|_| "worker panicked")??;
+        }
+        Ok(())
+    })
+}
+
+/// The rewrite attack: every watermarked generation (of the schemes `--only` names) rewritten
+/// by the same local model, unwatermarked, at temperature 0.7, through its chat template:
+/// "Rewrite the following text in your own words". Written (and resumed) to
+/// `paraphrases.jsonl` beside the generations; `report` adds the row when the file exists.
+fn paraphrase(a: &Args) -> Res<()> {
+    let path = a.out.join("paraphrases.jsonl");
+    let done: std::collections::HashSet<String> = load_generations(&path)
+        .iter()
+        .filter_map(|v| v["job"].as_str().map(String::from))
+        .collect();
+    let gens = load_generations(&gen_path(a));
+    let jobs: Vec<Value> = gens
+        .into_iter()
+        .filter(|g| g["scheme"].as_str() != Some("none"))
+        .filter(|g| {
+            a.only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|x| Some(x.as_str()) == g["scheme"].as_str()))
+        })
+        .filter(|g| g["job"].as_str().is_some_and(|j| !done.contains(j)))
+        .collect();
+    let total = jobs.len();
+    eprintln!("{total} paraphrases to run ({} already done)", done.len());
+    let queue = Mutex::new(jobs.into_iter());
+    let out = Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?,
+    );
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| -> Res<()> {
+        let mut hs = vec![];
+        for _ in 0..a.threads.max(1) {
+            hs.push(s.spawn(|| -> Res<()> {
+                let mut model = Model::load(&a.model, LoadOptions::default())?;
+                loop {
+                    let job = queue.lock().map_err(|_| "poisoned")?.next();
+                    let Some(g) = job else { return Ok(()) };
+                    let text = g["text"].as_str().unwrap_or_default();
+                    let prompt = format!(
+                        "Rewrite the following text in your own words, keeping its meaning:\n\n{text}"
+                    );
+                    let ids = model.prompt_ids(&prompt, false)?;
+                    let seed = 77 + count.load(std::sync::atomic::Ordering::Relaxed) as u64;
+                    let mut sampler = Sampler::new(None, seed);
+                    let r = model.generate(
+                        &ids,
+                        &GenerateOptions {
+                            max_tokens: a.tokens + 50,
+                            min_tokens: 0,
+                            temperature: 0.7,
+                            seed,
+                        },
+                        &mut sampler,
+                    )?;
+                    let v = json!({"job": g["job"], "text": r.text});
+                    let mut f = out.lock().map_err(|_| "poisoned")?;
+                    writeln!(f, "{v}")?;
+                    f.flush()?;
+                    let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    eprintln!("[{n}/{total}] {}", g["job"]);
                 }
             }));
         }
@@ -532,6 +606,31 @@ fn report(a: &Args) -> Res<()> {
         md.push_str(&format!(" {status} |\n"));
     }
 
+    // The rewrite attack, when `paraphrase` has run.
+    let paras: BTreeMap<String, String> = load_generations(&a.out.join("paraphrases.jsonl"))
+        .iter()
+        .filter_map(|v| Some((v["job"].as_str()?.to_string(), v["text"].as_str()?.to_string())))
+        .collect();
+    if !paras.is_empty() {
+        md.push_str("| rewritten by the model (\"in your own words\", T=0.7, unwatermarked) |");
+        for (name, t) in &cols {
+            let sel: Vec<&&Value> = marked.iter().filter(|g| is_run(g, name, *t)).collect();
+            let (mut hits, mut n) = (0, 0);
+            for g in &sel {
+                let (Some(m), Some(text)) = (
+                    mark_of(g),
+                    g["job"].as_str().and_then(|j| paras.get(j)),
+                ) else {
+                    continue;
+                };
+                n += 1;
+                hits += usize::from(pv(&m, text, g["prompt"].as_str()) < 1e-3);
+            }
+            md.push_str(&format!(" {hits}/{n} = {:.2} |", hits as f64 / n.max(1) as f64));
+        }
+        md.push_str(" no target yet |\n");
+    }
+
     // Localisation.
     md.push_str(&localisation(a, &tok, &marked, &mark_of)?);
 
@@ -591,6 +690,55 @@ fn speed_only(a: &Args) -> Res<()> {
         "{}",
         detection_speed(&cfgs.iter().map(|(h, c)| (h.as_str(), *c)).collect())
     );
+    Ok(())
+}
+
+/// Many keys at once: texts per second for `detect_text_keys` (one tokenisation per case
+/// reading, key-independent bookkeeping shared) with 1 to 1,000 keys of the default scheme,
+/// on 200-token human texts from the corpus (`--docs` of them; one core). The key-by-key
+/// loop (`detect_text` per key) is timed beside it up to 100 keys.
+fn keys_speed(a: &Args) -> Res<()> {
+    let tok = TextTokenizer::from_file(&a.model)?;
+    let docs = read_jsonl(&a.corpus.join("null.jsonl"))?;
+    let texts: Vec<String> = docs
+        .iter()
+        .filter(|d| d["row"].as_str() == Some("prose"))
+        .filter_map(|d| d["text"].as_str())
+        .filter_map(|t| {
+            let ids = tok.encode(t).ok()?.ids;
+            (ids.len() >= 200).then(|| tok.decode(&ids[..200]).ok()).flatten()
+        })
+        .take(a.docs.min(200))
+        .collect();
+    let mut out = format!(
+        "\n### Many keys at once: 200-token texts per second, one core ({} human texts, default scheme)\n\n| keys | detect_text_keys (shared) texts/s | key by key texts/s | speed-up |\n|---|---|---|---|\n",
+        texts.len()
+    );
+    for n in [1usize, 10, 100, 1000] {
+        let marks: Vec<TextMark> = (0..n)
+            .map(|i| TextMark::new(&key_for(5_000_000 + i), Config::gumbel()))
+            .collect();
+        let refs: Vec<&TextMark> = marks.iter().collect();
+        let t0 = std::time::Instant::now();
+        for t in &texts {
+            let _ = hallmark_lm::detect_text_keys(&refs, &tok, t, None);
+        }
+        let shared = texts.len() as f64 / t0.elapsed().as_secs_f64();
+        let one = if n <= 100 {
+            let t0 = std::time::Instant::now();
+            for t in &texts {
+                for m in &marks {
+                    let _ = detect_text(m, &tok, t, None);
+                }
+            }
+            let r = texts.len() as f64 / t0.elapsed().as_secs_f64();
+            (format!("{r:.1}"), format!("{:.1}x", shared / r))
+        } else {
+            ("(not run)".into(), String::new())
+        };
+        out.push_str(&format!("| {n} | {shared:.1} | {} | {} |\n", one.0, one.1));
+    }
+    print!("{out}");
     Ok(())
 }
 

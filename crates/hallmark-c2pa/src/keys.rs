@@ -544,6 +544,17 @@ impl SigningCredential {
     /// the key does not match the certificate, or the certificate is expired or fails the
     /// C2PA profile.
     pub fn from_pem(chain_pem: &str, key_pem: &str) -> Result<Self, Error> {
+        if chain_pem.contains("PRIVATE KEY-----") && key_pem.contains("-----BEGIN CERTIFICATE-----")
+        {
+            return Err(Error::Key(
+                "the certificate chain and the private key are swapped: give the chain (CERTIFICATE blocks) first, the key (PRIVATE KEY) second".into(),
+            ));
+        }
+        if chain_pem.contains("PRIVATE KEY-----") {
+            return Err(Error::Key(
+                "the certificate chain holds a private key: keep keys out of chain files (a chain is public)".into(),
+            ));
+        }
         let chain_der = parse_chain(chain_pem)?;
         let alg = cert_alg(&chain_der[0])?;
         let key = if alg == KeyAlg::Ed25519 {
@@ -609,6 +620,11 @@ impl SigningCredential {
     pub fn from_command(chain_pem: &str, command: SignerCommand) -> Result<Self, Error> {
         if command.command.trim().is_empty() {
             return Err(Error::Parameter("the signer command is empty".into()));
+        }
+        if chain_pem.contains("PRIVATE KEY-----") {
+            return Err(Error::Key(
+                "the certificate chain holds a private key: give --cert the chain only (the signer command holds the key)".into(),
+            ));
         }
         let chain_der = parse_chain(chain_pem)?;
         let alg = cert_alg(&chain_der[0])?;

@@ -67,6 +67,9 @@ fn a_key_that_does_not_match_the_chain_is_refused() {
     let err = SigningCredential::from_pem(&a.chain_pem, &b.key_pem).unwrap_err();
     assert!(err.to_string().contains("does not match"), "{err}");
     assert!(SigningCredential::from_pem("junk", &a.key_pem).is_err());
+    // Swapped arguments say so.
+    let e = SigningCredential::from_pem(&a.key_pem, &a.chain_pem).unwrap_err();
+    assert!(e.to_string().contains("swapped"), "{e}");
     assert!(SigningCredential::from_pem(&a.chain_pem, "junk").is_err());
 }
 

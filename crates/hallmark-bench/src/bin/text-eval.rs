@@ -119,6 +119,11 @@ fn schemes() -> Vec<(&'static str, Option<Config>)> {
             "kgw-gumbel-h1..3-d1",
             hdr("hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=1"),
         ),
+        // Between the two: a point of the robustness / perplexity frontier.
+        (
+            "kgw-gumbel-h1..3-d1.5",
+            hdr("hallmark-text/1 kgw-gumbel h=1 hmax=3 gamma=0.25 delta=1.5"),
+        ),
         ("none", None),
     ]
 }

@@ -98,18 +98,56 @@ pub fn read_case(text: &str, reading: CaseReading) -> String {
     out
 }
 
-/// The distinct readings of `text`, the text as it is first.
+/// The readings detection scores for `text`: the text as it is, plus a reading only where the
+/// text's own shape calls for one, so ordinary text (K = 1) pays no correction. Shouted text
+/// (most letters capitals) and title-cased text (most words capitalised) are read in sentence
+/// case; text whose sentences mostly start in lower case (but is not shouted) with sentence
+/// starts capitalised. The choice depends on the text alone, never on a key or a score, so
+/// multiplying by the number of readings keeps the test exact. Distinct readings only.
 pub fn case_readings(text: &str) -> Vec<(CaseReading, String)> {
-    let mut out: Vec<(CaseReading, String)> = vec![];
-    for r in [
-        CaseReading::AsIs,
-        CaseReading::SentenceStarts,
-        CaseReading::SentenceCase,
-    ] {
+    let (mut letters, mut upper) = (0usize, 0usize);
+    let (mut words, mut capital_words) = (0usize, 0usize);
+    let (mut starts, mut lower_starts) = (0usize, 0usize);
+    let (mut in_word, mut at_start, mut after_end) = (false, true, false);
+    for c in text.chars() {
+        if c.is_alphabetic() {
+            letters += 1;
+            upper += usize::from(c.is_uppercase());
+            if !in_word {
+                words += 1;
+                capital_words += usize::from(c.is_uppercase());
+            }
+            if at_start {
+                starts += 1;
+                lower_starts += usize::from(c.is_lowercase());
+            }
+        }
+        in_word = c.is_alphanumeric() || (in_word && c == '\'');
+        if c.is_alphanumeric() {
+            at_start = false;
+            after_end = false;
+        }
+        if matches!(c, '.' | '!' | '?') {
+            after_end = true;
+        } else if c == '\n' || (c.is_whitespace() && after_end) {
+            at_start = true;
+        }
+    }
+    let shouted = letters >= 8 && upper * 10 > letters * 6;
+    let titled = words >= 4 && capital_words * 10 > words * 6;
+    let lower_starts = !shouted && starts >= 1 && lower_starts * 2 > starts;
+    let mut out: Vec<(CaseReading, String)> = vec![(CaseReading::AsIs, text.to_string())];
+    let mut add = |r: CaseReading| {
         let t = read_case(text, r);
         if out.iter().all(|(_, u)| *u != t) {
             out.push((r, t));
         }
+    };
+    if shouted || titled {
+        add(CaseReading::SentenceCase);
+    }
+    if lower_starts {
+        add(CaseReading::SentenceStarts);
     }
     out
 }
@@ -306,10 +344,17 @@ mod tests {
                 assert_eq!(r.chars().count(), t.chars().count(), "{t:?} -> {r:?}");
             }
         }
-        // Distinct readings only: a text already in sentence case has one.
-        assert_eq!(case_readings("The cat sat. It was happy.").len(), 1);
+        // Ordinary text, with its proper nouns and its "I", has one reading: no correction.
+        assert_eq!(
+            case_readings("The cat met Anna in Paris. I think it was happy.").len(),
+            1
+        );
         assert_eq!(case_readings(shouted).len(), 2);
-        assert_eq!(case_readings("the cat sat. It Was Happy.").len(), 3);
+        assert_eq!(case_readings(titled).len(), 2);
+        assert_eq!(case_readings(lowered_starts).len(), 2);
+        assert_eq!(case_readings(lowered_starts)[1].0, CaseReading::SentenceStarts);
+        // Lower-cased text gets its sentence starts back.
+        assert_eq!(case_readings("the cat sat. it was happy.").len(), 2);
     }
 
     #[test]

@@ -352,7 +352,10 @@ mod tests {
         assert_eq!(case_readings(shouted).len(), 2);
         assert_eq!(case_readings(titled).len(), 2);
         assert_eq!(case_readings(lowered_starts).len(), 2);
-        assert_eq!(case_readings(lowered_starts)[1].0, CaseReading::SentenceStarts);
+        assert_eq!(
+            case_readings(lowered_starts)[1].0,
+            CaseReading::SentenceStarts
+        );
         // Lower-cased text gets its sentence starts back.
         assert_eq!(case_readings("the cat sat. it was happy.").len(), 2);
     }

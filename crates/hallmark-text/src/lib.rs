@@ -336,7 +336,19 @@ impl TextMark {
     /// Samples the next token at `temperature` using `uniform` (a number in [0, 1) from the
     /// caller's RNG) for KGW, or the keyed exponential-minimum rule for Gumbel and the hybrid
     /// (which use no outside randomness once the context is long enough).
-    pub fn sample(&self, context: &[u32], logits: &[f32], temperature: f32, uniform: f64) -> u32 {
+    ///
+    /// Stateless, so it keys every position on the shortest width `h` only: with a longer
+    /// `hmax` (the default's 3) a generation loop must go through [`Sampler`] (or
+    /// [`Processor`]), which tracks which contexts the text already had. Crate-private so
+    /// no caller can lose that evidence by mistake; only the tests use it.
+    #[cfg(test)]
+    pub(crate) fn sample(
+        &self,
+        context: &[u32],
+        logits: &[f32],
+        temperature: f32,
+        uniform: f64,
+    ) -> u32 {
         let inv_t = 1.0 / temperature.max(1e-4);
         match self.seed(context) {
             Some(_) => self.sample_keyed(context, self.config.context, logits, inv_t, uniform),

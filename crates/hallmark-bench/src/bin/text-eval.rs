@@ -614,7 +614,12 @@ fn report(a: &Args) -> Res<()> {
     // The rewrite attack, when `paraphrase` has run.
     let paras: BTreeMap<String, String> = load_generations(&a.out.join("paraphrases.jsonl"))
         .iter()
-        .filter_map(|v| Some((v["job"].as_str()?.to_string(), v["text"].as_str()?.to_string())))
+        .filter_map(|v| {
+            Some((
+                v["job"].as_str()?.to_string(),
+                v["text"].as_str()?.to_string(),
+            ))
+        })
         .collect();
     if !paras.is_empty() {
         md.push_str("| rewritten by the model (\"in your own words\", T=0.7, unwatermarked) |");
@@ -622,16 +627,18 @@ fn report(a: &Args) -> Res<()> {
             let sel: Vec<&&Value> = marked.iter().filter(|g| is_run(g, name, *t)).collect();
             let (mut hits, mut n) = (0, 0);
             for g in &sel {
-                let (Some(m), Some(text)) = (
-                    mark_of(g),
-                    g["job"].as_str().and_then(|j| paras.get(j)),
-                ) else {
+                let (Some(m), Some(text)) =
+                    (mark_of(g), g["job"].as_str().and_then(|j| paras.get(j)))
+                else {
                     continue;
                 };
                 n += 1;
                 hits += usize::from(pv(&m, text, g["prompt"].as_str()) < 1e-3);
             }
-            md.push_str(&format!(" {hits}/{n} = {:.2} |", hits as f64 / n.max(1) as f64));
+            md.push_str(&format!(
+                " {hits}/{n} = {:.2} |",
+                hits as f64 / n.max(1) as f64
+            ));
         }
         md.push_str(" no target yet |\n");
     }
@@ -711,7 +718,9 @@ fn keys_speed(a: &Args) -> Res<()> {
         .filter_map(|d| d["text"].as_str())
         .filter_map(|t| {
             let ids = tok.encode(t).ok()?.ids;
-            (ids.len() >= 200).then(|| tok.decode(&ids[..200]).ok()).flatten()
+            (ids.len() >= 200)
+                .then(|| tok.decode(&ids[..200]).ok())
+                .flatten()
         })
         .take(a.docs.min(200))
         .collect();

@@ -393,7 +393,9 @@ struct VerifyArgs {
     /// With --c2pa-report: the detailed form, as `c2patool --detailed` prints it.
     #[arg(long, requires = "c2pa_report")]
     detailed: bool,
-    /// Watermark key file(s) or keys folder(s) to look for watermarks with.
+    /// Watermark key file(s) or keys folder(s) to look for watermarks with (repeatable; a
+    /// folder of keys folders and key files counts every key in it; the p-value is multiplied
+    /// by the number of keys).
     #[arg(long = "key", value_name = "KEY")]
     keys: Vec<PathBuf>,
     /// A keys folder: its watermark key and its CA as trust anchor.

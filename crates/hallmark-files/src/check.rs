@@ -316,13 +316,15 @@ pub fn verifier(
     ledger: Option<&Path>,
 ) -> Result<Verifier> {
     let anchors = trust_settings_from(trust, keys_dir)?;
-    let mut wkeys = vec![];
-    for k in watermark_keys {
-        wkeys.push(keys::load_watermark_key(k)?);
-    }
+    // Key files, keys folders and folders of them; a key named twice is looked for once.
+    let mut paths = watermark_keys.to_vec();
     if let Some(d) = keys_dir {
-        wkeys.push(keys::load_watermark_key(d)?);
+        paths.push(d.to_path_buf());
     }
+    let wkeys: Vec<hallmark::WatermarkKey> = keys::load_watermark_keys(&paths)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     let mut v = Verifier::new(&wkeys, anchors);
     if let Some(l) = ledger {
         let key = keys_dir

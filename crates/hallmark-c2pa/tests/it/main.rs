@@ -20,18 +20,31 @@ fn cred(k: &GeneratedKeys) -> SigningCredential {
     SigningCredential::from_pem(&k.chain_pem, &k.key_pem).unwrap()
 }
 
+/// Sleeps until one second after the end-entity certificate's `not_after` (RFC 3339), so an
+/// expiry test waits exactly as long as needed, whatever the machine's speed.
+fn sleep_past_expiry(keys: &GeneratedKeys) {
+    let end = time::OffsetDateTime::parse(
+        &keys.info.not_after,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let wait = end - time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    if wait.is_positive() {
+        std::thread::sleep(std::time::Duration::from_secs_f64(wait.as_seconds_f64()));
+    }
+}
+
 #[test]
 fn expired_certificate_reads_invalid_with_the_expired_code() {
-    // A certificate that expires three seconds from now (no time-stamp authority, so the
-    // manifest stops validating with it).
-    let now = time::OffsetDateTime::now_utc();
-    let opts = CertOptions {
-        validity_days: 1,
-        ..Default::default()
-    };
-    let start =
-        now - time::Duration::days(1) + time::Duration::minutes(5) + time::Duration::seconds(3);
-    let keys = generate_at(&opts, start).unwrap();
+    // A certificate that expires a few seconds from now (no time-stamp authority, so the
+    // manifest stops validating with it). The window is generous for a loaded machine; the
+    // test then waits exactly until the certificate has expired.
+    let keys = generate_for(
+        &CertOptions::default(),
+        time::OffsetDateTime::now_utc(),
+        time::Duration::minutes(5) + time::Duration::seconds(12),
+    )
+    .unwrap();
     let trust = TrustSettings {
         anchors_pem: Some(keys.ca_pem.clone()),
         ..Default::default()
@@ -46,7 +59,7 @@ fn expired_certificate_reads_invalid_with_the_expired_code() {
     .unwrap();
     let fresh = verify("png", &s.asset, None, &trust).unwrap().unwrap();
     assert_eq!(fresh.validation_state, ValidationState::Trusted);
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    sleep_past_expiry(&keys);
     let v = verify("png", &s.asset, None, &trust).unwrap().unwrap();
     assert_eq!(
         v.validation_state,
@@ -311,11 +324,11 @@ fn a_time_stamp_keeps_a_manifest_valid_after_its_certificate_expires() {
         alg: KeyAlg::Es256,
         ..Default::default()
     };
-    // generate_for starts validity five minutes back: this certificate has 5 s left.
+    // generate_for starts validity five minutes back: this certificate has 12 s left.
     let keys = generate_for(
         &opts,
         time::OffsetDateTime::now_utc(),
-        time::Duration::minutes(5) + time::Duration::seconds(5),
+        time::Duration::minutes(5) + time::Duration::seconds(12),
     )
     .unwrap();
     let stamper = TimeStamper {
@@ -357,7 +370,7 @@ fn a_time_stamp_keeps_a_manifest_valid_after_its_certificate_expires() {
         "{:?}",
         v.success
     );
-    std::thread::sleep(std::time::Duration::from_secs(6));
+    sleep_past_expiry(&keys);
     let v = verify("png", &plain.asset, None, &trust).unwrap().unwrap();
     assert_eq!(v.validation_state, ValidationState::Invalid);
     assert!(v.expired(), "{:?}", v.failure);

@@ -60,21 +60,40 @@ fn one_char(mut it: impl Iterator<Item = char>, c: char) -> char {
     }
 }
 
+/// For each character of `text`, whether it is the first letter of a sentence. A sentence
+/// starts at the beginning, after a newline, and after . ! ? followed by whitespace (closing
+/// quotes and brackets in between are allowed); a digit first means no letter starts it. The
+/// one definition the case readings and the benchmark's case attacks share.
+pub fn sentence_start_letters(text: &str) -> Vec<bool> {
+    let (mut at_start, mut after_end) = (true, false);
+    text.chars()
+        .map(|c| {
+            let start = at_start && c.is_alphabetic();
+            if c.is_alphanumeric() {
+                at_start = false;
+                after_end = false;
+            }
+            if matches!(c, '.' | '!' | '?') {
+                after_end = true;
+            } else if c == '\n' || (c.is_whitespace() && after_end) {
+                at_start = true;
+            }
+            start
+        })
+        .collect()
+}
+
 /// The text read as `reading`; the same number of characters, so spans map back unchanged.
 pub fn read_case(text: &str, reading: CaseReading) -> String {
     let chars: Vec<char> = text.chars().collect();
+    let starts = sentence_start_letters(text);
     let mut out = String::with_capacity(text.len());
-    // A sentence starts at the beginning, after a newline, and after . ! ? followed by
-    // whitespace (closing quotes and brackets in between are allowed).
-    let mut at_start = true;
-    let mut after_end = false;
     for (i, &c) in chars.iter().enumerate() {
         let mut x = match reading {
-            CaseReading::AsIs => c,
-            CaseReading::SentenceStarts => c,
+            CaseReading::AsIs | CaseReading::SentenceStarts => c,
             CaseReading::SentenceCase => one_char(c.to_lowercase(), c),
         };
-        if reading != CaseReading::AsIs && at_start && c.is_alphabetic() {
+        if reading != CaseReading::AsIs && starts[i] {
             x = one_char(c.to_uppercase(), c);
         }
         if reading == CaseReading::SentenceCase && (c == 'i' || c == 'I') {
@@ -85,15 +104,6 @@ pub fn read_case(text: &str, reading: CaseReading) -> String {
             }
         }
         out.push(x);
-        if c.is_alphanumeric() {
-            at_start = false;
-            after_end = false;
-        }
-        if matches!(c, '.' | '!' | '?') {
-            after_end = true;
-        } else if c == '\n' || (c.is_whitespace() && after_end) {
-            at_start = true;
-        }
     }
     out
 }
@@ -108,8 +118,8 @@ pub fn case_readings(text: &str) -> Vec<(CaseReading, String)> {
     let (mut letters, mut upper) = (0usize, 0usize);
     let (mut words, mut capital_words) = (0usize, 0usize);
     let (mut starts, mut lower_starts) = (0usize, 0usize);
-    let (mut in_word, mut at_start, mut after_end) = (false, true, false);
-    for c in text.chars() {
+    let mut in_word = false;
+    for (c, start) in text.chars().zip(sentence_start_letters(text)) {
         if c.is_alphabetic() {
             letters += 1;
             upper += usize::from(c.is_uppercase());
@@ -117,21 +127,12 @@ pub fn case_readings(text: &str) -> Vec<(CaseReading, String)> {
                 words += 1;
                 capital_words += usize::from(c.is_uppercase());
             }
-            if at_start {
-                starts += 1;
-                lower_starts += usize::from(c.is_lowercase());
-            }
+        }
+        if start {
+            starts += 1;
+            lower_starts += usize::from(c.is_lowercase());
         }
         in_word = c.is_alphanumeric() || (in_word && c == '\'');
-        if c.is_alphanumeric() {
-            at_start = false;
-            after_end = false;
-        }
-        if matches!(c, '.' | '!' | '?') {
-            after_end = true;
-        } else if c == '\n' || (c.is_whitespace() && after_end) {
-            at_start = true;
-        }
     }
     let shouted = letters >= 8 && upper * 10 > letters * 6;
     let titled = words >= 4 && capital_words * 10 > words * 6;

@@ -14,7 +14,7 @@ mod tokenizer;
 
 pub use detect::{
     CaseReading, CharSpan, TextDetection, canonical_whitespace, case_readings, detect_text,
-    detect_text_keys, read_case,
+    detect_text_keys, read_case, sentence_start_letters,
 };
 pub use model::{GenerateOptions, Generation, LoadOptions, Model};
 pub use tokenizer::{Encoded, TextTokenizer};

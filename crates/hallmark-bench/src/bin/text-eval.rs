@@ -865,30 +865,16 @@ fn title_case(t: &str) -> String {
 /// The first letter of every sentence in the other case (what some reposting tools and
 /// phone keyboards do).
 fn toggle_sentence_starts(t: &str) -> String {
-    let mut out = String::with_capacity(t.len());
-    let (mut at_start, mut after_end) = (true, false);
-    for c in t.chars() {
-        if at_start && c.is_alphabetic() {
-            if c.is_uppercase() {
-                out.extend(c.to_lowercase());
-            } else {
-                out.extend(c.to_uppercase());
+    t.chars()
+        .zip(hallmark_lm::sentence_start_letters(t))
+        .flat_map(|(c, start)| -> Vec<char> {
+            match (start, c.is_uppercase()) {
+                (false, _) => vec![c],
+                (true, true) => c.to_lowercase().collect(),
+                (true, false) => c.to_uppercase().collect(),
             }
-            at_start = false;
-            continue;
-        }
-        out.push(c);
-        if c.is_alphanumeric() {
-            at_start = false;
-            after_end = false;
-        }
-        if matches!(c, '.' | '!' | '?') {
-            after_end = true;
-        } else if c == '\n' || (c.is_whitespace() && after_end) {
-            at_start = true;
-        }
-    }
-    out
+        })
+        .collect()
 }
 
 fn null_table(a: &Args, tok: &TextTokenizer, cfgs: &BTreeMap<&str, Config>) -> Res<String> {

@@ -12,6 +12,8 @@ if [ -z "$hm" ]; then
   cargo build --release --locked -q -p hallmark-cli
   hm="${CARGO_TARGET_DIR:-target}/release/hallmark"
 fi
+# The script changes folder below: a relative path to the binary must not break it.
+case "$hm" in /*) ;; *) hm="$PWD/$hm" ;; esac
 work=$(mktemp -d "${TMPDIR:-/tmp}/hallmark-production.XXXXXX")
 photo=testdata/photos/p02_coffee_600x400.png
 "$hm" keygen --out "$work/keys" -q                      # the watermark key (and a local signer)

@@ -676,9 +676,9 @@ fn plan(path: &Path, out: &Path, in_place: bool, known: Option<&Known>) -> Resul
             sha256: current_sha,
         });
     };
-    if fmt == hallmark::io::Format::Gif {
+    if let Some(why) = fmt.watermark_refusal() {
         return Ok(Planned::Skip {
-            why: "GIF cannot carry the watermark".into(),
+            why: why.into(),
             sha256: current_sha,
         });
     }

@@ -1102,7 +1102,7 @@ fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
         match r {
             Ok(None) => skipped += 1,
             Ok(Some(rep)) => {
-                codes.push(rep.exit_code());
+                codes.push(verify_exit_code(rep.outcome()));
                 *tally
                     .entry(
                         serde_json::to_value(rep.verdict)?
@@ -1304,6 +1304,17 @@ fn globs(
 
 /// One exit code for many files: an error wins, then tampering, then "nothing found" for any
 /// file without a label; 0 only when every file carries a valid label.
+/// `verify`'s exit status for one report (a documented contract): 0 evidence found and
+/// valid, 1 nothing found, 2 nothing found in a damaged image, 3 invalid or inconsistent.
+fn verify_exit_code(o: hallmark::Outcome) -> i32 {
+    match o {
+        hallmark::Outcome::Found => 0,
+        hallmark::Outcome::NothingFound => 1,
+        hallmark::Outcome::Damaged => 2,
+        hallmark::Outcome::Tampered => 3,
+    }
+}
+
 fn combine(codes: &[i32]) -> i32 {
     if codes.contains(&2) {
         2
@@ -1496,30 +1507,24 @@ fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             if let Some(f) = output_format(output, *format)? {
                 dec.format = f;
             }
-            if dec.format == hallmark::io::Format::Gif {
-                return Err(crate::json::coded(
-                    hallmark::ErrorCode::Unsupported,
-                    "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG first",
-                ));
-            }
             let mark = hallmark::image_mark::ImageMark::new(&key, Default::default());
             let det = hallmark::image_mark::Detector::new(&key);
-            let marked = hallmark::mark_encoded(
-                &bytes,
-                dec,
-                &mark,
-                (!*no_check).then_some(&det),
+            let marked = hallmark::mark_encoded(hallmark::MarkRequest {
+                input: &bytes,
+                decoded: dec,
+                mark: &mark,
+                read_back: (!*no_check).then_some(&det),
                 payload,
-                hallmark::io::EncodeOptions {
+                encode: hallmark::io::EncodeOptions {
                     jpeg_quality: *quality,
                 },
-                if *no_webp_check {
+                checks: if *no_webp_check {
                     hallmark::Checks::none()
                 } else {
                     hallmark::Checks::default()
                 },
-                &limits(cli),
-            )?;
+                limits: &limits(cli),
+            })?;
             files::write_output(output, &marked.bytes, replace)?;
             // A mark already there (bound by the input's manifest) is overwritten or damaged
             // by the new one: say so.

@@ -61,7 +61,9 @@ pub enum Error {
     #[error("the manifest is remote, at {0}, and was not fetched (hallmark verifies offline)")]
     RemoteManifest(String),
     /// The c2pa library refused the asset or the manifest.
-    #[error("c2pa: {0}")]
+    /// (Its message is "c2pa"; the c2pa error is its source: print the chain, as
+    /// `{:#}` on an `anyhow::Error` does, to see it.)
+    #[error("c2pa")]
     C2pa(#[source] c2pa::Error),
 }
 

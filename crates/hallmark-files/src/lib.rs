@@ -62,7 +62,7 @@ pub fn error_code(e: &anyhow::Error) -> ErrorCode {
 
 fn lm_code(e: &hallmark_lm::Error) -> ErrorCode {
     match e {
-        hallmark_lm::Error::Io(_) => ErrorCode::Io,
+        hallmark_lm::Error::Io { source, .. } => ErrorCode::find(source).unwrap_or(ErrorCode::Io),
         hallmark_lm::Error::Model(_) | hallmark_lm::Error::Tokenizer(_) => {
             ErrorCode::InvalidParameter
         }

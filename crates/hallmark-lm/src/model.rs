@@ -95,8 +95,10 @@ impl Model {
     /// [`Error::Io`] if the file cannot be read, [`Error::Model`] if it is not a usable GGUF
     /// llama model, [`Error::Tokenizer`] if its tokenizer cannot be rebuilt.
     pub fn load(path: &Path, opts: LoadOptions) -> Result<Self, Error> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
+        let file = std::fs::File::open(path).map_err(|source| Error::Io {
+            what: format!("cannot open {}", path.display()),
+            source,
+        })?;
         let mut reader = std::io::BufReader::new(file);
         let ct = gguf_file::Content::read(&mut reader).map_err(|e| {
             Error::Model(format!(

@@ -149,6 +149,8 @@ pub fn write_model(path: &Path, seed: u64, sharpness: f32) -> Result<(), Error> 
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut buf = std::io::Cursor::new(Vec::new());
     gguf_file::write(&mut buf, &md_refs, &t_refs).map_err(err)?;
-    std::fs::write(path, buf.into_inner())
-        .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, buf.into_inner()).map_err(|source| Error::Io {
+        what: format!("cannot write {}", path.display()),
+        source,
+    })
 }

@@ -84,15 +84,18 @@ impl TextTokenizer {
     /// # Errors
     /// [`Error::Tokenizer`] when the file is neither, or its tokenizer cannot be built.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let mut f = std::fs::File::open(path)
-            .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
+        let mut f = std::fs::File::open(path).map_err(|source| Error::Io {
+            what: format!("cannot open {}", path.display()),
+            source,
+        })?;
         let mut magic = [0u8; 4];
         let is_gguf = std::io::Read::read_exact(&mut f, &mut magic).is_ok() && &magic == b"GGUF";
         if is_gguf {
-            let mut f = std::io::BufReader::new(
-                std::fs::File::open(path)
-                    .map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?,
-            );
+            let mut f =
+                std::io::BufReader::new(std::fs::File::open(path).map_err(|source| Error::Io {
+                    what: format!("cannot open {}", path.display()),
+                    source,
+                })?);
             let ct = gguf_file::Content::read(&mut f).map_err(|e| {
                 Error::Model(format!(
                     "{}: not a readable GGUF file: {}",

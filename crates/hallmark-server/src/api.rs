@@ -107,7 +107,7 @@ fn from_hallmark(e: &hallmark::Error) -> ApiError {
         hallmark::ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
-    ApiError(status, code.as_str(), e.to_string())
+    ApiError(status, code.as_str(), e.message())
 }
 
 type ApiResult<T> = Result<T, ApiError>;

@@ -11,9 +11,16 @@ pub enum Error {
     /// The input image is over the [`crate::io::Limits`] (pixels, dimensions or memory).
     #[error("cannot decode image: {0}")]
     TooLarge(String),
+    /// The image codec cannot decode the data (corrupt, or truncated where the format cannot
+    /// tell): the codec's error is the source.
+    #[error("cannot decode image: corrupt or truncated image")]
+    Corrupt(#[source] image::ImageError),
     /// The output cannot be encoded.
     #[error("cannot encode image: {0}")]
     Encode(String),
+    /// The encoder failed: its error is the source.
+    #[error("cannot encode image")]
+    Encoder(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The operation does not apply to this input.
     #[error("{0}")]
     Unsupported(String),
@@ -181,12 +188,28 @@ fn image_code(e: &hallmark_image::Error) -> ErrorCode {
 }
 
 impl Error {
+    /// The message with the messages of its sources, joined by ": " (what `{:#}` prints for
+    /// an `anyhow::Error`): for front ends that show one line.
+    pub fn message(&self) -> String {
+        let mut out = self.to_string();
+        let mut cur = std::error::Error::source(self);
+        while let Some(e) = cur {
+            let m = e.to_string();
+            if !out.ends_with(&m) {
+                out.push_str(": ");
+                out.push_str(&m);
+            }
+            cur = e.source();
+        }
+        out
+    }
+
     /// This error's code.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Decode(_) => ErrorCode::InvalidInput,
+            Error::Decode(_) | Error::Corrupt(_) => ErrorCode::InvalidInput,
             Error::TooLarge(_) => ErrorCode::TooLarge,
-            Error::Encode(_) => ErrorCode::Encode,
+            Error::Encode(_) | Error::Encoder(_) => ErrorCode::Encode,
             Error::Unsupported(_) => ErrorCode::Unsupported,
             Error::Watermark(e) => image_code(e),
             Error::C2pa(e) => c2pa_code(e),
@@ -209,6 +232,26 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
         assert_eq!(ErrorCode::find(&io), Some(ErrorCode::NotFound));
         assert_eq!(ErrorCode::find(&std::fmt::Error), None);
+    }
+
+    #[test]
+    fn a_codec_failure_keeps_its_source_and_says_it_once() {
+        let mut png = vec![];
+        image::DynamicImage::new_rgb8(64, 64)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .expect("encodes");
+        // Damage the compressed pixel data (after the IDAT chunk's type), not the length.
+        let idat = png.windows(4).position(|w| w == b"IDAT").expect("has IDAT") + 4;
+        for b in &mut png[idat..idat + 8] {
+            *b ^= 0x5a;
+        }
+        let e = crate::io::decode(&png, &crate::io::Limits::default()).expect_err("corrupt");
+        let source = std::error::Error::source(&e).expect("the codec's error is kept");
+        let detail = source.to_string();
+        let message = e.message();
+        assert!(message.ends_with(&detail), "{message}");
+        assert_eq!(message.matches(&detail).count(), 1, "{message}");
+        assert_eq!(e.code(), ErrorCode::InvalidInput);
     }
 
     #[test]

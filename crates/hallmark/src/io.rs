@@ -94,6 +94,17 @@ pub enum Format {
 }
 
 impl Format {
+    /// Why a watermarked image cannot be written in this format, if it cannot: GIF's
+    /// palette quantisation would erase the mark. The one place this rule lives.
+    pub fn watermark_refusal(self) -> Option<&'static str> {
+        match self {
+            Format::Gif => Some(
+                "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG, or use `hallmark sign` for a manifest alone",
+            ),
+            Format::Jpeg | Format::Png | Format::WebP | Format::Tiff => None,
+        }
+    }
+
     /// The MIME type.
     pub fn mime(self) -> &'static str {
         match self {
@@ -308,13 +319,13 @@ fn decode_error(e: image::ImageError) -> Error {
             "refused: the image exceeds the decoding limits ({l})"
         ));
     }
-    Error::Decode(match e {
-        E::Unsupported(u) => format!("unsupported image: {u}"),
+    match e {
+        E::Unsupported(u) => Error::Decode(format!("unsupported image: {u}")),
         E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "the image is truncated".to_string()
+            Error::Decode("the image is truncated".to_string())
         }
-        other => format!("corrupt or truncated image: {other}"),
-    })
+        other => Error::Corrupt(other),
+    }
 }
 
 /// Options for [`encode`].
@@ -327,9 +338,10 @@ pub struct EncodeOptions {
 /// Encodes pixels in `meta.format`, carrying ICC and EXIF across where the format allows.
 ///
 /// # Errors
-/// [`Error::Encode`] when the encoder fails or the format cannot hold these pixels.
+/// [`Error::Encoder`] when the encoder fails, [`Error::Encode`] when the format cannot hold
+/// these pixels.
 pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Result<Vec<u8>, Error> {
-    let enc_err = |e: &dyn std::fmt::Display| Error::Encode(e.to_string());
+    let enc_err = |e: jpeg_encoder::EncodingError| Error::Encoder(Box::new(e));
     let mut out = Vec::new();
     match meta.format {
         Format::Jpeg => {
@@ -347,11 +359,11 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
             // Standard Huffman tables: optimised ones save ~5% of bytes but double the encode time.
             enc.set_optimized_huffman_tables(false);
             if let Some(icc) = &meta.icc {
-                enc.add_icc_profile(icc).map_err(|e| enc_err(&e))?;
+                enc.add_icc_profile(icc).map_err(enc_err)?;
             }
             if let Some(exif) = &meta.exif {
                 let raw = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
-                enc.add_exif_metadata(raw).map_err(|e| enc_err(&e))?;
+                enc.add_exif_metadata(raw).map_err(enc_err)?;
             }
             let (w, h) = (image.width(), image.height());
             let (w16, h16) = (
@@ -363,11 +375,11 @@ pub fn encode(image: &DynamicImage, meta: &Decoded, opts: EncodeOptions) -> Resu
             match image {
                 DynamicImage::ImageLuma8(g) => enc
                     .encode(g.as_raw(), w16, h16, jpeg_encoder::ColorType::Luma)
-                    .map_err(|e| enc_err(&e))?,
+                    .map_err(enc_err)?,
                 other => {
                     let rgb = other.to_rgb8();
                     enc.encode(rgb.as_raw(), w16, h16, jpeg_encoder::ColorType::Rgb)
-                        .map_err(|e| enc_err(&e))?
+                        .map_err(enc_err)?
                 }
             }
         }
@@ -425,7 +437,7 @@ fn write_with_metadata(
         image.height(),
         image.color().into(),
     )
-    .map_err(|e| Error::Encode(e.to_string()))
+    .map_err(|e| Error::Encoder(Box::new(e)))
 }
 
 /// Whether a JPEG's last scan is followed by an end-of-image marker. Decoders fill a cut-off

@@ -19,12 +19,13 @@ mod stamp;
 mod verify;
 
 pub use stamp::{
-    Checks, MarkedFile, MarkedPixels, Stamped, Stamper, mark_encoded, mark_pixels, read_back,
-    stamp, stamp_as, survives_webp, webp_corner_snr, webp_corner_survives, webp_whole_survives,
+    Checks, MarkRequest, MarkedFile, MarkedPixels, Stamped, Stamper, mark_encoded, mark_pixels,
+    read_back, stamp, stamp_as, survives_webp, webp_corner_snr, webp_corner_survives,
+    webp_whole_survives,
 };
 pub use verify::{
-    Candidate, Consistency, REPORT_SCHEMA, Recovery, Report, Verdict, Verifier, bound_watermark,
-    detect_any, recover, verify,
+    Candidate, Consistency, Outcome, REPORT_SCHEMA, Recovery, Report, Verdict, Verifier,
+    bound_watermark, detect_any, recover, verify,
 };
 
 pub use hallmark_c2pa as c2pa;

@@ -148,24 +148,19 @@ pub fn stamp_as(
     if let Some(f) = format {
         decoded.format = f;
     }
-    if decoded.format == Format::Gif {
-        return Err(Error::Unsupported(
-            "GIF cannot carry the watermark (palette quantisation erases it); convert to PNG, or use `hallmark sign` for a manifest alone".into(),
-        ));
-    }
     let payload = payload.unwrap_or_else(Payload::random);
-    let marked = mark_encoded(
+    let marked = mark_encoded(MarkRequest {
         input,
         decoded,
-        &s.mark,
-        s.check_readback.then_some(&s.detector),
+        mark: &s.mark,
+        read_back: s.check_readback.then_some(&s.detector),
         payload,
-        EncodeOptions {
+        encode: EncodeOptions {
             jpeg_quality: s.jpeg_quality,
         },
-        s.checks,
-        &s.limits,
-    )?;
+        checks: s.checks,
+        limits: &s.limits,
+    })?;
     let watermark_reinforced = marked.reinforced;
     let (encoded, format, report, watermark_readable, watermark_survives_webp) = (
         marked.bytes,
@@ -477,9 +472,32 @@ fn ladder<T>(
     Ok(best)
 }
 
+/// What [`mark_encoded`] marks, and how.
+#[derive(Debug)]
+pub struct MarkRequest<'a> {
+    /// The encoded input file (decoded again for each re-embedding).
+    pub input: &'a [u8],
+    /// `input` decoded (its pixels and what the encoder keeps: format, ICC profile,
+    /// metadata); set `decoded.format` to write another format.
+    pub decoded: io::Decoded,
+    /// The keyed mark to embed.
+    pub mark: &'a ImageMark,
+    /// Reads the mark back from the encoded output (and applies [`MarkRequest::checks`]);
+    /// `None` skips the read-back and the re-embedding ladder.
+    pub read_back: Option<&'a Detector>,
+    /// The 64-bit ID the mark carries.
+    pub payload: Payload,
+    /// How the output is encoded.
+    pub encode: EncodeOptions,
+    /// Survival checks on the encoded output.
+    pub checks: Checks,
+    /// Decoding limits for the re-embeddings and the read-back.
+    pub limits: &'a Limits,
+}
+
 /// Embeds `payload` into the decoded `input`, encodes it like the input, and (given a
-/// `detector`) reads the mark back from the encoded bytes and applies `checks` to them.
-/// When the mark does not read back, or fails a check, the picture is decoded again from
+/// `read_back` detector) reads the mark back from the encoded bytes and applies `checks` to
+/// them. When the mark does not read back, or fails a check, the picture is decoded again from
 /// `input` and embedded with the stronger parameters of [`EmbedParams::reinforced`] in turn
 /// (full cancellation of the picture's push on each coded bit, then 41 and 40.2 dB with
 /// SSIM >= 0.98); the first version that reads back and passes is kept, else the first
@@ -488,18 +506,22 @@ fn ladder<T>(
 /// everywhere stays unreadable.
 ///
 /// # Errors
-/// As [`ImageMark::embed_dynamic`] and [`io::encode`].
-#[allow(clippy::too_many_arguments)]
-pub fn mark_encoded(
-    input: &[u8],
-    mut decoded: io::Decoded,
-    mark: &ImageMark,
-    detector: Option<&Detector>,
-    payload: Payload,
-    opts: EncodeOptions,
-    checks: Checks,
-    limits: &Limits,
-) -> Result<MarkedFile, Error> {
+/// [`Error::Unsupported`] when the output format is GIF (palette quantisation would erase
+/// the mark); otherwise as [`ImageMark::embed_dynamic`] and [`io::encode`].
+pub fn mark_encoded(req: MarkRequest<'_>) -> Result<MarkedFile, Error> {
+    let MarkRequest {
+        input,
+        mut decoded,
+        mark,
+        read_back: detector,
+        payload,
+        encode: opts,
+        checks,
+        limits,
+    } = req;
+    if let Some(why) = decoded.format.watermark_refusal() {
+        return Err(Error::Unsupported(why.into()));
+    }
     let mut first = Some(std::mem::replace(
         &mut decoded.image,
         image::DynamicImage::new_luma8(1, 1),

@@ -72,15 +72,18 @@ pub enum Verdict {
     NoEvidence,
 }
 
-impl Verdict {
-    /// The CLI exit code for this verdict: 0 found and valid, 1 nothing found, 3 invalid.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::AiGenerated | Verdict::AiEdited | Verdict::SignedNoAiClaim => 0,
-            Verdict::NoEvidence => 1,
-            Verdict::Tampered => 3,
-        }
-    }
+/// The class of a [`Report`]'s result, for a caller that acts on it (the CLI turns it into
+/// its exit status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Evidence found and valid: a manifest, a watermark, or both agreeing.
+    Found,
+    /// Nothing found in a file that decoded cleanly.
+    NothingFound,
+    /// Nothing found, but the image data is damaged: the answer may be wrong.
+    Damaged,
+    /// A manifest that fails validation, or a manifest and a watermark that disagree.
+    Tampered,
 }
 
 /// Whether the watermark agrees with the manifest's soft binding.
@@ -134,12 +137,14 @@ pub struct Report {
 }
 
 impl Report {
-    /// The CLI exit code for this report: the verdict's, except that a damaged image in
-    /// which nothing was found is an input error (2), not a clean "nothing found" (1).
-    pub fn exit_code(&self) -> i32 {
-        match self.verdict.exit_code() {
-            1 if self.damage.is_some() => 2,
-            c => c,
+    /// What the report amounts to: a damaged image in which nothing was found is
+    /// [`Outcome::Damaged`], not a clean [`Outcome::NothingFound`].
+    pub fn outcome(&self) -> Outcome {
+        match self.verdict {
+            Verdict::AiGenerated | Verdict::AiEdited | Verdict::SignedNoAiClaim => Outcome::Found,
+            Verdict::Tampered => Outcome::Tampered,
+            Verdict::NoEvidence if self.damage.is_some() => Outcome::Damaged,
+            Verdict::NoEvidence => Outcome::NothingFound,
         }
     }
 }

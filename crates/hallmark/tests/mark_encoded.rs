@@ -16,17 +16,17 @@ fn png_of(img: &image::DynamicImage) -> Vec<u8> {
 fn run(png: &[u8], key: &WatermarkKey, check: bool, payload: Payload) -> hallmark::MarkedFile {
     let limits = io::Limits::default();
     let det = Detector::new(key);
-    hallmark::mark_encoded(
-        png,
-        io::decode(png, &limits).expect("decodes"),
-        &ImageMark::new(key, EmbedParams::default()),
-        check.then_some(&det),
+    hallmark::mark_encoded(hallmark::MarkRequest {
+        input: png,
+        decoded: io::decode(png, &limits).expect("decodes"),
+        mark: &ImageMark::new(key, EmbedParams::default()),
+        read_back: check.then_some(&det),
         payload,
-        io::EncodeOptions::default(),
+        encode: io::EncodeOptions::default(),
         // The read-back ladder alone (the WebP check has its own test).
-        hallmark::Checks::none(),
-        &limits,
-    )
+        checks: hallmark::Checks::none(),
+        limits: &limits,
+    })
     .expect("marks")
 }
 
@@ -139,16 +139,16 @@ fn flat_pictures_are_re_embedded_until_they_survive_webp() {
         let det = Detector::new(&key);
         let mark = ImageMark::new(&key, EmbedParams::default());
         let go = |checks| {
-            hallmark::mark_encoded(
-                &png,
-                io::decode(&png, &limits).expect("decodes"),
-                &mark,
-                Some(&det),
+            hallmark::mark_encoded(hallmark::MarkRequest {
+                input: &png,
+                decoded: io::decode(&png, &limits).expect("decodes"),
+                mark: &mark,
+                read_back: Some(&det),
                 payload,
-                io::EncodeOptions::default(),
+                encode: io::EncodeOptions::default(),
                 checks,
-                &limits,
-            )
+                limits: &limits,
+            })
             .expect("marks")
         };
         let survives = |m: &hallmark::MarkedFile| {

@@ -322,16 +322,16 @@ fn small_images(set: &[(String, DynamicImage)], n: usize) {
                     .unwrap();
                 let limits = hallmark::io::Limits::default();
                 let det = Detector::new(&key);
-                let marked = hallmark::mark_encoded(
-                    &png,
-                    hallmark::io::decode(&png, &limits).unwrap(),
-                    &ImageMark::new(&key, EmbedParams::default()),
-                    Some(&det),
-                    p,
-                    hallmark::io::EncodeOptions::default(),
-                    hallmark::Checks::default(),
-                    &limits,
-                )
+                let marked = hallmark::mark_encoded(hallmark::MarkRequest {
+                    input: &png,
+                    decoded: hallmark::io::decode(&png, &limits).unwrap(),
+                    mark: &ImageMark::new(&key, EmbedParams::default()),
+                    read_back: Some(&det),
+                    payload: p,
+                    encode: hallmark::io::EncodeOptions::default(),
+                    checks: hallmark::Checks::default(),
+                    limits: &limits,
+                })
                 .unwrap();
                 let rep = marked.report;
                 let img = hallmark::io::decode(&marked.bytes, &limits).unwrap().image;

@@ -379,7 +379,7 @@ struct VerifyArgs {
     /// trust settings' trust_config).
     #[arg(long, value_name = "FILE")]
     trust_config: Option<PathBuf>,
-    /// A trust settings file (TOML, or JSON by its extension) in c2pa's layout: a [trust]
+    /// A trust settings file (TOML, or JSON by its extension) in c2pa's layout: a `[trust]`
     /// table with user_anchors, trust_anchors, allowed_list, trust_config, each the content
     /// or a path relative to the file (also: $HALLMARK_TRUST_SETTINGS, or
     /// ~/.config/hallmark/trust.toml).

@@ -1,33 +1,4 @@
-//! A c2patool-style manifest definition (arbitrary JSON) merged into hallmark's manifest and
-//! signed into a small PNG: a definition may be refused with an error, never crash the signer.
+//! `hallmark_fuzz::manifest_definition` under libFuzzer (see that function for what it covers).
 #![no_main]
 
-use std::sync::LazyLock;
-
-use hallmark_c2pa::{CertOptions, Embedding, ManifestSpec, SigningCredential, generate, sign};
-use libfuzzer_sys::fuzz_target;
-
-static CRED: LazyLock<SigningCredential> = LazyLock::new(|| {
-    let g = generate(&CertOptions::default()).expect("a test chain");
-    SigningCredential::from_pem(&g.chain_pem, &g.key_pem).expect("its credential")
-});
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(def) = serde_json::from_slice::<serde_json::Value>(data) else {
-        return;
-    };
-    let spec = ManifestSpec {
-        extra_definition: Some(def),
-        ..ManifestSpec::default()
-    };
-    let _ = sign(&CRED, &spec, "png", PNG, Embedding::Embedded);
-});
-
-/// A 1x1 PNG.
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
-    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f,
-    0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8,
-    0xff, 0xff, 0x3f, 0x00, 0x05, 0xfe, 0x02, 0xfe, 0xa7, 0x35, 0x81, 0x84, 0x00, 0x00, 0x00,
-    0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hallmark_fuzz::manifest_definition(data));

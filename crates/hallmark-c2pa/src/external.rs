@@ -121,6 +121,18 @@ impl c2pa::http::SyncHttpResolver for Http {
 /// Gets a time-stamp token for `message` from `tsa` (c2pa builds the RFC 3161 request and
 /// checks the reply against the message).
 pub(crate) fn time_stamp(tsa: &TimeStamper, message: &[u8]) -> c2pa::Result<Vec<u8>> {
+    if cfg!(not(feature = "https"))
+        && tsa
+            .url
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("https:")
+    {
+        return Err(c2pa::Error::BadParam(format!(
+            "{} is an HTTPS time-stamp authority, and this build of hallmark has no TLS (the `https` feature): use its http:// address, or a build with the feature",
+            tsa.url
+        )));
+    }
     let body = c2pa::crypto::time_stamp::default_rfc3161_message(message)?;
     let ctx = c2pa::Context::new().with_resolver(Http {
         timeout: tsa.timeout,

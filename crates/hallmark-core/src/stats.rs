@@ -70,8 +70,9 @@ pub fn normal_sf(z: f64) -> f64 {
     0.5 * erfc(z / std::f64::consts::SQRT_2)
 }
 
-/// Complementary error function (W. J. Cody's rational approximations via a continued
-/// fraction for large arguments); relative error below 1e-13.
+/// Complementary error function: `1 - erf` by its Taylor series below 0.5, above it the
+/// Laplace continued fraction evaluated by the modified Lentz method (checked against
+/// reference values of the normal tail down to 1e-23 in the tests below).
 pub fn erfc(x: f64) -> f64 {
     if x < 0.0 {
         return 2.0 - erfc(-x);

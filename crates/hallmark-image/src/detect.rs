@@ -79,7 +79,7 @@ pub struct Detector {
 /// Most images a detector sees carry no mark, and decoding is what a search costs (a list
 /// decode per alignment, about a millisecond each). The screened search decodes an alignment
 /// only when the folded tile shows the pilot: its 8 keyed gratings both stand out of the
-/// tile's own spectrum ([`SCREEN_SNR`]) and line up in phase ([`SCREEN_Z`]). An unmarked
+/// tile's own spectrum (line-to-spectrum ratio >= 3) and line up in phase (pilot z >= 2.4). An unmarked
 /// picture rarely shows both at once (periodic textures give power without the keyed
 /// phases; noise gives neither), so it is answered "no" after the spectral analysis and a
 /// few decodes instead of the whole budget. Both searches try a subset of the same

@@ -17,7 +17,7 @@ pub use detect::{
     detect_text_keys, read_case, sentence_start_letters,
 };
 pub use model::{GenerateOptions, Generation, LoadOptions, Model};
-pub use tokenizer::{Encoded, TextTokenizer};
+pub use tokenizer::{ENCODE_CHUNK, Encoded, TextTokenizer};
 
 /// A candle error as one message: candle appends a captured backtrace to its errors when
 /// `RUST_BACKTRACE` is set, which is noise to someone told their file is unreadable.

@@ -316,7 +316,7 @@ impl TextMark {
     }
 
     /// KGW: adds `delta` to the green logits for the next token after `context`. A no-op for
-    /// the Gumbel scheme (which is a sampling rule, see [`TextMark::sample`]) and while the
+    /// the Gumbel scheme (which is a sampling rule, see [`Sampler`]) and while the
     /// context is shorter than the configured width.
     pub fn bias(&self, context: &[u32], logits: &mut [f32]) {
         let Some((gamma, delta)) = self.config.scheme.green() else {

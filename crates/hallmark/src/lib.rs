@@ -5,10 +5,35 @@
 //! ([`hallmark_c2pa`]) and the statistical text watermark ([`hallmark_text`]), over bytes
 //! in memory. It never opens files or reads environment variables; the `hallmark` CLI does.
 //!
+//! Keys, stamp, verify:
+//!
 //! ```
-//! use hallmark::io::{Limits, decode};
+//! use hallmark::c2pa::{CertOptions, SigningCredential, TrustSettings, generate};
+//! use hallmark::{Stamper, Verdict, Verifier, WatermarkKey, stamp, verify};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Keys: a watermark key and a C2PA signing chain (`hallmark keygen` writes both to a
+//! // folder; a production pipeline signs with its CA's chain or an external signer).
+//! let watermark = WatermarkKey::generate();
+//! let chain = generate(&CertOptions::default())?;
+//! let signer = SigningCredential::from_pem(&chain.chain_pem, &chain.key_pem)?;
+//!
+//! // An image as a pipeline has it: encoded bytes.
+//! let png = include_bytes!("../../../testdata/photos/p02_coffee_600x400.png");
+//!
+//! // Stamp: watermark (a fresh 64-bit ID) and sign, in one pass.
+//! let stamped = stamp(png, &Stamper::new(&watermark, signer), None)?;
+//!
+//! // Verify, trusting the chain's CA: one verdict, with its reasons.
+//! let trust = TrustSettings { anchors_pem: Some(chain.ca_pem.clone()), ..Default::default() };
+//! let report = verify(&stamped.bytes, None, &Verifier::new(&[watermark], trust))?;
+//! assert_eq!(report.verdict, Verdict::AiGenerated);
+//! assert_eq!(report.watermark.and_then(|d| d.payload), Some(stamped.payload));
+//!
 //! // Bad input is an error value, never a panic.
-//! assert!(decode(b"not an image", &Limits::default()).is_err());
+//! assert!(hallmark::io::decode(b"not an image", &Default::default()).is_err());
+//! # Ok(())
+//! # }
 //! ```
 #![deny(missing_docs)]
 
@@ -19,9 +44,9 @@ mod stamp;
 mod verify;
 
 pub use stamp::{
-    Checks, MarkRequest, MarkedFile, MarkedPixels, Stamped, Stamper, mark_encoded, mark_pixels,
-    read_back, stamp, stamp_as, survives_webp, webp_corner_snr, webp_corner_survives,
-    webp_whole_survives,
+    CORNER_CHECK_MIN_PIXELS, Checks, MarkRequest, MarkedFile, MarkedPixels, Stamped, Stamper,
+    mark_encoded, mark_pixels, read_back, stamp, stamp_as, survives_webp, webp_corner_snr,
+    webp_corner_survives, webp_whole_survives,
 };
 pub use verify::{
     Candidate, Consistency, Outcome, REPORT_SCHEMA, Recovery, Report, Verdict, Verifier,

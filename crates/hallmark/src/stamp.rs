@@ -252,7 +252,8 @@ pub struct Checks {
     /// per image, mostly the encode (of the top-left quarter only, for pictures of a
     /// megapixel or more where the mark reads there: see [`survives_webp`]): measured on one
     /// core here, a 1080p stamp 121 -> 170 ms, label-style throughput at 640x480 20.4 ->
-    /// 12.6 images/s. `None` skips it.
+    /// 12.6 images/s. `None` skips it (the default in a build without the `webp-check`
+    /// feature, which needs libwebp and a C compiler).
     pub webp_quality: Option<f32>,
     /// libwebp effort of that round trip, 0 (fastest) to 6 (default 4, libwebp's and
     /// cwebp's own default). The faster efforts quantise differently and miss damage the
@@ -264,7 +265,7 @@ pub struct Checks {
 impl Default for Checks {
     fn default() -> Self {
         Checks {
-            webp_quality: Some(50.0),
+            webp_quality: cfg!(feature = "webp-check").then_some(50.0),
             webp_method: 4,
         }
     }
@@ -364,6 +365,7 @@ fn top_left_quarter(image: &image::DynamicImage) -> image::DynamicImage {
 
 /// Encodes with libwebp and decodes with libwebp's own decoder. `None`: WebP cannot hold
 /// the picture or the encoder failed; `Some(None)`: the round trip did not decode.
+#[cfg(feature = "webp-check")]
 fn webp_round_trip(
     image: &image::DynamicImage,
     quality: f32,
@@ -398,6 +400,16 @@ fn webp_round_trip(
     } else {
         image::RgbImage::from_raw(w, h, d.to_vec()).map(image::DynamicImage::ImageRgb8)
     })
+}
+
+/// Built without the `webp-check` feature (no libwebp): the round trip cannot be measured.
+#[cfg(not(feature = "webp-check"))]
+fn webp_round_trip(
+    _image: &image::DynamicImage,
+    _quality: f32,
+    _method: u8,
+) -> Option<Option<image::DynamicImage>> {
+    None
 }
 
 /// One embedding of the ladder, as checked.

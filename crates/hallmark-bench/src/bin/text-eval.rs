@@ -25,68 +25,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 
-const TOPICS: &[&str] = &[
-    "the history of lighthouses",
-    "how bees communicate",
-    "why the sky is blue",
-    "the invention of the printing press",
-    "how to care for a sourdough starter",
-    "the life cycle of stars",
-    "the rules of chess for a beginner",
-    "the benefits of walking every day",
-    "how volcanoes form",
-    "the history of the bicycle",
-    "how a refrigerator works",
-    "the water cycle",
-    "what makes a good teacher",
-    "the origins of jazz",
-    "how to plan a vegetable garden",
-    "the migration of birds",
-    "how the internet routes a message",
-    "the importance of sleep",
-    "the construction of the pyramids",
-    "how to write a cover letter",
-    "the causes of ocean tides",
-    "the history of coffee",
-    "how vaccines train the immune system",
-    "the culture of ancient Rome",
-    "how to learn a new language",
-    "the role of fungi in forests",
-    "a day in the life of a lighthouse keeper",
-    "how electric cars work",
-    "the history of the Olympic Games",
-    "why leaves change colour in autumn",
-    "how to make a budget",
-    "the discovery of penicillin",
-    "the geography of Iceland",
-    "how clocks keep time",
-    "the art of origami",
-    "what causes earthquakes",
-    "the history of paper money",
-    "how to train a puppy",
-    "the exploration of Mars",
-    "how compilers translate programs",
-    "the life of honeybee colonies in winter",
-    "the history of maps",
-    "how rainbows form",
-    "the benefits of reading fiction",
-    "how bridges carry weight",
-    "the story of the first airplane flight",
-    "how to cook rice well",
-    "the deep sea and its creatures",
-    "how recycling works",
-    "the history of the violin",
-    "why cats purr",
-    "how solar panels make electricity",
-    "the rise of public libraries",
-    "how to prepare for a job interview",
-    "the Silk Road",
-    "how glaciers shape valleys",
-    "the history of tea",
-    "how memory works in the brain",
-    "the design of a good city park",
-    "the first voyages around the world",
-];
+/// The benchmark's prompts' topics, one per line (`--topics` for others).
+const TOPICS: &str = include_str!("../../data/text-topics.txt");
 
 const TEMPS: [f32; 2] = [0.7, 1.0];
 
@@ -142,82 +82,73 @@ fn key_for(i: usize) -> WatermarkKey {
     WatermarkKey::from_bytes(b)
 }
 
+/// The text watermark benchmark: generations, attacks, detection, false positives, speed.
+#[derive(clap::Parser)]
+#[command(name = "text-eval")]
 struct Args {
-    cmd: String,
+    /// What to run.
+    #[arg(value_enum)]
+    cmd: Cmd,
+    /// The GGUF model that generates (and rewrites, and scores perplexity).
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
     model: PathBuf,
+    /// The human-text corpus (scripts/fetch-text-corpus.sh).
+    #[arg(long, default_value = "corpus")]
     corpus: PathBuf,
+    /// Where generations and reports go.
+    #[arg(long, default_value = "target/text-eval")]
     out: PathBuf,
+    /// Prompts per scheme and temperature.
+    #[arg(long, default_value_t = 40)]
     prompts: usize,
+    /// Tokens per generation.
+    #[arg(long, default_value_t = 200)]
     tokens: usize,
+    /// Worker threads.
+    #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Keys per human document (false positives), or the most keys (`keys`).
+    #[arg(long, default_value_t = 100)]
     keys: usize,
+    /// Human documents per false-positive row.
+    #[arg(long, default_value_t = 500)]
     docs: usize,
+    /// Scheme headers, separated by `;` (`null`, `speed`).
+    #[arg(long)]
     schemes: Option<String>,
+    /// Only these benchmark schemes, by name, comma-separated ("none" is the baseline).
+    #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
+    /// Other prompts (one topic per line) instead of `data/text-topics.txt`.
+    #[arg(long)]
     topics: Option<PathBuf>,
 }
 
-fn parse() -> Args {
-    let mut a = Args {
-        cmd: String::new(),
-        model: PathBuf::from("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        corpus: PathBuf::from("corpus"),
-        out: PathBuf::from("target/text-eval"),
-        prompts: 40,
-        tokens: 200,
-        threads: 2,
-        keys: 100,
-        docs: 500,
-        schemes: None,
-        only: None,
-        topics: None,
-    };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let next = |i: usize| v.get(i + 1).cloned().unwrap_or_default();
-        match v[i].as_str() {
-            "--model" => a.model = next(i).into(),
-            "--corpus" => a.corpus = next(i).into(),
-            "--out" => a.out = next(i).into(),
-            "--prompts" => a.prompts = next(i).parse().unwrap_or(a.prompts),
-            "--tokens" => a.tokens = next(i).parse().unwrap_or(a.tokens),
-            "--threads" => a.threads = next(i).parse().unwrap_or(a.threads),
-            "--keys" => a.keys = next(i).parse().unwrap_or(a.keys),
-            "--docs" => a.docs = next(i).parse().unwrap_or(a.docs),
-            "--schemes" => a.schemes = Some(next(i)),
-            "--only" => a.only = Some(next(i).split(',').map(String::from).collect()),
-            "--topics" => a.topics = Some(next(i).into()),
-            c if a.cmd.is_empty() && !c.starts_with('-') => {
-                a.cmd = c.to_string();
-                i += 1;
-                continue;
-            }
-            other => {
-                eprintln!("unknown argument {other}");
-                std::process::exit(2);
-            }
-        }
-        i += 2;
-    }
-    a
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Cmd {
+    /// Generate with every scheme (resumable).
+    Generate,
+    /// Rewrite the watermarked generations with the model (the paraphrase attack).
+    Paraphrase,
+    /// Detect, attack and write the report.
+    Report,
+    /// The false-positive table alone.
+    Null,
+    /// The speed table alone.
+    Speed,
+    /// Many keys at once: texts per second.
+    Keys,
 }
 
 fn main() {
-    let a = parse();
-    let r = match a.cmd.as_str() {
-        "generate" => generate(&a),
-        "report" => report(&a),
-        "null" => null_only(&a),
-        "speed" => speed_only(&a),
-        "keys" => keys_speed(&a),
-        "paraphrase" => paraphrase(&a),
-        _ => {
-            eprintln!(
-                "usage: text-eval (generate|paraphrase|report|null|speed|keys) [--schemes HEADER;HEADER] [--only NAME,NAME] [--topics FILE] [--model GGUF] [--corpus DIR] [--out DIR] [--prompts N] [--tokens N] [--threads N] [--keys N] [--docs N]"
-            );
-            std::process::exit(2);
-        }
+    let a = <Args as clap::Parser>::parse();
+    let r = match a.cmd {
+        Cmd::Generate => generate(&a),
+        Cmd::Report => report(&a),
+        Cmd::Null => null_only(&a),
+        Cmd::Speed => speed_only(&a),
+        Cmd::Keys => keys_speed(&a),
+        Cmd::Paraphrase => paraphrase(&a),
     };
     if let Err(e) = r {
         eprintln!("text-eval: {e}");
@@ -226,6 +157,14 @@ fn main() {
 }
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn topic_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
 
 fn gen_path(a: &Args) -> PathBuf {
     a.out.join("generations.jsonl")
@@ -255,13 +194,8 @@ fn generate(a: &Args) -> Res<()> {
     let mut jobs = vec![];
     let topics: Vec<String> = match &a.topics {
         // Other prompts (one topic per line), for a held-out check: use another --out.
-        Some(f) => std::fs::read_to_string(f)?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect(),
-        None => TOPICS.iter().map(|t| t.to_string()).collect(),
+        Some(f) => topic_lines(&std::fs::read_to_string(f)?),
+        None => topic_lines(TOPICS),
     };
     for p in 0..a.prompts.min(topics.len()) {
         for &t in &TEMPS {

@@ -257,12 +257,25 @@ fn killed_runs_resume_without_losing_or_duplicating() {
         24,
         "every image stamped exactly once in the report"
     );
-    // Every output is complete and valid; no temporary files left behind.
-    for v in &stamped {
-        let o = out.join(v["rel"].as_str().unwrap());
-        hm(&["verify", o.to_str().unwrap(), "--keys", &keys])
-            .run()
-            .code(0);
+    // Every output is complete and valid (one verify over the folder); no temporary files
+    // left behind.
+    let v = hm(&["verify", out.to_str().unwrap(), "--keys", &keys, "--json"]).run();
+    v.code(0);
+    let verdicts: std::collections::BTreeMap<String, String> = v
+        .json_lines()
+        .into_iter()
+        .map(|j| {
+            let f = j["file"].as_str().unwrap().to_string();
+            (f, j["verdict"].as_str().unwrap_or("error").to_string())
+        })
+        .collect();
+    for s in &stamped {
+        let o = out.join(s["rel"].as_str().unwrap());
+        assert_eq!(
+            verdicts.get(o.to_str().unwrap()).map(String::as_str),
+            Some("ai_generated"),
+            "{o:?}: {verdicts:?}"
+        );
     }
     let leftovers: Vec<_> = walk_files(&out)
         .into_iter()

@@ -16,6 +16,18 @@ fn png() -> Vec<u8> {
     out
 }
 
+/// An error with its sources, as a front end prints it.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 fn cred(k: &GeneratedKeys) -> SigningCredential {
     SigningCredential::from_pem(&k.chain_pem, &k.key_pem).unwrap()
 }
@@ -419,6 +431,7 @@ fn an_unreachable_or_broken_time_stamp_authority_fails_signing_clearly() {
             Embedding::Embedded,
         )
         .expect_err(&url);
-        assert!(e.to_string().contains("time-stamp authority"), "{url}: {e}");
+        let msg = chain(&e);
+        assert!(msg.contains("time-stamp authority"), "{url}: {msg}");
     }
 }

@@ -204,6 +204,15 @@ impl Detector {
         // The first step keeps its planes' buffers for this thread (see `release_scratch`).
         let keep = crate::plane::scratch::keep();
         let (f, (ww, wh), r, calm) = working_residual(img);
+        // A picture with no detail at all (one flat colour) has nothing to read the mark
+        // from, and a search over its empty spectrum would only spend the budget. Its
+        // residual is float rounding: below a thousandth of the normaliser's floor (a
+        // quarter grey level) everywhere, while any 8-bit picture with detail has steps of
+        // at least 1/25 of a grey level in its 5x5 residual.
+        if r.data.iter().all(|v| v.abs() < 1e-3) {
+            out.millis = start.elapsed().as_secs_f64() * 1e3;
+            return out;
+        }
         let mut planner = FftPlanner::new();
         // Most files reach a detector as they were written: first the embedding geometry
         // (all that `detect_untouched` reads), on its own share of the budget.
@@ -1145,6 +1154,25 @@ fn transform(l: &Lattice, dy: usize, dx: usize, f: f64) -> Transform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fuzzer found that a one-colour picture (a GIF of transparent black) sent the search
+    /// through its whole budget over an empty spectrum: it is answered without one.
+    #[test]
+    fn a_flat_picture_is_answered_without_a_search() {
+        let det = Detector::new(&WatermarkKey::from_bytes([7; 32]));
+        for img in [
+            DynamicImage::new_rgba8(192, 128),
+            DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+                640,
+                480,
+                image::Rgb([200, 120, 40]),
+            )),
+        ] {
+            let d = det.detect(&img);
+            assert!(!d.detected);
+            assert_eq!(d.attempts, 0, "{}x{}", img.width(), img.height());
+        }
+    }
 
     #[test]
     fn fixed_point_fold_matches_a_float_reference() {

@@ -226,7 +226,7 @@ impl ImageMark {
             chip * ww as f64 / (w as f64 * f),
             chip * wh as f64 / (h as f64 * f),
         );
-        let yw_mean = yw.box_mean(crate::detect::HIGHPASS_RADIUS);
+        let yw_mean = yw.box_mean(crate::tile::HIGHPASS_RADIUS);
         let act = self.mask(&yw, &yw_mean);
         let signs = self.tile.chips(&self.key, payload);
         let target_mse = (255.0 / 10f64.powf(self.params.target_psnr / 20.0)).powi(2);
@@ -269,7 +269,7 @@ impl ImageMark {
             / pilot.data.len().max(1) as f64;
         let gain = (budget / unit_ms).sqrt();
         let (host, mark) =
-            crate::detect::bit_statistics(&self.tile, &yw, &yw_mean, &data_only, chip_w);
+            crate::tile::bit_statistics(&self.tile, &yw, &yw_mean, &data_only, chip_w);
         let coded = ecc::encode(&self.key, payload);
         for (k, a) in amps.iter_mut().enumerate() {
             let sign = if coded[k] { 1.0 } else { -1.0 };
@@ -293,7 +293,7 @@ impl ImageMark {
     /// Texture mask at working resolution: local standard deviation over about one chip,
     /// relative to the median, clamped to [flat_floor, busy_ceiling].
     fn mask(&self, y: &Plane, mean: &Plane) -> Plane {
-        let r = crate::detect::HIGHPASS_RADIUS;
+        let r = crate::tile::HIGHPASS_RADIUS;
         let mut plane = y.box_mean_of_squares(r);
         let act = &mut plane.data;
         for (a, m) in act.iter_mut().zip(&mean.data) {

@@ -269,6 +269,11 @@ impl Lattice {
     pub fn period(&self) -> f64 {
         ((self.a[0].hypot(self.a[1])) + (self.b[0].hypot(self.b[1]))) / 2.0
     }
+
+    /// The basis's determinant: its cell's signed area (negative for a mirrored basis).
+    pub fn determinant(&self) -> f64 {
+        self.a[0] * self.b[1] - self.b[0] * self.a[1]
+    }
 }
 
 /// The whitened spectrum, looked up by frequency in cycles per pixel.
@@ -511,6 +516,67 @@ fn refine(sp: &Spectrum<'_>, p: f64, theta: f64, score: f64) -> Lattice {
         return coarse;
     }
     refined
+}
+
+// Lattice algebra: orientations, snapping to a known period, scaling.
+
+/// The basis that makes the fold come out in orientation `o` (see [`dihedral`]).
+pub(crate) fn oriented(l: &Lattice, o: usize) -> Lattice {
+    let su = if o & 2 != 0 { -1.0 } else { 1.0 };
+    let sv = if o & 1 != 0 { -1.0 } else { 1.0 };
+    let (a, b) = if o & 4 != 0 {
+        ([sv * l.b[0], sv * l.b[1]], [su * l.a[0], su * l.a[1]])
+    } else {
+        ([su * l.a[0], su * l.a[1]], [sv * l.b[0], sv * l.b[1]])
+    };
+    Lattice {
+        a,
+        b,
+        score: l.score,
+    }
+}
+
+/// `l` replaced by the axis-aligned square lattice of period `p` when each basis vector is
+/// within 1.5% in length and 1 degree in angle of an axis (the spectral estimate's own error
+/// on small images), else `None`.
+pub(crate) fn snap(l: &Lattice, p: f64) -> Option<Lattice> {
+    let snap_vec = |v: [f64; 2]| -> Option<[f64; 2]> {
+        let len = v[0].hypot(v[1]);
+        if (len / p - 1.0).abs() > 0.015 {
+            return None;
+        }
+        let quarter = std::f64::consts::FRAC_PI_2;
+        let angle = v[1].atan2(v[0]);
+        let k = (angle / quarter).round();
+        if (angle - k * quarter).abs() > 1f64.to_radians() {
+            return None;
+        }
+        let (sn, cs) = (k * quarter).sin_cos();
+        Some([cs.round() * p, sn.round() * p])
+    };
+    let (a, b) = (snap_vec(l.a)?, snap_vec(l.b)?);
+    Some(Lattice {
+        a,
+        b,
+        score: l.score,
+    })
+}
+
+/// The axis-aligned square lattice of period `p` (an untouched image's pilot).
+pub(crate) fn square_lattice(p: f64) -> Lattice {
+    Lattice {
+        a: [p, 0.0],
+        b: [0.0, p],
+        score: 0.0,
+    }
+}
+
+pub(crate) fn scaled(l: &Lattice, k: f64) -> Lattice {
+    Lattice {
+        a: [l.a[0] * k, l.a[1] * k],
+        b: [l.b[0] * k, l.b[1] * k],
+        score: l.score,
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ mod pattern;
 mod plane;
 mod regions;
 mod ssim;
+mod tile;
 
 pub use detect::{Detection, Detector, MAX_ATTEMPTS, Search, Transform};
 pub use embed::{EmbedParams, EmbedReport, ImageMark};

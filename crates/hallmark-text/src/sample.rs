@@ -163,7 +163,7 @@ impl Sampler {
 /// - Green-list scheme: the green tokens' scores get `delta` added (the loop's own sampling
 ///   stays random, as in [`Sampler`]).
 /// - Distortion-free scheme and the hybrid: where the keyed rule applies (a context new in
-///   this text, see [`Config::max_context`]), it picks the token from the distribution the
+///   this text, see [`Config::max_context`](crate::Config::max_context)), it picks the token from the distribution the
 ///   scores give (at temperature 1: apply temperature and other warpers before) and every
 ///   other score becomes minus infinity; where every context repeats, the scores are left
 ///   as they are (the hybrid: green-biased), as [`Sampler`] samples plainly there.

@@ -6,7 +6,9 @@ use rustfft::{FftPlanner, num_complex::Complex32};
 
 use crate::{
     geometry::{Lattice, analyse, fft2d, find_lattices, oriented, scaled, snap, square_lattice},
-    pattern::{BINS_PER_CHIP, CHIP_PX, G, GP, M, MP, Tile, mark_scale},
+    pattern::{
+        BINS_PER_CHIP, CHIP_PX, DATA_BINS, DATA_CHIPS, PILOT_BINS, PILOT_CHIPS, Tile, mark_scale,
+    },
     plane::{Plane, working_size},
     regions::{Alignment, Regions, locate},
     tile::{
@@ -158,8 +160,8 @@ impl Detector {
     pub fn new(key: &WatermarkKey) -> Self {
         let tile = Tile::new(key);
         let mut planner = FftPlanner::new();
-        let t = pilot_template(&mut planner, &tile, G);
-        let tp = pilot_template(&mut planner, &tile, GP);
+        let t = pilot_template(&mut planner, &tile, DATA_BINS);
+        let tp = pilot_template(&mut planner, &tile, PILOT_BINS);
         Detector {
             key: key.clone(),
             tile,
@@ -233,13 +235,13 @@ impl Detector {
         debug_assert_eq!((white.w, white.h), (ww, wh));
         // Pilot periods (working pixels) of an untouched image: marked at this size, or cut
         // from a picture marked at full layout (short side 384-512 px, where the pilot is
-        // exactly CHIP_PX * MP image pixels).
-        let pilot_px = CHIP_PX * MP as f64;
+        // exactly CHIP_PX * PILOT_CHIPS image pixels).
+        let pilot_px = CHIP_PX * PILOT_CHIPS as f64;
         let nominal = [pilot_px * mark_scale(w, h), pilot_px * f];
 
         // Per lattice: fold modulo the data tile, rank the 8 orientations by pilot
         // correlation; for the best few, re-express the basis in that orientation, fold the
-        // normalised residual and try the (M/MP)^2 data-tile offsets the pilot cannot tell
+        // normalised residual and try the (DATA_CHIPS/PILOT_CHIPS)^2 data-tile offsets the pilot cannot tell
         // apart (polishing the basis once if that fails).
         for lat in &lattices {
             let per_o = self.rank_orientations(&mut planner, &white, lat);
@@ -405,19 +407,29 @@ impl Detector {
         let (pw, ph) = (part.width() as usize, part.height() as usize);
         let (w, h) = (full.0 as usize, full.1 as usize);
         let mut planner = FftPlanner::new();
-        let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
-        let dl = scaled(&base, (M / MP) as f64);
+        let base = square_lattice(CHIP_PX * PILOT_CHIPS as f64 * mark_scale(w, h));
+        let dl = scaled(&base, (DATA_CHIPS / PILOT_CHIPS) as f64);
         let coded = ecc::encode(&self.key, payload);
         let mut best: Option<f64> = None;
         for plane in [&r, &calm] {
             let region = (0, 0, plane.w, plane.h);
-            let t = tile_highpass(&fold(plane, &dl, G, region), G, dl.period());
-            let Some((_, dy, dx)) = pilot_peak(&mut planner, &t, G, &self.pilot_spectrum) else {
+            let t = tile_highpass(&fold(plane, &dl, DATA_BINS, region), DATA_BINS, dl.period());
+            let Some((_, dy, dx)) = pilot_peak(&mut planner, &t, DATA_BINS, &self.pilot_spectrum)
+            else {
                 continue;
             };
-            let (dy, dx) = (dy.round() as usize % GP, dx.round() as usize % GP);
-            let near = |d: usize| if d > GP / 2 { (G / GP) - 1 } else { 0 };
-            let (oy, ox) = (dy + near(dy) * GP, dx + near(dx) * GP);
+            let (dy, dx) = (
+                dy.round() as usize % PILOT_BINS,
+                dx.round() as usize % PILOT_BINS,
+            );
+            let near = |d: usize| {
+                if d > PILOT_BINS / 2 {
+                    (DATA_BINS / PILOT_BINS) - 1
+                } else {
+                    0
+                }
+            };
+            let (oy, ox) = (dy + near(dy) * PILOT_BINS, dx + near(dx) * PILOT_BINS);
             let t = remove_pilot(&mut planner, &t);
             let x: Vec<f64> = soft_bits_raw(&self.tile, &t, oy, ox)
                 .iter()
@@ -446,7 +458,7 @@ impl Detector {
         f: f64,
         out: &mut Detection,
     ) -> bool {
-        let base = square_lattice(CHIP_PX * MP as f64 * mark_scale(w, h));
+        let base = square_lattice(CHIP_PX * PILOT_CHIPS as f64 * mark_scale(w, h));
         let found = self
             .try_decode(planner, planes, &base, f, out, Offsets::Origin)
             .found;
@@ -465,12 +477,16 @@ impl Detector {
         white: &Plane,
         lat: &Lattice,
     ) -> Vec<(f64, usize)> {
-        let data = scaled(lat, (M / MP) as f64);
+        let data = scaled(lat, (DATA_CHIPS / PILOT_CHIPS) as f64);
         let full = (0, 0, white.w, white.h);
-        let hp = tile_highpass(&fold(white, &data, G, full), G, data.period());
+        let hp = tile_highpass(
+            &fold(white, &data, DATA_BINS, full),
+            DATA_BINS,
+            data.period(),
+        );
         let mut per_o: Vec<(f64, usize)> = (0..8)
             .filter_map(|o| {
-                pilot_peak(planner, &dihedral(&hp, o), G, &self.pilot_spectrum)
+                pilot_peak(planner, &dihedral(&hp, o), DATA_BINS, &self.pilot_spectrum)
                     .map(|(z, _, _)| (z, o))
             })
             .collect();
@@ -497,16 +513,23 @@ impl Detector {
             z: 0.0,
             snr: 0.0,
         };
-        let dl = scaled(pl, (M / MP) as f64);
+        let dl = scaled(pl, (DATA_CHIPS / PILOT_CHIPS) as f64);
         let full = (0, 0, planes[0].w, planes[0].h);
         // Data are read from the normalised residual, the plane the informed embedder
         // optimised for; the whitened plane served the synchronisation.
-        let t = tile_highpass(&fold(planes[0], &dl, G, full), G, dl.period());
-        let Some((z, dy, dx)) = pilot_peak(planner, &t, G, &self.pilot_spectrum) else {
+        let t = tile_highpass(
+            &fold(planes[0], &dl, DATA_BINS, full),
+            DATA_BINS,
+            dl.period(),
+        );
+        let Some((z, dy, dx)) = pilot_peak(planner, &t, DATA_BINS, &self.pilot_spectrum) else {
             return tried;
         };
         out.sync_score = out.sync_score.max(z);
-        let (dy, dx) = (dy.round() as usize % GP, dx.round() as usize % GP);
+        let (dy, dx) = (
+            dy.round() as usize % PILOT_BINS,
+            dx.round() as usize % PILOT_BINS,
+        );
         // The screen (the embedding geometry is always decoded: two alignments, and where
         // most marked files are found).
         tried.z = z;
@@ -524,16 +547,25 @@ impl Detector {
             let t = if k == 0 {
                 remove_pilot(planner, &t)
             } else {
-                let t = tile_highpass(&fold(plane, &dl, G, full), G, dl.period());
+                let t = tile_highpass(&fold(plane, &dl, DATA_BINS, full), DATA_BINS, dl.period());
                 remove_pilot(planner, &t)
             };
             // Near the origin, a pilot offset past half its period is a small negative one.
-            let near = |d: usize| if d > GP / 2 { (G / GP) - 1 } else { 0 };
+            let near = |d: usize| {
+                if d > PILOT_BINS / 2 {
+                    (DATA_BINS / PILOT_BINS) - 1
+                } else {
+                    0
+                }
+            };
             let mut candidates: Vec<(usize, usize)> = if at_origin {
-                vec![(dy + near(dy) * GP, dx + near(dx) * GP)]
+                vec![(dy + near(dy) * PILOT_BINS, dx + near(dx) * PILOT_BINS)]
             } else {
-                (0..G / GP)
-                    .flat_map(|i| (0..G / GP).map(move |j| (dy + i * GP, dx + j * GP)))
+                (0..DATA_BINS / PILOT_BINS)
+                    .flat_map(|i| {
+                        (0..DATA_BINS / PILOT_BINS)
+                            .map(move |j| (dy + i * PILOT_BINS, dx + j * PILOT_BINS))
+                    })
                     .collect()
             };
             // Most coherent first: at the right offset each bit's chips add up, elsewhere
@@ -580,7 +612,7 @@ impl Detector {
     fn polish(&self, planner: &mut FftPlanner<f32>, r: &Plane, pl: &Lattice) -> Lattice {
         let full = (0, 0, r.w, r.h);
         let strength = |planner: &mut FftPlanner<f32>, l: &Lattice| -> f64 {
-            let t = tile_highpass(&fold(r, l, GP, full), GP, l.period());
+            let t = tile_highpass(&fold(r, l, PILOT_BINS, full), PILOT_BINS, l.period());
             pilot_peak_raw(planner, &t, &self.pilot_gp_spectrum)
         };
         coordinate_search(planner, pl, &[0.004, 0.002, 0.001], strength)
@@ -594,9 +626,9 @@ impl Detector {
     fn polish_on_data(&self, planner: &mut FftPlanner<f32>, r: &Plane, pl: &Lattice) -> Lattice {
         let full = (0, 0, r.w, r.h);
         let coherence = |planner: &mut FftPlanner<f32>, l: &Lattice| -> f64 {
-            let dl = scaled(l, (M / MP) as f64);
-            let t = tile_highpass(&fold(r, &dl, G, full), G, dl.period());
-            let Some((_, dy, dx)) = pilot_peak(planner, &t, G, &self.pilot_spectrum) else {
+            let dl = scaled(l, (DATA_CHIPS / PILOT_CHIPS) as f64);
+            let t = tile_highpass(&fold(r, &dl, DATA_BINS, full), DATA_BINS, dl.period());
+            let Some((_, dy, dx)) = pilot_peak(planner, &t, DATA_BINS, &self.pilot_spectrum) else {
                 return 0.0;
             };
             let t = remove_pilot(planner, &t);
@@ -604,11 +636,14 @@ impl Detector {
             if total <= 0.0 {
                 return 0.0;
             }
-            let (dy, dx) = (dy.round() as usize % GP, dx.round() as usize % GP);
+            let (dy, dx) = (
+                dy.round() as usize % PILOT_BINS,
+                dx.round() as usize % PILOT_BINS,
+            );
             let mut best = 0.0f64;
-            for i in 0..G / GP {
-                for j in 0..G / GP {
-                    let soft = self.soft_bits_raw(&t, dy + i * GP, dx + j * GP);
+            for i in 0..DATA_BINS / PILOT_BINS {
+                for j in 0..DATA_BINS / PILOT_BINS {
+                    let soft = self.soft_bits_raw(&t, dy + i * PILOT_BINS, dx + j * PILOT_BINS);
                     let e: f64 = soft.iter().map(|v| f64::from(v * v)).sum();
                     best = best.max(e);
                 }
@@ -726,12 +761,12 @@ fn transform(l: &Lattice, dy: usize, dx: usize, f: f64) -> Transform {
     if rot <= -180.0 {
         rot += 360.0;
     }
-    let (fy, fx) = (dy as f64 / G as f64, dx as f64 / G as f64);
+    let (fy, fx) = (dy as f64 / DATA_BINS as f64, dx as f64 / DATA_BINS as f64);
     let ox = (l.a[0] * fx + l.b[0] * fy) / f;
     let oy = (l.a[1] * fx + l.b[1] * fy) / f;
     Transform {
         tile_period_px: period / f,
-        scale: period / (CHIP_PX * M as f64),
+        scale: period / (CHIP_PX * DATA_CHIPS as f64),
         rotation_deg: rot,
         flipped,
         offset_px: [ox, oy],
@@ -777,7 +812,7 @@ mod tests {
             b: [-p * th.sin(), p * th.cos()],
             score: 0.0,
         };
-        for n in [GP, G] {
+        for n in [PILOT_BINS, DATA_BINS] {
             let got = fold(&r, &l, n, (0, 0, w, h));
             // Reference: each pixel's bin from the inverse basis in f64.
             let det = l.determinant();

@@ -3,7 +3,7 @@ use image::DynamicImage;
 
 use crate::{
     Error, MIN_SIDE,
-    pattern::{CHIP_PX, M, MP, PILOT_HARMONICS, PILOT_SHARE, Tile, mark_scale},
+    pattern::{CHIP_PX, DATA_CHIPS, PILOT_CHIPS, PILOT_HARMONICS, PILOT_SHARE, Tile, mark_scale},
     plane::{Plane, round_i32, working_scale, working_size},
     ssim::SsimModel,
 };
@@ -204,7 +204,7 @@ impl ImageMark {
             payload,
             key_id: self.key.id(),
             psnr,
-            tile_px: CHIP_PX * mark_scale(w as usize, h as usize) * M as f64 / f,
+            tile_px: CHIP_PX * mark_scale(w as usize, h as usize) * DATA_CHIPS as f64 / f,
         })
     }
 
@@ -243,8 +243,8 @@ impl ImageMark {
         };
         // The pilot is the costly part to render and does not depend on the payload: render
         // it once. Rendering is linear, so the unit-amplitude mark is pilot + data.
-        let pilot = render(&self.tile, &signs, &act, chip_w, (ww, wh), true, false);
-        let data_only = render(&self.tile, &signs, &act, chip_w, (ww, wh), false, true);
+        let pilot = render(&self.tile, &signs, &act, chip_w, (ww, wh), Layers::Pilot);
+        let data_only = render(&self.tile, &signs, &act, chip_w, (ww, wh), Layers::Data);
         // Eight running sums per row (one vector), rows summed in f64.
         let unit_ms = pilot
             .data
@@ -280,7 +280,7 @@ impl ImageMark {
             }
         }
         let chips = chips_for(&amps);
-        let mut m = render(&self.tile, &chips, &act, chip_w, (ww, wh), false, true);
+        let mut m = render(&self.tile, &chips, &act, chip_w, (ww, wh), Layers::Data);
         for (v, p) in m.data.iter_mut().zip(&pilot.data) {
             *v += p;
         }
@@ -320,6 +320,15 @@ impl ImageMark {
 /// robustness (5.4, SSIM's own sqrt(C2/2), moves too much energy into busy areas).
 const MIN_TYPICAL_TEXTURE: f32 = 3.0;
 
+/// Which of the mark's two patterns [`render`] draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layers {
+    /// The pilot alone (the synchronisation gratings).
+    Pilot,
+    /// The data chips alone (the coded payload).
+    Data,
+}
+
 /// Renders the masked mark on a `size` grid with `chip` pixels per chip (x, y). Compiled for
 /// AVX2 too (chosen at run time).
 #[multiversion::multiversion(targets("x86_64+avx2"))]
@@ -329,10 +338,13 @@ fn render(
     act: &Plane,
     chip: (f64, f64),
     size: (usize, usize),
-    pilot: bool,
-    data: bool,
+    layers: Layers,
 ) -> Plane {
     let (w, h) = size;
+    let (pilot, data) = match layers {
+        Layers::Pilot => (true, false),
+        Layers::Data => (false, true),
+    };
     let ap = if pilot { PILOT_SHARE.sqrt() } else { 0.0 };
     let ad = if data {
         (1.0 - PILOT_SHARE).sqrt()
@@ -341,7 +353,7 @@ fn render(
     };
     // Separable pieces of the pilot's gratings (laid out per harmonic, so each row is a few
     // vectorisable passes) and of the bilinear chip field.
-    let s = std::f64::consts::TAU / MP as f64;
+    let s = std::f64::consts::TAU / PILOT_CHIPS as f64;
     let nh = PILOT_HARMONICS.len();
     let norm = (2.0 / nh as f64).sqrt() as f32;
     let mut cx_cos = vec![0f32; nh * w];
@@ -356,11 +368,11 @@ fn render(
         }
         let u = cx - 0.5;
         let fu = u.floor();
-        let j0 = (fu as i64).rem_euclid(M as i64) as usize;
-        col.push((j0, (j0 + 1) % M, (u - fu) as f32));
+        let j0 = (fu as i64).rem_euclid(DATA_CHIPS as i64) as usize;
+        col.push((j0, (j0 + 1) % DATA_CHIPS, (u - fu) as f32));
     }
     let mut out = Plane::new(w, h);
-    let mut rowv = [0f32; M];
+    let mut rowv = [0f32; DATA_CHIPS];
     for y in 0..h {
         let cy = (y as f64 + 0.5) / chip.1;
         let orow = &mut out.data[y * w..(y + 1) * w];
@@ -378,11 +390,12 @@ fn render(
         if data {
             let v = cy - 0.5;
             let fv = v.floor();
-            let i0 = (fv as i64).rem_euclid(M as i64) as usize;
-            let i1 = (i0 + 1) % M;
+            let i0 = (fv as i64).rem_euclid(DATA_CHIPS as i64) as usize;
+            let i1 = (i0 + 1) % DATA_CHIPS;
             let ty = (v - fv) as f32;
             for (j, r) in rowv.iter_mut().enumerate() {
-                *r = ad * (chips[i0 * M + j] * (1.0 - ty) + chips[i1 * M + j] * ty);
+                *r = ad
+                    * (chips[i0 * DATA_CHIPS + j] * (1.0 - ty) + chips[i1 * DATA_CHIPS + j] * ty);
             }
             for (o, &(j0, j1, tx)) in orow.iter_mut().zip(&col) {
                 *o += rowv[j0] * (1.0 - tx) + rowv[j1] * tx;

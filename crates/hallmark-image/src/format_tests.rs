@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     pattern::{
-        BINS_PER_CHIP, CHIP_PX, FULL_SIZE_SIDE, M, MP, PILOT_HARMONICS, PILOT_SHARE, Tile,
-        mark_scale,
+        BINS_PER_CHIP, CHIP_PX, DATA_CHIPS, FULL_SIZE_SIDE, PILOT_CHIPS, PILOT_HARMONICS,
+        PILOT_SHARE, Tile, mark_scale,
     },
     plane::working_size,
 };
@@ -63,7 +63,7 @@ fn pilot_is_frozen() {
 
 #[test]
 fn layout_constants_are_frozen() {
-    assert_eq!((M, MP, BINS_PER_CHIP), (32, 8, 4));
+    assert_eq!((DATA_CHIPS, PILOT_CHIPS, BINS_PER_CHIP), (32, 8, 4));
     assert_eq!(CHIP_PX, 3.0);
     assert_eq!(FULL_SIZE_SIDE, 384.0);
     assert_eq!(PILOT_SHARE, 0.25);

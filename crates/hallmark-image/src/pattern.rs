@@ -3,9 +3,9 @@
 use hallmark_core::{KeyStream, Payload, WatermarkKey, ecc};
 
 /// Chips per side of the data tile.
-pub(crate) const M: usize = 32;
-/// Chips per side of the pilot tile, which repeats (M/MP)^2 times inside a data tile.
-pub(crate) const MP: usize = 8;
+pub(crate) const DATA_CHIPS: usize = 32;
+/// Chips per side of the pilot tile, which repeats (DATA_CHIPS/PILOT_CHIPS)^2 times inside a data tile.
+pub(crate) const PILOT_CHIPS: usize = 8;
 /// The pilot's harmonics (of its tile), one per conjugate pair: two orbits of the square's
 /// symmetry group, so the set of spectral lines looks the same under any flip or quarter
 /// turn (the detector resolves those from the keyed phases), and together they generate the
@@ -45,9 +45,9 @@ pub(crate) fn mark_scale(w: usize, h: usize) -> f64 {
 /// Bins per chip side in the detector's folded tile.
 pub(crate) const BINS_PER_CHIP: usize = 4;
 /// Side of the folded data tile, in bins.
-pub(crate) const G: usize = M * BINS_PER_CHIP;
+pub(crate) const DATA_BINS: usize = DATA_CHIPS * BINS_PER_CHIP;
 /// Side of the pilot tile, in bins.
-pub(crate) const GP: usize = MP * BINS_PER_CHIP;
+pub(crate) const PILOT_BINS: usize = PILOT_CHIPS * BINS_PER_CHIP;
 
 /// The keyed layout: a small pilot tile that repeats densely (its many repeats make sharp
 /// spectral lines for synchronisation), and a larger data tile where each chip carries one
@@ -56,7 +56,7 @@ pub(crate) const GP: usize = MP * BINS_PER_CHIP;
 pub(crate) struct Tile {
     /// Keyed phases of the pilot's gratings.
     pub phases: [f64; 8],
-    /// Data chip signs, M x M.
+    /// Data chip signs, DATA_CHIPS x DATA_CHIPS.
     pub sign: Vec<f32>,
     /// Coded-bit index of each data chip.
     pub bit: Vec<u16>,
@@ -65,13 +65,13 @@ pub(crate) struct Tile {
 impl Tile {
     pub fn new(key: &WatermarkKey) -> Tile {
         let mut ks = KeyStream::new(key, "image/tile/v2");
-        let mut order: Vec<usize> = (0..M * M).collect();
+        let mut order: Vec<usize> = (0..DATA_CHIPS * DATA_CHIPS).collect();
         ks.shuffle(&mut order);
-        let mut bit = vec![0u16; M * M];
+        let mut bit = vec![0u16; DATA_CHIPS * DATA_CHIPS];
         for (n, &chip) in order.iter().enumerate() {
             bit[chip] = (n % ecc::CODED_BITS) as u16;
         }
-        let sign = (0..M * M).map(|_| ks.sign()).collect();
+        let sign = (0..DATA_CHIPS * DATA_CHIPS).map(|_| ks.sign()).collect();
         let phases = std::array::from_fn(|_| {
             f64::from(ks.next_u32()) / f64::from(u32::MAX) * std::f64::consts::TAU
         });
@@ -93,7 +93,7 @@ impl Tile {
     /// The pilot at chip coordinates: a sum of gratings, unit variance.
     #[inline]
     pub fn pilot(&self, cx: f64, cy: f64) -> f32 {
-        let s = std::f64::consts::TAU / MP as f64;
+        let s = std::f64::consts::TAU / PILOT_CHIPS as f64;
         let mut v = 0.0;
         for (&(k1, k2), &ph) in PILOT_HARMONICS.iter().zip(&self.phases) {
             v += (s * (f64::from(k1) * cx + f64::from(k2) * cy) + ph).cos();

@@ -20,7 +20,7 @@ use hallmark_core::{Payload, WatermarkKey};
 
 use crate::{
     geometry::Lattice,
-    pattern::{BINS_PER_CHIP, G, M, Tile},
+    pattern::{BINS_PER_CHIP, DATA_BINS, DATA_CHIPS, Tile},
     plane::{Plane, floor},
 };
 
@@ -188,26 +188,29 @@ pub(crate) fn locate(
     let chips = tile.chips(key, payload);
     // The same pattern shifted by half a tile (and a quarter), for the null.
     let shifted = |di: usize, dj: usize| -> Vec<f32> {
-        (0..M * M)
-            .map(|k| chips[((k / M + di) % M) * M + (k % M + dj) % M])
+        (0..DATA_CHIPS * DATA_CHIPS)
+            .map(|k| {
+                chips[((k / DATA_CHIPS + di) % DATA_CHIPS) * DATA_CHIPS
+                    + (k % DATA_CHIPS + dj) % DATA_CHIPS]
+            })
             .collect()
     };
     let nulls = [
-        shifted(M / 2, 0),
-        shifted(0, M / 2),
-        shifted(M / 2, M / 2),
-        shifted(M / 4, 3 * M / 4),
+        shifted(DATA_CHIPS / 2, 0),
+        shifted(0, DATA_CHIPS / 2),
+        shifted(DATA_CHIPS / 2, DATA_CHIPS / 2),
+        shifted(DATA_CHIPS / 4, 3 * DATA_CHIPS / 4),
     ];
     let (i00, i01, i10, i11) = (l.b[1] / det, -l.b[0] / det, -l.a[1] / det, l.a[0] / det);
     let (cols, rows) = (r.w.div_ceil(CELL), r.h.div_ceil(CELL));
     let mut cells = vec![Cell::default(); cols * rows];
-    let g = G as f64;
+    let g = DATA_BINS as f64;
     let chip_of = |t: f64, off: usize| -> usize {
         // Bin within the tile, then the chip whose reading window (see `soft_bits_raw`)
         // is centred on it.
         let bin = (t - floor(t)) * g;
         let rel = (bin - off as f64 + 0.5).rem_euclid(g);
-        ((rel / BINS_PER_CHIP as f64) as usize).min(M - 1)
+        ((rel / BINS_PER_CHIP as f64) as usize).min(DATA_CHIPS - 1)
     };
     for y in 0..r.h {
         let yf = y as f64 + 0.5;
@@ -216,7 +219,7 @@ pub(crate) fn locate(
         for ((x, &v), &cv) in row.iter().enumerate().zip(calm_row) {
             let xf = x as f64 + 0.5;
             let (u, w) = (i00 * xf + i01 * yf, i10 * xf + i11 * yf);
-            let k = chip_of(w, at.oy) * M + chip_of(u, at.ox);
+            let k = chip_of(w, at.oy) * DATA_CHIPS + chip_of(u, at.ox);
             let c = &mut cells[(y / CELL) * cols + x / CELL];
             let v = f64::from(v);
             c.s += v * f64::from(chips[k]);

@@ -9,7 +9,7 @@ use rustfft::{FftPlanner, num_complex::Complex32};
 
 use crate::{
     geometry::{Lattice, fft2d},
-    pattern::{BINS_PER_CHIP, G, GP, M, PILOT_HARMONICS, Tile},
+    pattern::{BINS_PER_CHIP, DATA_BINS, DATA_CHIPS, PILOT_BINS, PILOT_HARMONICS, Tile},
     plane::{Plane, floor},
 };
 
@@ -21,18 +21,19 @@ const HALF_HAT: [f32; 8] = [0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.1
 pub(crate) fn soft_bits_raw(tile: &Tile, t: &[f32], dy: usize, dx: usize) -> Vec<f32> {
     {
         let mut soft = vec![0f32; ecc::CODED_BITS];
-        for i in 0..M {
-            for j in 0..M {
+        for i in 0..DATA_CHIPS {
+            for j in 0..DATA_CHIPS {
                 let mut acc = 0f32;
                 for (ty, wy) in HALF_HAT.iter().enumerate() {
-                    let by = (i * BINS_PER_CHIP + ty + G - 2 + dy) % G;
-                    let row = &t[by * G..(by + 1) * G];
+                    let by = (i * BINS_PER_CHIP + ty + DATA_BINS - 2 + dy) % DATA_BINS;
+                    let row = &t[by * DATA_BINS..(by + 1) * DATA_BINS];
                     for (tx, wx) in HALF_HAT.iter().enumerate() {
-                        let bx = (j * BINS_PER_CHIP + tx + G - 2 + dx) % G;
+                        let bx = (j * BINS_PER_CHIP + tx + DATA_BINS - 2 + dx) % DATA_BINS;
                         acc += wy * wx * row[bx];
                     }
                 }
-                soft[usize::from(tile.bit[i * M + j])] += tile.sign[i * M + j] * acc;
+                soft[usize::from(tile.bit[i * DATA_CHIPS + j])] +=
+                    tile.sign[i * DATA_CHIPS + j] * acc;
             }
         }
         soft
@@ -55,14 +56,14 @@ pub(crate) fn bit_statistics(
         *mm = (v - *mm) / n;
     }
     let l = Lattice {
-        a: [chip.0 * M as f64, 0.0],
-        b: [0.0, chip.1 * M as f64],
+        a: [chip.0 * DATA_CHIPS as f64, 0.0],
+        b: [0.0, chip.1 * DATA_CHIPS as f64],
         score: 0.0,
     };
     let mut planner = FftPlanner::new();
     let full = (0, 0, yw.w, yw.h);
     let mut stats = |p: &Plane| {
-        let t = tile_highpass(&fold(p, &l, G, full), G, l.period());
+        let t = tile_highpass(&fold(p, &l, DATA_BINS, full), DATA_BINS, l.period());
         let t = remove_pilot(&mut planner, &t);
         soft_bits_raw(tile, &t, 0, 0)
     };
@@ -76,16 +77,16 @@ pub(crate) fn bit_statistics(
 /// not raise it.
 pub(crate) fn pilot_line_ratio(planner: &mut FftPlanner<f32>, t: &[f32]) -> f64 {
     let mut buf: Vec<Complex32> = t.iter().map(|&v| Complex32::new(v, 0.0)).collect();
-    fft2d(planner, &mut buf, G, G, false);
-    let step = (G / GP) as i64;
-    let g = G as i64;
-    let mut near_line = vec![false; G * G];
+    fft2d(planner, &mut buf, DATA_BINS, DATA_BINS, false);
+    let step = (DATA_BINS / PILOT_BINS) as i64;
+    let g = DATA_BINS as i64;
+    let mut near_line = vec![false; DATA_BINS * DATA_BINS];
     let mut on = 0.0f64;
     for &(k1, k2) in &PILOT_HARMONICS {
         for sign in [1i64, -1] {
             let (cx, cy) = (sign * i64::from(k1) * step, sign * i64::from(k2) * step);
             let at = |dx: i64, dy: i64| {
-                (cy + dy).rem_euclid(g) as usize * G + (cx + dx).rem_euclid(g) as usize
+                (cy + dy).rem_euclid(g) as usize * DATA_BINS + (cx + dx).rem_euclid(g) as usize
             };
             on += f64::from(buf[at(0, 0)].norm_sqr());
             for dy in -1..=1 {
@@ -96,15 +97,15 @@ pub(crate) fn pilot_line_ratio(planner: &mut FftPlanner<f32>, t: &[f32]) -> f64 
         }
     }
     let signed = |i: usize| {
-        if i > G / 2 {
-            i as f64 - G as f64
+        if i > DATA_BINS / 2 {
+            i as f64 - DATA_BINS as f64
         } else {
             i as f64
         }
     };
     let (mut off, mut n) = (0.0f64, 0usize);
     for (i, c) in buf.iter().enumerate() {
-        let r = signed(i % G).hypot(signed(i / G));
+        let r = signed(i % DATA_BINS).hypot(signed(i / DATA_BINS));
         if (6.0..=16.0).contains(&r) && !near_line[i] {
             off += f64::from(c.norm_sqr());
             n += 1;
@@ -267,9 +268,9 @@ pub(crate) fn tile_highpass(t: &[f32], n: usize, tile_px: f64) -> Vec<f32> {
 /// data a few hundred of its 16384 frequencies.
 pub(crate) fn remove_pilot(planner: &mut FftPlanner<f32>, t: &[f32]) -> Vec<f32> {
     let mut buf: Vec<Complex32> = t.iter().map(|&v| Complex32::new(v, 0.0)).collect();
-    fft2d(planner, &mut buf, G, G, false);
-    let step = (G / GP) as i64;
-    let g = G as i64;
+    fft2d(planner, &mut buf, DATA_BINS, DATA_BINS, false);
+    let step = (DATA_BINS / PILOT_BINS) as i64;
+    let g = DATA_BINS as i64;
     for &(k1, k2) in &PILOT_HARMONICS {
         for sign in [1i64, -1] {
             let (cx, cy) = (sign * i64::from(k1) * step, sign * i64::from(k2) * step);
@@ -277,30 +278,30 @@ pub(crate) fn remove_pilot(planner: &mut FftPlanner<f32>, t: &[f32]) -> Vec<f32>
                 for dx in -1..=1 {
                     let x = (cx + dx).rem_euclid(g) as usize;
                     let y = (cy + dy).rem_euclid(g) as usize;
-                    buf[y * G + x] = Complex32::new(0.0, 0.0);
+                    buf[y * DATA_BINS + x] = Complex32::new(0.0, 0.0);
                 }
             }
         }
     }
-    fft2d(planner, &mut buf, G, G, true);
-    let n = (G * G) as f32;
+    fft2d(planner, &mut buf, DATA_BINS, DATA_BINS, true);
+    let n = (DATA_BINS * DATA_BINS) as f32;
     buf.iter().map(|c| c.re / n).collect()
 }
 
 /// One of the 8 symmetries of the square grid: bit 2 transposes, bit 0 flips rows, bit 1
 /// flips columns.
 pub(crate) fn dihedral(t: &[f32], o: usize) -> Vec<f32> {
-    let mut out = vec![0f32; G * G];
-    for y in 0..G {
-        for x in 0..G {
+    let mut out = vec![0f32; DATA_BINS * DATA_BINS];
+    for y in 0..DATA_BINS {
+        for x in 0..DATA_BINS {
             let (mut sy, mut sx) = if o & 4 != 0 { (x, y) } else { (y, x) };
             if o & 1 != 0 {
-                sy = G - 1 - sy;
+                sy = DATA_BINS - 1 - sy;
             }
             if o & 2 != 0 {
-                sx = G - 1 - sx;
+                sx = DATA_BINS - 1 - sx;
             }
-            out[y * G + x] = t[sy * G + sx];
+            out[y * DATA_BINS + x] = t[sy * DATA_BINS + sx];
         }
     }
     out
@@ -321,9 +322,9 @@ pub(crate) fn pilot_peak(
         *b *= p;
     }
     fft2d(planner, &mut buf, n, n, true);
-    let mut surf = vec![0f64; GP * GP];
+    let mut surf = vec![0f64; PILOT_BINS * PILOT_BINS];
     for (i, c) in buf.iter().enumerate() {
-        surf[((i / n) % GP) * GP + (i % n) % GP] += f64::from(c.re);
+        surf[((i / n) % PILOT_BINS) * PILOT_BINS + (i % n) % PILOT_BINS] += f64::from(c.re);
     }
     let cnt = surf.len() as f64;
     let mean = surf.iter().sum::<f64>() / cnt;
@@ -332,8 +333,8 @@ pub(crate) fn pilot_peak(
         return None;
     }
     let (i, &v) = surf.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
-    let (py, px) = (i / GP, i % GP);
-    let at = |y: usize, x: usize| surf[(y % GP) * GP + x % GP];
+    let (py, px) = (i / PILOT_BINS, i % PILOT_BINS);
+    let at = |y: usize, x: usize| surf[(y % PILOT_BINS) * PILOT_BINS + x % PILOT_BINS];
     let sub = |m: f64, c: f64, p: f64| {
         let den = m - 2.0 * c + p;
         if den.abs() < 1e-12 {
@@ -342,23 +343,23 @@ pub(crate) fn pilot_peak(
             (0.5 * (m - p) / den).clamp(-0.5, 0.5)
         }
     };
-    let dy = py as f64 + sub(at(py + GP - 1, px), v, at(py + 1, px));
-    let dx = px as f64 + sub(at(py, px + GP - 1), v, at(py, px + 1));
+    let dy = py as f64 + sub(at(py + PILOT_BINS - 1, px), v, at(py + 1, px));
+    let dx = px as f64 + sub(at(py, px + PILOT_BINS - 1), v, at(py, px + 1));
     Some(((v - mean) / sd, dy, dx))
 }
 
-/// The raw peak of the circular correlation of a GP x GP tile with the pilot.
+/// The raw peak of the circular correlation of a PILOT_BINS x PILOT_BINS tile with the pilot.
 pub(crate) fn pilot_peak_raw(
     planner: &mut FftPlanner<f32>,
     t: &[f32],
     template_conj: &[Complex32],
 ) -> f64 {
     let mut buf: Vec<Complex32> = t.iter().map(|&v| Complex32::new(v, 0.0)).collect();
-    fft2d(planner, &mut buf, GP, GP, false);
+    fft2d(planner, &mut buf, PILOT_BINS, PILOT_BINS, false);
     for (b, p) in buf.iter_mut().zip(template_conj) {
         *b *= p;
     }
-    fft2d(planner, &mut buf, GP, GP, true);
+    fft2d(planner, &mut buf, PILOT_BINS, PILOT_BINS, true);
     buf.iter()
         .map(|c| f64::from(c.re))
         .fold(f64::NEG_INFINITY, f64::max)

@@ -330,6 +330,13 @@ pub(crate) struct StampArgs {
     pub(crate) ledger: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) registry: registry::RegistryArgs,
+    #[command(flatten)]
+    pub(crate) checks: CheckArgs,
+}
+
+/// The checks of each marked output (`stamp`, `label`, `image embed`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct CheckArgs {
     /// Skip reading the watermark back from each output, and so the stronger re-embedding of
     /// outputs where it does not read (saves a decode and a detection per file).
     #[arg(long)]
@@ -339,6 +346,23 @@ pub(crate) struct StampArgs {
     /// WebP encode, a decode and a detection per file).
     #[arg(long)]
     pub(crate) no_webp_check: bool,
+}
+
+impl CheckArgs {
+    /// Applies the flags to a stamper.
+    pub(crate) fn apply(&self, s: &mut hallmark::Stamper) {
+        s.check_readback = !self.no_check;
+        s.checks = self.checks();
+    }
+
+    /// The survival checks the flags leave on.
+    pub(crate) fn checks(&self) -> hallmark::Checks {
+        if self.no_webp_check {
+            hallmark::Checks::none()
+        } else {
+            hallmark::Checks::default()
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -472,14 +496,8 @@ pub(crate) enum ImageCmd {
         /// else the input's).
         #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
         format: Option<hallmark::io::Format>,
-        /// Skip reading the watermark back from the written file, and so the stronger
-        /// re-embedding when it does not read (saves a decode and a detection).
-        #[arg(long)]
-        no_check: bool,
-        /// Skip checking that the watermark survives a WebP quality-50 round trip, and so
-        /// the stronger re-embedding of (mostly flat) pictures where it does not.
-        #[arg(long)]
-        no_webp_check: bool,
+        #[command(flatten)]
+        checks: CheckArgs,
     },
     /// Detect a watermark.
     #[command(
@@ -511,6 +529,15 @@ pub(crate) enum ImageCmd {
         #[arg(long)]
         exhaustive: bool,
     },
+}
+
+/// `-j N`: N worker threads, 0 for one per core.
+pub(crate) fn jobs(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    }
 }
 
 /// `--format NAME`: a format name as an extension would give it.

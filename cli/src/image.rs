@@ -18,12 +18,10 @@ pub(crate) fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
             in_place,
             force,
             format,
-            no_check,
-            no_webp_check,
+            checks,
         } => {
-            files::check_not_input(output, std::slice::from_ref(input), *in_place)?;
             let replace = files::Replace::allowed_if(*force || *in_place);
-            files::check_new(output, replace)?;
+            files::check_output(output, std::slice::from_ref(input), *in_place, replace)?;
             let key = keys::load_watermark_key(key)?;
             let payload = parse_payload(payload)?.unwrap_or_else(Payload::random);
             let bytes = files::read_input(input)?;
@@ -37,16 +35,12 @@ pub(crate) fn image(cli: &Cli, c: &ImageCmd) -> Result<i32> {
                 input: &bytes,
                 decoded: dec,
                 mark: &mark,
-                read_back: (!*no_check).then_some(&det),
+                read_back: (!checks.no_check).then_some(&det),
                 payload,
                 encode: hallmark::io::EncodeOptions {
                     jpeg_quality: *quality,
                 },
-                checks: if *no_webp_check {
-                    hallmark::Checks::none()
-                } else {
-                    hallmark::Checks::default()
-                },
+                checks: checks.checks(),
                 limits: &limits(cli),
             })?;
             files::write_output(output, &marked.bytes, replace)?;

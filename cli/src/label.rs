@@ -50,12 +50,8 @@ pub struct LabelArgs {
     keys: PathBuf,
     #[command(flatten)]
     signer: crate::keys::SignerArgs,
-    /// Generating model recorded in every manifest.
-    #[arg(long)]
-    model: Option<String>,
-    /// The model's version.
-    #[arg(long, requires = "model")]
-    model_version: Option<String>,
+    #[command(flatten)]
+    model: crate::args::ModelArgs,
     /// Parallel jobs (default: all cores).
     #[arg(short = 'j', long, default_value_t = 0)]
     jobs: usize,
@@ -85,15 +81,8 @@ pub struct LabelArgs {
     /// inside the folder being labelled). The report is written beside it.
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
-    /// Skip reading the watermark back from each output, and so the stronger re-embedding of
-    /// outputs where it does not read (saves a decode and a detection per file).
-    #[arg(long)]
-    no_check: bool,
-    /// Skip checking that each output's watermark survives a WebP quality-50 round trip, and
-    /// so the stronger re-embedding of (mostly flat) pictures where it does not (saves a
-    /// WebP encode, a decode and a detection per file).
-    #[arg(long)]
-    no_webp_check: bool,
+    #[command(flatten)]
+    checks: crate::args::CheckArgs,
 }
 
 /// Every regular file under `dir` (ignore files honoured), with its path relative to `dir`,
@@ -280,122 +269,23 @@ pub fn label(
     } else {
         out_dir.join(REPORT)
     };
-    let mut known: HashMap<String, Known> = HashMap::new();
-    let journal_exists = fs::metadata(&journal_path).is_ok_and(|m| m.len() > 0);
-    if journal_exists {
-        if !a.resume {
-            bail!(
-                "{} holds a journal from an earlier run: pass --resume to continue it, or choose an empty --out-dir",
-                journal_path.display()
-            );
-        }
-        let text = crate::files::read_text_capped(&journal_path, 1 << 30, "the journal")
-            .unwrap_or_default();
-        for (i, line) in text.lines().enumerate() {
-            // A torn last line (killed mid-write) is ignored: that file is redone.
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-                continue;
-            };
-            if i == 0
-                && let Some(input) = v.get("input_bytes").and_then(|s| s.as_str())
-            {
-                if v.get("journal").and_then(|s| s.as_str()) != Some(JOURNAL_SCHEMA)
-                    || input != path_key(&in_canon)
-                {
-                    bail!(
-                        "the journal {} belongs to another input folder ({}): refusing to resume {} into it",
-                        journal_path.display(),
-                        v.get("input").and_then(|s| s.as_str()).unwrap_or("?"),
-                        a.dir.display()
-                    );
-                }
-                continue;
-            }
-            let key = match v.get("rel_bytes").and_then(|r| r.as_str()) {
-                Some(k) => k.to_string(),
-                // Journals of earlier versions: UTF-8 names only, keyed by the name.
-                None => match v.get("rel").and_then(|r| r.as_str()) {
-                    Some(r) => hex::encode(r.as_bytes()),
-                    None => continue,
-                },
-            };
-            let st = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_string);
-            let entry = known.entry(key).or_default();
-            match st("status").as_deref() {
-                Some("backup") => entry.backup = st("backup_sha256"),
-                Some(s @ ("stamped" | "skipped")) => {
-                    entry.done = Some((s.to_string(), st("input_sha256"), st("output_sha256")));
-                }
-                _ => entry.done = None,
-            }
-        }
-        // Leftover temporary files from a killed run.
-        for (p, _) in walk(&out_dir, false)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|_| !a.dry_run)
-        {
-            if p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(".hallmark-") && n.ends_with(".tmp"))
-            {
-                let _ = fs::remove_file(p);
-            }
-        }
+    let known = Journal::read(&journal_path, &in_canon, a.resume, &a.dir)?;
+    let journal_exists = known.is_some();
+    let known = known.unwrap_or_default();
+    if journal_exists && !a.dry_run {
+        remove_temporaries(&out_dir);
     }
     if a.dry_run {
-        // What the real run would do, file by file, by the same rules (journal, content
-        // hashes, skips, backups); nothing is written.
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-        for (p, rel) in &todo {
-            let out = out_dir.join(rel);
-            let (action, reason) = match plan(p, &out, a.in_place, known.get(&path_key(rel))) {
-                Ok(Planned::AlreadyDone) => ("already_done", None),
-                Ok(Planned::Skip { why, .. }) => ("skip", Some(why)),
-                Ok(Planned::Stamp { .. }) => ("stamp", None),
-                Err(e) => ("fail", Some(format!("{e:#}"))),
-            };
-            *counts.entry(action).or_default() += 1;
-            if json_out {
-                crate::json::emit(
-                    crate::json::LABEL_PLAN,
-                    p.display().to_string(),
-                    &crate::json::LabelPlanOut {
-                        output: out.display().to_string(),
-                        action,
-                        reason: reason.clone(),
-                    },
-                )?;
-            } else {
-                match action {
-                    "stamp" => outln!("would stamp {} -> {}", p.display(), out.display()),
-                    "already_done" => outln!("already done: {}", p.display()),
-                    "skip" => outln!("would skip {}: {}", p.display(), reason.unwrap_or_default()),
-                    _ => outln!("would fail {}: {}", p.display(), reason.unwrap_or_default()),
-                }
-            }
-        }
-        if !quiet {
-            let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-            errln!("dry run: {} files: {}", todo.len(), parts.join(", "));
-        }
-        return Ok(0);
+        return dry_run(&todo, &out_dir, a.in_place, &known, json_out, quiet);
     }
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     if let Some(parent) = journal_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let model = a.model.as_ref().map(|n| hallmark::c2pa::Model {
-        name: n.clone(),
-        version: a.model_version.clone(),
-    });
-    let mut stamper = crate::stamper(&a.keys, &a.signer, model, None)?;
+    let mut stamper = crate::stamper(&a.keys, &a.signer, a.model.model(), None)?;
     stamper.limits = limits;
-    stamper.check_readback = !a.no_check;
-    if a.no_webp_check {
-        stamper.checks = hallmark::Checks::none();
-    }
+    a.checks.apply(&mut stamper);
     let ledger_w = match &a.ledger {
         Some(p) => {
             crate::ledger::ensure_parent(p)?;
@@ -407,31 +297,8 @@ pub fn label(
         None => None,
     };
     let registration = crate::registry::Registration::from_args(&a.registry, &a.keys)?;
-    let mut journal = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&journal_path)
-        .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
-    if journal_exists {
-        // Make sure the journal ends with a newline before appending (a torn line stays apart).
-        journal
-            .write_all(b"\n")
-            .with_context(|| format!("cannot write the journal {}", journal_path.display()))?;
-    } else {
-        let header = json!({"journal": JOURNAL_SCHEMA, "input": in_canon.display().to_string(), "input_bytes": path_key(&in_canon)});
-        journal
-            .write_all(format!("{header}\n").as_bytes())
-            .with_context(|| format!("cannot write the journal {}", journal_path.display()))?;
-    }
-    let journal = Mutex::new(journal);
-    let write_journal = |entry: &serde_json::Value| -> Result<()> {
-        let mut j = journal
-            .lock()
-            .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
-        j.write_all(format!("{entry}\n").as_bytes())
-            .and_then(|()| j.flush())
-            .context("cannot append to the journal (disk full?)")
-    };
+    let journal = Journal::open(&journal_path, journal_exists, &in_canon)?;
+    let write_journal = |entry: &serde_json::Value| journal.append(entry);
     let bar = if !quiet && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(todo.len() as u64);
         b.set_style(
@@ -450,11 +317,7 @@ pub fn label(
     let failed = Mutex::new(Vec::<(String, String)>::new());
     let skipped = AtomicUsize::new(0);
     let fatal = Mutex::new(None::<String>);
-    let jobs = if a.jobs == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        a.jobs
-    };
+    let jobs = crate::args::jobs(a.jobs);
     let job = Job {
         stamper: &stamper,
         in_place: a.in_place,
@@ -640,6 +503,172 @@ pub fn label(
     } else {
         2
     })
+}
+
+/// A label run's journal: a header line naming the input folder, then one JSON line per
+/// file and event, appended and flushed as each happens, so a killed run resumes where it
+/// stopped.
+struct Journal {
+    path: PathBuf,
+    file: Mutex<fs::File>,
+}
+
+impl Journal {
+    /// What an earlier run recorded, by [`path_key`]; `None` when there is no journal yet.
+    /// A journal is resumed only with `--resume`, and only for the input folder it names.
+    fn read(
+        path: &Path,
+        in_canon: &Path,
+        resume: bool,
+        dir: &Path,
+    ) -> Result<Option<HashMap<String, Known>>> {
+        if !fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            return Ok(None);
+        }
+        if !resume {
+            bail!(
+                "{} holds a journal from an earlier run: pass --resume to continue it, or choose an empty --out-dir",
+                path.display()
+            );
+        }
+        let mut known: HashMap<String, Known> = HashMap::new();
+        let text = crate::files::read_text_capped(path, 1 << 30, "the journal").unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            // A torn last line (killed mid-write) is ignored: that file is redone.
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if i == 0
+                && let Some(input) = v.get("input_bytes").and_then(|s| s.as_str())
+            {
+                if v.get("journal").and_then(|s| s.as_str()) != Some(JOURNAL_SCHEMA)
+                    || input != path_key(in_canon)
+                {
+                    bail!(
+                        "the journal {} belongs to another input folder ({}): refusing to resume {} into it",
+                        path.display(),
+                        v.get("input").and_then(|s| s.as_str()).unwrap_or("?"),
+                        dir.display()
+                    );
+                }
+                continue;
+            }
+            let key = match v.get("rel_bytes").and_then(|r| r.as_str()) {
+                Some(k) => k.to_string(),
+                // Journals of earlier versions: UTF-8 names only, keyed by the name.
+                None => match v.get("rel").and_then(|r| r.as_str()) {
+                    Some(r) => hex::encode(r.as_bytes()),
+                    None => continue,
+                },
+            };
+            let st = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_string);
+            let entry = known.entry(key).or_default();
+            match st("status").as_deref() {
+                Some("backup") => entry.backup = st("backup_sha256"),
+                Some(s @ ("stamped" | "skipped")) => {
+                    entry.done = Some((s.to_string(), st("input_sha256"), st("output_sha256")));
+                }
+                _ => entry.done = None,
+            }
+        }
+        Ok(Some(known))
+    }
+
+    /// Opens the journal for appending: a new one gets its header, a resumed one a newline
+    /// first (so a torn last line stays apart).
+    fn open(path: &Path, exists: bool, in_canon: &Path) -> Result<Journal> {
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the journal {}", path.display()))?;
+        let first = if exists {
+            "\n".to_string()
+        } else {
+            let header = json!({"journal": JOURNAL_SCHEMA, "input": in_canon.display().to_string(), "input_bytes": path_key(in_canon)});
+            format!("{header}\n")
+        };
+        file.write_all(first.as_bytes())
+            .with_context(|| format!("cannot write the journal {}", path.display()))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Appends one entry and flushes it.
+    fn append(&self, entry: &serde_json::Value) -> Result<()> {
+        let mut j = self
+            .file
+            .lock()
+            .map_err(|_| anyhow::anyhow!("journal lock poisoned"))?;
+        j.write_all(format!("{entry}\n").as_bytes())
+            .and_then(|()| j.flush())
+            .with_context(|| {
+                format!(
+                    "cannot append to the journal {} (disk full?)",
+                    self.path.display()
+                )
+            })
+    }
+}
+
+/// Removes the temporary files a killed run left in `out_dir`.
+fn remove_temporaries(out_dir: &Path) {
+    for (p, _) in walk(out_dir, false).unwrap_or_default() {
+        if p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".hallmark-") && n.ends_with(".tmp"))
+        {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// `--dry-run`: what the real run would do, file by file, by the same rules (journal,
+/// content hashes, skips, backups); nothing is written.
+fn dry_run(
+    todo: &[(PathBuf, PathBuf)],
+    out_dir: &Path,
+    in_place: bool,
+    known: &HashMap<String, Known>,
+    json_out: bool,
+    quiet: bool,
+) -> Result<i32> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (p, rel) in todo {
+        let out = out_dir.join(rel);
+        let (action, reason) = match plan(p, &out, in_place, known.get(&path_key(rel))) {
+            Ok(Planned::AlreadyDone) => ("already_done", None),
+            Ok(Planned::Skip { why, .. }) => ("skip", Some(why)),
+            Ok(Planned::Stamp { .. }) => ("stamp", None),
+            Err(e) => ("fail", Some(format!("{e:#}"))),
+        };
+        *counts.entry(action).or_default() += 1;
+        if json_out {
+            crate::json::emit(
+                crate::json::LABEL_PLAN,
+                p.display().to_string(),
+                &crate::json::LabelPlanOut {
+                    output: out.display().to_string(),
+                    action,
+                    reason: reason.clone(),
+                },
+            )?;
+        } else {
+            match action {
+                "stamp" => outln!("would stamp {} -> {}", p.display(), out.display()),
+                "already_done" => outln!("already done: {}", p.display()),
+                "skip" => outln!("would skip {}: {}", p.display(), reason.unwrap_or_default()),
+                _ => outln!("would fail {}: {}", p.display(), reason.unwrap_or_default()),
+            }
+        }
+    }
+    if !quiet {
+        let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        errln!("dry run: {} files: {}", todo.len(), parts.join(", "));
+    }
+    Ok(0)
 }
 
 /// What labelling one file comes to, decided before anything is written (a dry run prints

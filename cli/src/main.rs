@@ -167,8 +167,8 @@ fn run(cli: &Cli) -> Result<i32> {
             force,
             format,
         } => {
-            files::check_not_input(output, std::slice::from_ref(input), false)?;
-            files::check_new(output, files::Replace::allowed_if(*force))?;
+            let replace = files::Replace::allowed_if(*force);
+            files::check_output(output, std::slice::from_ref(input), false, replace)?;
             let bytes = files::read_input(input)?;
             let mut dec = hallmark::io::decode(&bytes, &limits(cli))?;
             dec.icc = None;

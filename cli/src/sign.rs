@@ -55,8 +55,7 @@ pub(crate) fn sign(cli: &Cli, a: &SignArgs) -> Result<i32> {
         );
     }
     if let Some(o) = &asset_out {
-        files::check_not_input(o, std::slice::from_ref(&a.input), a.in_place)?;
-        files::check_new(o, replace)?;
+        files::check_output(o, std::slice::from_ref(&a.input), a.in_place, replace)?;
     }
     if let Some(s) = &side_out {
         // A sidecar never replaces a manifest someone already has: above all the input's own

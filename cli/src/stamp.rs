@@ -68,10 +68,7 @@ pub(crate) fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     let mut s = stamper(&a.keys, &a.signer, a.model.model(), a.quality)?;
     s.manifest = a.manifest.spec()?;
     s.limits = limits(cli);
-    s.check_readback = !a.no_check;
-    if a.no_webp_check {
-        s.checks = hallmark::Checks::none();
-    }
+    a.checks.apply(&mut s);
     let mut ledger_w = match &a.ledger {
         Some(p) => {
             ledger::ensure_parent(p)?;
@@ -130,8 +127,7 @@ pub(crate) fn stamp(cli: &Cli, a: &StampArgs) -> Result<i32> {
     for (input, out) in a.inputs.iter().zip(outs) {
         let started = std::time::Instant::now();
         let res = (|| -> Result<hallmark::Stamped> {
-            files::check_not_input(&out, &a.inputs, a.in_place)?;
-            files::check_new(&out, replace)?;
+            files::check_output(&out, &a.inputs, a.in_place, replace)?;
             let bytes = files::read_input(input)?;
             refuse_text(input, &bytes)?;
             s.output_format = output_format(&out, a.format)?;

@@ -47,11 +47,7 @@ pub(crate) fn verify(cli: &Cli, a: &VerifyArgs) -> Result<i32> {
         }
     }
     let color = use_color(cli.color);
-    let jobs = if a.jobs == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        a.jobs
-    };
+    let jobs = crate::args::jobs(a.jobs);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
     let bar = (!cli.quiet && !cli.json && files.len() > 1 && std::io::stderr().is_terminal()).then(
         || {

@@ -454,6 +454,22 @@ fn resolve_output(path: &Path) -> Result<PathBuf> {
     }
 }
 
+/// The checks before writing `out`, before any work: it is none of the `inputs` (unless
+/// `in_place`: see [`check_not_input`]) and it is new unless `replace` allows replacing it
+/// (see [`check_new`]).
+///
+/// # Errors
+/// `refused` for an input, `output_exists` for an existing file not to be replaced.
+pub fn check_output(
+    out: &Path,
+    inputs: &[PathBuf],
+    in_place: bool,
+    replace: Replace,
+) -> Result<()> {
+    check_not_input(out, inputs, in_place)?;
+    check_new(out, replace)
+}
+
 /// Refuses to write over an input file unless asked.
 pub fn check_not_input(out: &Path, inputs: &[PathBuf], in_place: bool) -> Result<()> {
     if in_place || is_std(out) {

@@ -216,7 +216,7 @@ fn detect_planned(
     exclude: &[u32],
     planned: Option<&novel::LongText>,
 ) -> Result<Detection, Error> {
-    let (h, hmax) = (m.config.context, m.config.max_context);
+    let h = m.config.context;
     let start = skip.max(h);
     if tokens.len() <= start {
         return Err(Error::Input(format!(
@@ -229,6 +229,47 @@ fn detect_planned(
             }
         )));
     }
+    let scheme = m.config.scheme;
+    let Scores { cnt, sum, scored } = score_positions(m, tokens, start, exclude, planned);
+    let n = tokens.len();
+    let total = sum[n];
+    let (p_whole, z) = tail(scheme, cnt[n], total);
+    let (hits, best, n_windows) = search_windows(scheme, &cnt, &sum, start, p_whole);
+    let spans = merge_spans(scheme, &cnt, &sum, hits);
+    let p_value = if n_windows > 0.0 {
+        (2.0 * p_whole.min(best)).min(1.0)
+    } else {
+        p_whole
+    };
+    Ok(Detection {
+        p_value,
+        p_value_whole: p_whole,
+        z_score: z,
+        tokens_scored: scored,
+        score: total,
+        spans,
+    })
+}
+
+/// Per-position evidence as prefix sums: `cnt[i]` and `sum[i]` count and add the scores of
+/// positions before `i`.
+struct Scores {
+    cnt: Vec<Counts>,
+    sum: Vec<f64>,
+    /// Positions that added evidence.
+    scored: usize,
+}
+
+/// Scores every position from `start` on (see [`detect`] for which pairs count), with the
+/// long-text bookkeeping when `planned` is given.
+fn score_positions(
+    m: &TextMark,
+    tokens: &[u32],
+    start: usize,
+    exclude: &[u32],
+    planned: Option<&novel::LongText>,
+) -> Scores {
+    let (h, hmax) = (m.config.context, m.config.max_context);
     let scheme = m.config.scheme;
     let green = scheme.green().map(|(gamma, _)| {
         let w = match scheme {
@@ -338,10 +379,21 @@ fn detect_planned(
         cnt[i + 1] = c;
         sum[i + 1] = sum[i] + s;
     }
-    let total = sum[n];
-    let (p_whole, z) = tail(scheme, cnt[n], total);
-    // Span search: windows of several lengths, stride a quarter window; Bonferroni over all
-    // windows examined.
+    Scores { cnt, sum, scored }
+}
+
+/// The span search: windows of several lengths, stride a quarter window, each tested with
+/// its exact tail; returns the windows significant after a Bonferroni correction over all
+/// windows examined (the whole text counting as one more), the smallest corrected p-value,
+/// and the number of windows.
+fn search_windows(
+    scheme: Scheme,
+    cnt: &[Counts],
+    sum: &[f64],
+    start: usize,
+    p_whole: f64,
+) -> (Vec<Span>, f64, f64) {
+    let n = cnt.len() - 1;
     let mut windows = vec![];
     for &len in &WINDOWS {
         if len > n - start {
@@ -403,6 +455,12 @@ fn detect_planned(
             p_value: 2.0 * p_whole,
         });
     }
+    (hits, best, n_windows)
+}
+
+/// Merges overlapping significant windows into spans (each keeping its smallest p-value),
+/// then trims each span to the stretch its scores support.
+fn merge_spans(scheme: Scheme, cnt: &[Counts], sum: &[f64], mut hits: Vec<Span>) -> Vec<Span> {
     // Merge overlapping windows into spans, keeping each span's smallest p.
     hits.sort_by_key(|s| s.start);
     let mut spans: Vec<Span> = vec![];
@@ -438,17 +496,5 @@ fn detect_planned(
             (sp.start, sp.end) = best_range;
         }
     }
-    let p_value = if n_windows > 0.0 {
-        (2.0 * p_whole.min(best)).min(1.0)
-    } else {
-        p_whole
-    };
-    Ok(Detection {
-        p_value,
-        p_value_whole: p_whole,
-        z_score: z,
-        tokens_scored: scored,
-        score: total,
-        spans,
-    })
+    spans
 }

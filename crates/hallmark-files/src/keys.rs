@@ -13,26 +13,11 @@ use hallmark::{
     text::Config,
 };
 
-use crate::{MAX_CONFIG_BYTES, MAX_KEY_BYTES, coded, read_secret, read_text_capped, write_atomic};
+use crate::{MAX_KEY_BYTES, coded, read_secret, read_text_capped, warn_if_shared, write_atomic};
 
-/// The watermark key (secret).
-pub const WATERMARK_KEY: &str = "watermark.key";
-/// The C2PA signing key, PKCS#8 (secret): Ed25519 unless `keygen --alg` chose another.
-pub const SIGNING_KEY: &str = "c2pa-signing.key";
-/// The Ed25519 key that signs ledger records when the signing key is not Ed25519 (secret).
-pub const LEDGER_KEY: &str = "ledger.key";
-/// The signing certificate chain, end entity first.
-pub const CHAIN: &str = "c2pa-chain.pem";
-/// The CA certificate: the trust anchor verifiers are given.
-pub const CA: &str = "c2pa-ca.pem";
-/// Public facts about the keys ([`KeyFolder`] as JSON).
-pub const PUBLIC_INFO: &str = "keys.json";
-/// The text watermark scheme header.
-pub const TEXT_CONFIG: &str = "text-watermark.conf";
-
-/// The scheme of a key without a text-watermark.conf beside it: hallmark's default before
-/// `keygen` recorded the scheme, so text watermarked with such keys keeps detecting.
-pub const UNRECORDED_SCHEME: &str = "hallmark-text/1 gumbel h=2";
+pub use hallmark::keys::{
+    CA, CHAIN, LEDGER_KEY, PUBLIC_INFO, SIGNING_KEY, TEXT_CONFIG, UNRECORDED_SCHEME, WATERMARK_KEY,
+};
 
 /// The files of a keys folder.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -175,12 +160,13 @@ pub fn load_watermark_key(path: &Path) -> Result<WatermarkKey> {
     } else {
         path.to_path_buf()
     };
-    let text = read_secret(&file, "the watermark key")?;
-    WatermarkKey::from_file_str(&text).map_err(|e| {
-        coded(
+    warn_if_shared(&file, "the watermark key");
+    hallmark::keys::load_watermark_key(&file).map_err(|e| match e {
+        hallmark::Error::Parameter(e) => coded(
             ErrorCode::Key,
             format!("{} is not a hallmark watermark key: {e}", file.display()),
-        )
+        ),
+        other => other.into(),
     })
 }
 
@@ -237,33 +223,24 @@ pub fn load_watermark_keys(paths: &[PathBuf]) -> Result<Vec<(WatermarkKey, PathB
 /// # Errors
 /// `not_found`, or `key` when the key and chain are unusable or do not match.
 pub fn load_signer(dir: &Path) -> Result<SigningCredential> {
-    let chain = read_text_capped(&dir.join(CHAIN), MAX_KEY_BYTES, "the certificate chain")?;
-    let key = read_secret(&dir.join(SIGNING_KEY), "the signing key")?;
-    let cred = SigningCredential::from_pem(&chain, &key)
-        .with_context(|| format!("the signing credential in {} is unusable", dir.display()))?;
-    with_ledger_key(cred, Some(dir))
+    warn_if_shared(&dir.join(SIGNING_KEY), "the signing key");
+    warn_if_shared(&dir.join(LEDGER_KEY), "the ledger key");
+    hallmark::keys::load_signer(dir).map_err(|e| match e {
+        e @ hallmark::Error::C2pa(_) => anyhow::Error::new(e).context(format!(
+            "the signing credential in {} is unusable",
+            dir.display()
+        )),
+        other => other.into(),
+    })
 }
 
-/// Gives `cred` the ledger key of the keys folder `dir` when it has none of its own: the
-/// folder's `ledger.key`, or its signing key when that is Ed25519.
+/// Gives `cred` the ledger key of the keys folder `dir` when it has none of its own (see
+/// [`hallmark::keys::with_ledger_key`]).
 fn with_ledger_key(cred: SigningCredential, dir: Option<&Path>) -> Result<SigningCredential> {
-    if cred.record_key().is_some() {
-        return Ok(cred);
+    match dir {
+        Some(dir) => Ok(hallmark::keys::with_ledger_key(cred, dir)?),
+        None => Ok(cred),
     }
-    let Some(dir) = dir else {
-        return Ok(cred);
-    };
-    for name in [LEDGER_KEY, SIGNING_KEY] {
-        let p = dir.join(name);
-        if !p.exists() {
-            continue;
-        }
-        let pem = read_secret(&p, "the ledger key")?;
-        if RecordKey::from_pkcs8_pem(&pem).is_ok() {
-            return Ok(cred.with_record_key(&pem)?);
-        }
-    }
-    Ok(cred)
 }
 
 /// Where the signing credential comes from: a keys folder, or a certificate chain with a
@@ -379,12 +356,8 @@ pub fn text_config(scheme: Option<&str>, key: Option<&Path>) -> Result<Config> {
     } else {
         key.parent()
     };
-    match dir.map(|d| d.join(TEXT_CONFIG)).filter(|p| p.exists()) {
-        Some(p) => {
-            let t = read_text_capped(&p, MAX_CONFIG_BYTES, "the text watermark configuration")?;
-            Config::from_header(t.trim())
-                .with_context(|| format!("{} is not a text watermark header", p.display()))
-        }
+    match dir {
+        Some(d) => Ok(hallmark::keys::load_text_config(d)?),
         None => Ok(Config::from_header(UNRECORDED_SCHEME)?),
     }
 }

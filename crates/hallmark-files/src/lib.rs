@@ -89,72 +89,18 @@ fn warn(msg: &str) {
 /// Largest input file read (bytes). Decoders have their own pixel limits on top.
 pub const MAX_INPUT_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Largest key, certificate chain or trust-anchor file read (bytes).
-pub const MAX_KEY_BYTES: u64 = 1024 * 1024;
-
-/// Largest manifest definition or configuration file read (bytes).
-pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+pub use hallmark::keys::{MAX_CONFIG_BYTES, MAX_KEY_BYTES, human_bytes};
 
 /// Reads at most `cap` bytes of `path` (a regular file, a FIFO or a device alike): anything
 /// longer is refused after `cap + 1` bytes, before it can fill memory (`/dev/zero` as a key).
+/// (The facade's [`hallmark::keys::read_capped`], as an `anyhow` error.)
 pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
-    let f =
-        fs::File::open(path).with_context(|| format!("cannot open {what} {}", path.display()))?;
-    let meta = f
-        .metadata()
-        .with_context(|| format!("cannot stat {what} {}", path.display()))?;
-    if meta.is_dir() {
-        return Err(coded(
-            ErrorCode::InvalidInput,
-            format!("{what} {} is a directory", path.display()),
-        ));
-    }
-    if meta.len() > cap {
-        return Err(coded(
-            ErrorCode::TooLarge,
-            format!(
-                "{what} {} is {} bytes, over the {} limit",
-                path.display(),
-                meta.len(),
-                human_bytes(cap)
-            ),
-        ));
-    }
-    // Regular files report their length; devices and FIFOs report 0 and are read up to the cap.
-    let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    f.take(cap + 1)
-        .read_to_end(&mut buf)
-        .with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if buf.len() as u64 > cap {
-        return Err(coded(
-            ErrorCode::TooLarge,
-            format!(
-                "{what} {} is longer than the {} limit",
-                path.display(),
-                human_bytes(cap)
-            ),
-        ));
-    }
-    Ok(buf)
+    Ok(hallmark::keys::read_capped(path, cap, what)?)
 }
 
 /// [`read_capped`] for text files.
 pub fn read_text_capped(path: &Path, cap: u64, what: &str) -> Result<String> {
-    let bytes = read_capped(path, cap, what)?;
-    String::from_utf8(bytes).map_err(|_| {
-        coded(
-            ErrorCode::InvalidInput,
-            format!("{what} {} is not UTF-8 text", path.display()),
-        )
-    })
-}
-
-fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{} MiB", n >> 20)
-    } else {
-        format!("{} KiB", n >> 10)
-    }
+    Ok(hallmark::keys::read_text_capped(path, cap, what)?)
 }
 
 /// Whether a path argument is `-`: standard input for an input, standard output for an
@@ -190,6 +136,12 @@ pub fn read_input(path: &Path) -> Result<Vec<u8>> {
 /// Reads a secret key file, warning (as ssh does) when others may read it.
 pub fn read_secret(path: &Path, what: &str) -> Result<zeroize::Zeroizing<String>> {
     let text = zeroize::Zeroizing::new(read_text_capped(path, MAX_KEY_BYTES, what)?);
+    warn_if_shared(path, what);
+    Ok(text)
+}
+
+/// Warns (as ssh does) when others may read the secret file `path`.
+pub fn warn_if_shared(path: &Path, what: &str) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -206,7 +158,6 @@ pub fn read_secret(path: &Path, what: &str) -> Result<zeroize::Zeroizing<String>
             ));
         }
     }
-    Ok(text)
 }
 
 /// Whether an output may replace an existing file.

@@ -73,3 +73,46 @@ fn outputs_get_the_umask_mode_and_keys_0600() {
         0o600
     );
 }
+
+/// A keys folder `keygen` writes is what the facade's `Keys::load` reads: stamping and
+/// verifying with it need no file names (the stamped photo verifies, trusted by the folder's
+/// CA, with the watermark found); a missing key file is a `not_found` error naming it.
+#[test]
+fn the_facade_loads_a_keys_folder_in_one_call() {
+    use hallmark::c2pa::{CertOptions, KeyAlg};
+    let t = tempfile::tempdir().expect("temp dir");
+    for (name, alg) in [("ed", KeyAlg::Ed25519), ("es", KeyAlg::Es256)] {
+        let dir = t.path().join(name);
+        let opts = CertOptions {
+            alg,
+            ..CertOptions::default()
+        };
+        crate::keys::generate(&dir, &opts, &hallmark::text::Config::kgw(), false).expect("keygen");
+        let keys = hallmark::keys::Keys::load(&dir).expect("loads");
+        assert_eq!(keys.text, hallmark::text::Config::kgw());
+        assert!(keys.signer.record_key().is_some(), "{name}: a ledger key");
+        let verifier = keys.verifier();
+        let photo = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../testdata/photos/p02_coffee_600x400.png"),
+        )
+        .expect("photo");
+        let stamped = hallmark::stamp(&photo, &keys.stamper(), None).expect("stamps");
+        let report = hallmark::verify(&stamped.bytes, None, &verifier).expect("verifies");
+        assert_eq!(report.verdict, hallmark::Verdict::AiGenerated, "{name}");
+        assert_eq!(
+            report.c2pa.map(|c| c.validation_state),
+            Some(hallmark::c2pa::ValidationState::Trusted),
+            "{name}"
+        );
+        assert_eq!(
+            report.watermark.and_then(|d| d.payload),
+            Some(stamped.payload),
+            "{name}"
+        );
+    }
+    std::fs::remove_file(t.path().join("ed").join(crate::keys::WATERMARK_KEY)).expect("rm");
+    let e = hallmark::keys::Keys::load(&t.path().join("ed")).expect_err("no watermark key");
+    assert_eq!(e.code(), hallmark::ErrorCode::NotFound);
+    assert!(e.message().contains("watermark.key"), "{}", e.message());
+}

@@ -24,6 +24,19 @@ pub enum Error {
     /// The operation does not apply to this input.
     #[error("{0}")]
     Unsupported(String),
+    /// A file cannot be opened or read ([`crate::keys`]): what was being done, with the
+    /// path, and the I/O error as the source.
+    #[error("{what}")]
+    Io {
+        /// What failed, such as "cannot open the watermark key keys/watermark.key".
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input file is not what it should be (a folder, not UTF-8, not a scheme header).
+    #[error("{0}")]
+    Input(String),
     /// Watermark embedding failed.
     #[error(transparent)]
     Watermark(#[from] hallmark_image::Error),
@@ -211,6 +224,8 @@ impl Error {
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::Encode(_) | Error::Encoder(_) => ErrorCode::Encode,
             Error::Unsupported(_) => ErrorCode::Unsupported,
+            Error::Io { source, .. } => ErrorCode::of_io(source),
+            Error::Input(_) => ErrorCode::InvalidInput,
             Error::Watermark(e) => image_code(e),
             Error::C2pa(e) => c2pa_code(e),
             Error::Parameter(_) => ErrorCode::InvalidParameter,

@@ -3,7 +3,8 @@
 //! This is the one dependency a generation pipeline needs. It composes the three marks:
 //! the invisible image watermark ([`hallmark_image`]), the signed C2PA manifest
 //! ([`hallmark_c2pa`]) and the statistical text watermark ([`hallmark_text`]), over bytes
-//! in memory. It never opens files or reads environment variables; the `hallmark` CLI does.
+//! in memory. It reads no environment variables and opens no files, except the keys folder
+//! [`keys::Keys::load`] is pointed at; the `hallmark` CLI does the rest.
 //!
 //! Keys, stamp, verify:
 //!
@@ -39,6 +40,7 @@
 
 mod error;
 pub mod io;
+pub mod keys;
 pub mod ledger;
 mod stamp;
 mod verify;

@@ -13,8 +13,8 @@
 //! use hallmark::{Stamper, Verdict, Verifier, WatermarkKey, stamp, verify};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Keys: a watermark key and a C2PA signing chain (`hallmark keygen` writes both to a
-//! // folder; a production pipeline signs with its CA's chain or an external signer).
+//! // Keys: a watermark key and a C2PA signing chain, made here in memory. A folder that
+//! // `hallmark keygen` wrote is one call: `hallmark::keys::Keys::load(dir)?.stamper()`.
 //! let watermark = WatermarkKey::generate();
 //! let chain = generate(&CertOptions::default())?;
 //! let signer = SigningCredential::from_pem(&chain.chain_pem, &chain.key_pem)?;

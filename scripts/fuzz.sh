@@ -22,7 +22,7 @@ for t in "${targets[@]}"; do
   echo "== $t: ${secs} s"
   cargo fuzz run -O --fuzz-dir fuzz "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
     -max_total_time="$secs" -rss_limit_mb=4096 -timeout=30 -max_len=262144 -print_final_stats=1 \
-    2>&1 | grep -E "^(#[0-9]+ +(DONE|INITED)|stat::|==[0-9]+==|SUMMARY|Test unit|artifact_prefix|.*panicked)" || true
+    2>&1 | grep -E "^(#[0-9]+[[:space:]]+(DONE|INITED)|stat::|==[0-9]+==|SUMMARY|Test unit|artifact_prefix|.*panicked)" || true
   if ls "fuzz/artifacts/$t"/crash-* "fuzz/artifacts/$t"/oom-* "fuzz/artifacts/$t"/timeout-* >/dev/null 2>&1; then
     echo "$t: found a failing input in fuzz/artifacts/$t" >&2
     exit 1
